@@ -1,0 +1,47 @@
+"""The packaging files agree: environment.yml defers to pyproject.toml, the one source of dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _environment() -> dict:
+    return yaml.safe_load((ROOT / "environment.yml").read_text())
+
+
+def test_environment_installs_the_package_with_every_extra_it_needs() -> None:
+    deps = _environment()["dependencies"]
+    pip_sections = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert len(pip_sections) == 1, "environment.yml must have exactly one pip section"
+    (editable,) = pip_sections[0]
+    match = re.fullmatch(r"-e \.\[(.+)\]", editable)
+    assert match, f"pip section must be '-e .[extras]', got {editable!r}"
+    extras = set(match.group(1).split(","))
+    declared = set(_pyproject()["project"]["optional-dependencies"])
+    assert extras <= declared, f"extras {extras - declared} are not declared in pyproject.toml"
+    assert {"book", "dev"} <= extras
+
+
+def test_environment_names_no_dependency_of_its_own() -> None:
+    conda_deps = [d for d in _environment()["dependencies"] if isinstance(d, str)]
+    names = {re.split(r"[=<>! ]", d, maxsplit=1)[0] for d in conda_deps}
+    assert names == {"python", "pip"}, f"declare these in pyproject.toml instead: {names - {'python', 'pip'}}"
+
+
+def test_python_versions_agree() -> None:
+    conda_python = next(d for d in _environment()["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    version = conda_python.split("=", 1)[1]
+    required = _pyproject()["project"]["requires-python"]
+    minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)", required)
+    assert minimum, f"unexpected requires-python {required!r}"
+    assert tuple(map(int, version.split("."))) >= tuple(map(int, minimum.groups()))
