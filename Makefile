@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # The torch build used on the project's machines; set TORCH_PINS= to keep whatever torch you have.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test book bench lab clean
+.PHONY: setup test book bench lab clean browser-deps regress
 
 setup: $(STAMP)
 
@@ -14,11 +14,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[book,dev]"
 	touch $@
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
+# The book: every chapter executed at cpu scale into build/, then jupyter-book into _build/html.
 book: $(STAMP)
-	$(PY) -m ogc_lab.demo
+	$(PY) -m ogc_lab.book execute --scale cpu
+	$(PY) -m ogc_lab.book build
+
+# JupyterLab on the chapter sources, in the project's venv (ogc_lab importable).
+lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab]"
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Headless Chromium and its driver for tests/test_browser.py (Debian packages); quick when present.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; \
+	fi
+
+# The chapters at cpu scale, checked by the same per-chapter assertions as the smoke-scale tests.
+regress: $(STAMP)
+	OGC_BOOK_SCALE=cpu $(PY) -m pytest tests/test_notebooks.py -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_refit.py

@@ -1,0 +1,42 @@
+"""Shared pytest fixtures.  Each section belongs to one part of the project; keep them separate."""
+
+from __future__ import annotations
+
+# ---- book: the chapters executed once per session (used by test_notebooks and test_browser) ----
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ogc_lab import book
+
+# `make regress` sets this to "cpu"; the tests default to the seconds-long smoke scale.
+BOOK_SCALE_ENV = "OGC_BOOK_SCALE"
+
+
+@dataclass(frozen=True)
+class ExecutedBook:
+    """Every chapter executed at ``scale`` into ``out_dir`` (book.execute's layout), and the failures."""
+
+    out_dir: Path
+    scale: str
+    failures: dict[str, book.NotebookError]
+
+    def notebook(self, stem: str) -> Path:
+        return self.out_dir / "notebooks" / f"{stem}.ipynb"
+
+    def metrics(self, stem: str) -> Path:
+        return self.out_dir / "metrics" / f"{stem}.json"
+
+
+@pytest.fixture(scope="session")
+def executed_book(tmp_path_factory: pytest.TempPathFactory) -> ExecutedBook:
+    """Run every notebooks/*.ipynb once (at $OGC_BOOK_SCALE, default smoke); failures are collected."""
+    scale = book.check_scale(os.environ.get(BOOK_SCALE_ENV, "smoke"))
+    out_dir = tmp_path_factory.mktemp("book")
+    failures = book.execute_all(book.chapters(), out_dir, scale)
+    return ExecutedBook(out_dir=out_dir, scale=scale, failures=failures)
+
+
+# ---- end of book section ----

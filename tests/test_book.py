@@ -1,0 +1,204 @@
+"""Unit tests of ogc_lab.book: scale presets, metrics.json, atomic writes, notebook execution, build."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ogc_lab import book
+
+PRESETS = dict(smoke=dict(steps=1, width=2), cpu=dict(steps=10, width=2), gpu=dict(steps=100, width=8))
+
+
+# ---- pick ----
+
+
+@pytest.mark.parametrize("scale", book.SCALES)
+def test_pick_returns_the_scale_settings_as_a_copy(scale: str) -> None:
+    chosen = book.pick(scale, **PRESETS)
+    assert chosen == PRESETS[scale]
+    chosen["steps"] = -1
+    assert PRESETS[scale]["steps"] != -1
+
+
+def test_pick_applies_overrides_that_are_not_none() -> None:
+    assert book.pick("cpu", **PRESETS, steps=3, width=None) == dict(steps=3, width=2)
+
+
+def test_pick_rejects_an_unknown_scale_naming_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match="'laptop'.*smoke, cpu, gpu"):
+        book.pick("laptop", **PRESETS)
+
+
+def test_pick_rejects_an_override_the_scale_does_not_have() -> None:
+    with pytest.raises(ValueError, match="stepz"):
+        book.pick("smoke", **PRESETS, stepz=None)
+
+
+# ---- Metrics ----
+
+
+def test_metrics_round_trip_through_metrics_json(tmp_path: Path) -> None:
+    metrics = book.Metrics(tmp_path / "sub" / "metrics.json")
+    metrics.record("count", 3)
+    metrics.record("numpy", np.float32(0.5))
+    metrics.record("tensor", torch.tensor(2.25))
+    metrics.record("rows", [dict(tau=1.0, gap=np.float64(-0.5), bound=None)])
+    metrics.record("name", "symmetric")
+    path = metrics.save()
+    assert path == tmp_path / "sub" / "metrics.json"
+    assert json.loads(path.read_text()) == dict(
+        count=3, numpy=0.5, tensor=2.25, rows=[dict(tau=1.0, gap=-0.5, bound=None)], name="symmetric"
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1.0, -np.inf], torch.tensor([0.0, float("nan")])])
+def test_metrics_refuse_non_finite_numbers(tmp_path: Path, value) -> None:
+    with pytest.raises(ValueError, match="'bad'.*non-finite"):
+        book.Metrics(tmp_path / "m.json").record("bad", value)
+
+
+def test_metrics_refuse_values_json_cannot_hold(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'obj'.*object"):
+        book.Metrics(tmp_path / "m.json").record("obj", object())
+
+
+def test_record_glues_the_formatted_text_and_stores_the_value(tmp_path: Path, monkeypatch) -> None:
+    glued: dict = {}
+    monkeypatch.setattr(book, "_glue", lambda name, value: glued.__setitem__(name, value))
+    metrics = book.Metrics(tmp_path / "m.json")
+    metrics.record("rate", 0.123456, ".1%")
+    metrics.record("plain", 7)
+    assert repr(glued["rate"]) == "12.3%"
+    assert glued["plain"] == 7
+    assert metrics.values == dict(rate=0.123456, plain=7)
+
+
+def test_figure_glues_and_closes_the_figure(tmp_path: Path, monkeypatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    glued: dict = {}
+    monkeypatch.setattr(book, "_glue", lambda name, value: glued.__setitem__(name, value))
+    fig = plt.figure()
+    book.Metrics(tmp_path / "m.json").figure("fig_x", fig)
+    assert glued["fig_x"] is fig
+    assert not plt.fignum_exists(fig.number)
+
+
+# ---- atomic write ----
+
+
+def test_save_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+    metrics = book.Metrics(path)
+    metrics.record("x", 1)
+    metrics.save()
+    assert json.loads(path.read_text()) == {"x": 1}
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text("old")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(book.os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        book.atomic_write_text(path, "new")
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+# ---- chapters ----
+
+
+def test_chapters_filters_by_prefix_and_rejects_unmatched(tmp_path: Path) -> None:
+    for name in ("01_a.ipynb", "02_b.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in book.chapters(tmp_path)] == ["01_a.ipynb", "02_b.ipynb"]
+    assert [p.name for p in book.chapters(tmp_path, only=["02"])] == ["02_b.ipynb"]
+    with pytest.raises(ValueError, match="'09'"):
+        book.chapters(tmp_path, only=["09"])
+
+
+def test_cli_reports_an_unknown_chapter_with_exit_status_1(capsys) -> None:
+    assert book.main(["execute", "--scale", "smoke", "--only", "99_no_such_chapter"]) == 1
+    assert "99_no_such_chapter" in capsys.readouterr().err
+
+
+# ---- execute ----
+
+
+def _notebook(path: Path, body: str) -> Path:
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = new_code_cell('scale = "cpu"\nmetrics_path = "metrics.json"\nseed = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, new_code_cell(body)]
+    nbformat.write(nb, path)
+    return path
+
+
+RECORDING = """
+import os
+from ogc_lab.book import Metrics
+m = Metrics(metrics_path)
+m.record("scale", scale)
+m.record("cwd", os.getcwd())
+m.save()
+"""
+
+
+@pytest.mark.slow
+def test_execute_writes_the_executed_copy_and_the_metrics(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "07_tiny.ipynb", RECORDING)
+    out = tmp_path / "build"
+    executed = book.execute(source, out, "smoke")
+    assert executed == (out / "notebooks" / "07_tiny.ipynb").resolve()
+    assert json.loads((out / "metrics" / "07_tiny.json").read_text()) == dict(
+        scale="smoke", cwd=str((out / "notebooks").resolve())
+    )
+    nb = nbformat.read(executed, as_version=4)
+    injected = [c for c in nb.cells if book.INJECTED_TAG in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and book.HIDDEN_TAG in injected[0].metadata.tags
+    assert not nbformat.read(source, as_version=4).cells[1].outputs  # the source stays clean
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_raises_with_its_name_and_the_error(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "08_broken.ipynb", 'raise ValueError("boom at step 3")')
+    with pytest.raises(book.NotebookError, match=r"08_broken\.ipynb.*ValueError: boom at step 3"):
+        book.execute(source, tmp_path / "build", "smoke")
+
+
+def test_execute_rejects_a_bad_scale_and_a_missing_notebook(tmp_path: Path) -> None:
+    source = _notebook(tmp_path / "01_x.ipynb", "pass")
+    with pytest.raises(ValueError, match="'huge'"):
+        book.execute(source, tmp_path / "build", "huge")
+    with pytest.raises(ValueError, match="does not exist"):
+        book.execute(tmp_path / "nope.ipynb", tmp_path / "build", "smoke")
+
+
+# ---- build ----
+
+
+@pytest.mark.slow
+def test_build_fails_loudly_when_a_listed_chapter_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: build/notebooks/01_missing\n")
+    with pytest.raises(RuntimeError, match="01_missing"):
+        book.build(tmp_path)

@@ -1,0 +1,184 @@
+"""The built book in headless Chromium: pages load, images decode, MathJax renders, figures have captions.
+
+Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package.
+Without them the test skips locally and fails in CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import nbformat
+import pytest
+import yaml
+
+from ogc_lab import book
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+# Console errors that are not the book's: Chromium asks every server for /favicon.ico, the theme
+# complains once about a fresh profile's empty light/dark setting, and jupyter-book 1.0.4 emits
+# sphinx-thebe's `const THEBE_JS_URL` script twice on every page.
+KNOWN_CONSOLE_ERRORS = (
+    "favicon.ico",
+    "Got invalid theme mode",
+    "Identifier 'THEBE_JS_URL' has already been declared",
+)
+CHAPTERS = book.chapters()
+PAGES = ["book/intro", *[f"build/notebooks/{nb.stem}" for nb in CHAPTERS], "book/references"]
+
+
+def _unavailable(reason: str) -> None:
+    """Fail in CI (the browser is part of the test setup there), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}: run `make browser-deps` before the tests", pytrace=False)
+    pytest.skip(reason)
+
+
+def _staged_toc(executed: set[str]) -> dict:
+    """The repository's _toc.yml without the chapters that were not executed (still being written)."""
+    toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
+    toc["chapters"] = [
+        entry
+        for entry in toc["chapters"]
+        if not entry["file"].startswith("build/notebooks/") or Path(entry["file"]).name in executed
+    ]
+    return toc
+
+
+@pytest.fixture(scope="module")
+def html_dir(executed_book, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The book built from the session's executed chapters in a staged copy of the repository layout."""
+    if executed_book.failures:
+        pytest.fail(f"chapters failed to execute: {sorted(executed_book.failures)}")
+    root = tmp_path_factory.mktemp("book_root")
+    shutil.copy(book.REPO_ROOT / "_config.yml", root / "_config.yml")
+    shutil.copytree(book.REPO_ROOT / "book", root / "book")
+    shutil.copytree(executed_book.out_dir / "notebooks", root / "build" / "notebooks")
+    (root / "_toc.yml").write_text(yaml.safe_dump(_staged_toc({nb.stem for nb in CHAPTERS})))
+    return book.build(root)
+
+
+@pytest.fixture(scope="module")
+def base_url(html_dir: Path) -> Iterator[str]:
+    """Serve the HTML on a loopback port for the duration of the module."""
+    handler = functools.partial(QuietHandler, directory=str(html_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Headless Chromium driven through Debian's chromedriver (no download, no network)."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver_path):
+        _unavailable("chromium or chromedriver is not installed")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("the selenium package is not installed")
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+        driver.set_page_load_timeout(60)
+        driver.set_script_timeout(60)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+# Resolves once MathJax has typeset the page (or at once when the page has no math).
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+if (!document.querySelector('.math')) { done('no math'); return; }
+const started = Date.now();
+(function poll() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done('typeset'), (e) => done('error: ' + e));
+  } else if (Date.now() - started > 30000) {
+    done('MathJax never started');
+  } else {
+    setTimeout(poll, 100);
+  }
+})();
+"""
+
+PAGE_FACTS = """
+const article = document.querySelector('article') || document.body;
+const maths = [...article.querySelectorAll('.math')];
+return {
+  title: (article.querySelector('h1') || {}).textContent || '',
+  math: maths.length,
+  unrendered: maths.filter((m) => !m.querySelector('mjx-container')).map((m) => m.textContent.slice(0, 80)),
+  tex_errors: [...document.querySelectorAll('mjx-merror')].map((m) => m.textContent),
+  broken_images: [...document.images].filter((i) => !i.complete || i.naturalWidth === 0).map((i) => i.src),
+  images: article.querySelectorAll('img').length,
+  uncaptioned_images: [...article.querySelectorAll('img')]
+    .filter((i) => !((i.closest('figure') || {}).querySelector?.('figcaption')?.textContent.trim()))
+    .map((i) => i.src.slice(-60)),
+  empty_captions: [...article.querySelectorAll('figure')].filter((f) => !f.querySelector('figcaption')?.textContent.trim()).length,
+};
+"""
+
+
+def _source_has_math(page: str) -> bool:
+    """Whether the page's source (a notebook's markdown cells or a .md page) contains $ math."""
+    source = book.REPO_ROOT / page
+    if page.startswith("build/notebooks/"):
+        nb = nbformat.read(book.NOTEBOOKS_DIR / f"{Path(page).name}.ipynb", as_version=4)
+        return any("$" in cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    return "$" in source.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_in_chromium(page: str, base_url: str, browser) -> None:
+    browser.get(f"{base_url}/{page}.html")
+    assert browser.execute_script("return document.readyState") == "complete"
+    mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
+    facts = browser.execute_script(PAGE_FACTS)
+    assert facts["title"].strip(), "the page has no heading: did it load?"
+    assert not facts["broken_images"]
+    if _source_has_math(page):
+        assert mathjax == "typeset" and facts["math"] > 0
+    assert not facts["unrendered"], "MathJax left math untypeset"
+    assert not facts["tex_errors"]
+    assert not facts["uncaptioned_images"], "every figure needs a caption"
+    assert facts["empty_captions"] == 0
+    severe = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE" and not any(known in entry["message"] for known in KNOWN_CONSOLE_ERRORS)
+    ]
+    assert not severe, "the page logged errors (a resource that did not load?)"
