@@ -33,6 +33,31 @@ def _numbers(value: Any) -> list[float]:
 # ---- per-chapter checks: metrics dict and scale -> assertions ------------------------------------
 
 
+def check_01(metrics: dict[str, Any], scale: str) -> None:
+    epochs = metrics["epochs"]
+    for run in ("fixed", "ogc", "ce"):
+        assert metrics[f"{run}_epoch"] == epochs
+        for key in ("noisy_above", "clean_above", "test_acc", "memorised", "median_grad_clean", "median_grad_noisy"):
+            assert len(metrics[f"{run}_{key}"]) == len(epochs), (run, key)
+        assert all(0.0 <= acc <= 1.0 for acc in metrics[f"{run}_test_acc"])
+        # CE's |dl/dp| = 1/p >= 1, and noisy samples sit above clean ones at every drawn epoch.
+        assert min(metrics[f"{run}_median_grad_clean"]) >= 1.0
+        assert all(n > c for n, c in zip(metrics[f"{run}_median_grad_noisy"], metrics[f"{run}_median_grad_clean"]))
+    # Figure 1's claim: the noisy gradients move across the fixed tau while few clean ones are clipped.
+    assert metrics["fixed_tau"] == [metrics["fixed_threshold"]] * len(epochs)
+    assert metrics["fixed_noisy_above_range"] >= (0.5 if scale == "smoke" else 0.15)
+    assert max(metrics["fixed_clean_above"]) <= 0.05
+    # OGC: no clipping before its first refit (step 32, queue full), a finite tau from then on.
+    assert metrics["ogc_first_clip_epoch"] == 32
+    assert all(tau is None for tau, e in zip(metrics["ogc_tau"], epochs) if e < 32)
+    assert all(tau is not None and 1.0 <= tau < 10.0 for tau, e in zip(metrics["ogc_tau"], epochs) if e >= 32)
+    assert metrics["ogc_target"] == pytest.approx(1.0 + 20.0 * metrics["lr"])
+    if scale != "smoke":
+        # Trained to the end, OGC memorises fewer flipped labels and generalises better.
+        assert metrics["ogc_memorised_last"] <= metrics["fixed_memorised_last"] - 0.2
+        assert metrics["ogc_test_acc_last"] >= max(metrics["fixed_test_acc_last"], metrics["ce_test_acc_last"]) + 0.05
+
+
 def check_02(metrics: dict[str, Any], scale: str) -> None:
     # Proposition 1 holds on every random logit vector (float64 rounding only).
     assert metrics["max_bound_violation"] <= 1e-6
@@ -62,6 +87,7 @@ def check_03(metrics: dict[str, Any], scale: str) -> None:
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
+    "01_fixed_threshold": check_01,
     "02_transformed_loss": check_02,
     "03_noise_tolerance": check_03,
 }
