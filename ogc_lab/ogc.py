@@ -1,26 +1,43 @@
-"""Optimized Gradient Clipping (OGC): the transformed (clipped) losses.
+"""Optimized Gradient Clipping (OGC): transformed losses, the 2-GMM, the tau solve and the controller.
 
 Clipping the per-sample gradient |dl/dp| at tau is the same as training on a loss that follows the
 base loss l(p) for p above the threshold probability p_thr (where |l'(p_thr)| = tau) and continues
-along its tangent line below it.  This module holds the base losses written in p, and that
-transformation.
+along its tangent line below it.  OGC re-chooses tau every few steps: it fits a two-component
+Gaussian mixture to recent values of H = -log p ("clean" = smaller mean, "noisy" = larger mean) and
+takes the largest tau for which the expected clipped gradient of the noisy component is at most
+1 + lr * epsilon times that of the clean one.  Everything on the training path runs on the
+tensors' device with no host synchronisation (fixed iteration counts, ``torch.where`` instead of
+branches on tensor values); scikit-learn is kept only as the reference GMM.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass
-from typing import Callable
+import warnings
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
+import numpy as np
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
 
 P_MIN = 1e-7
 P_MAX = 1.0 - 1e-7
 H_MIN = -math.log(P_MAX)  # smallest H = -log p after clamping (about 1e-7)
 H_MAX = -math.log(P_MIN)  # largest H = -log p after clamping (about 16.118)
 
+SOLVE_POINTS = 510  # interior points evaluated at once per round of the tau search (<= 2048 values a call)
+SOLVE_ROUNDS = 2  # rounds: final bracket is (log g range) / 511**2, about 6e-5 in log tau for CE
+MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
+
 TauLike = float | Tensor
+
+
+# ----------------------------------------------------------------------------------------------
+# Base losses in p and the transformed loss
+# ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -100,28 +117,41 @@ def base_loss(name: str, **params: float) -> BaseLoss:
         factory = BASE_LOSSES[name.lower()]
     except KeyError:
         raise ValueError(f"unknown base loss {name!r}; known: {', '.join(BASE_LOSSES)}") from None
+    allowed = set(inspect.signature(factory).parameters)
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {sorted(unknown)} for base loss {name!r}; "
+            f"allowed: {sorted(allowed) or 'none'}"
+        )
     return factory(**params)
 
 
 def label_prob(logits: Tensor, targets: Tensor) -> Tensor:
-    """softmax(logits)[y], clamped to [P_MIN, P_MAX] as in the method (so H lies in [H_MIN, H_MAX])."""
+    """softmax(logits)[y], clamped to [P_MIN, P_MAX] as in the method (so H lies in [H_MIN, H_MAX]).
+
+    Computed in at least float32 (float64 logits stay float64).
+    """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (batch, classes), got shape {tuple(logits.shape)}")
-    logp = torch.log_softmax(logits.float(), dim=1).gather(1, targets.long().view(-1, 1)).squeeze(1)
+    work = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    logp = torch.log_softmax(work, dim=1).gather(1, targets.long().view(-1, 1)).squeeze(1)
     return logp.exp().clamp(P_MIN, P_MAX)
 
 
 def clipped_loss_of_p(p: Tensor, tau: TauLike, base: BaseLoss) -> tuple[Tensor, Tensor]:
-    """Per-sample transformed loss lbar(p; tau) and the mask of clipped samples (p <= p_thr).
+    """Per-sample transformed loss lbar(p; tau) and the mask of clipped samples (p < p_thr).
 
-    Its derivative in p is -min(|l'(p)|, tau).  A tau at or beyond |l'(P_MIN)| means no clipping.
+    Its derivative in p is -min(|l'(p)|, tau).  A tau at or beyond |l'(P_MIN)| (e.g. ``inf``) means
+    no clipping.  Both branches meet with equal value and slope at p_thr, so the strict ``<`` only
+    decides which samples are reported as clipped.
     """
-    tau_t = torch.as_tensor(tau, dtype=p.dtype, device=p.device)
-    g_max = base.grad(torch.tensor(P_MIN, dtype=p.dtype, device=p.device))
-    g_min = base.grad(torch.tensor(P_MAX, dtype=p.dtype, device=p.device))
+    tau_t = torch.as_tensor(tau, device=p.device).to(p.dtype)
+    g_max = base.grad(torch.full((), P_MIN, dtype=p.dtype, device=p.device))
+    g_min = base.grad(torch.full((), P_MAX, dtype=p.dtype, device=p.device))
     tau_t = torch.minimum(torch.maximum(tau_t, g_min), g_max)
     p_thr = base.threshold_prob(tau_t).clamp(P_MIN, P_MAX).detach()
-    clipped = p <= p_thr
+    clipped = p < p_thr
     tangent = base.value(p_thr) - tau_t * (p - p_thr)
     return torch.where(clipped, tangent, base.value(p)), clipped
 
@@ -149,3 +179,583 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
     if reduction == "none":
         return per_sample
     raise ValueError(f"unknown reduction {reduction!r}; allowed: 'mean', 'sum', 'none'")
+
+
+# ----------------------------------------------------------------------------------------------
+# Two-component 1-D Gaussian mixture
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GMM1D:
+    """A 2-component 1-D Gaussian mixture; index 0 has the smaller mean ("clean"), 1 is "noisy"."""
+
+    means: Tensor
+    variances: Tensor
+    weights: Tensor
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> GMM1D:
+        """The same mixture with its tensors moved / cast."""
+        return GMM1D(*(getattr(self, f.name).to(device=device, dtype=dtype) for f in fields(self)))
+
+    def sorted(self) -> GMM1D:
+        """Components reordered so the smaller mean comes first (no host sync)."""
+        order = torch.argsort(self.means)
+        return GMM1D(*(getattr(self, f.name)[order] for f in fields(self)))
+
+
+def _work_dtype(x: Tensor) -> torch.dtype:
+    """float64 on the CPU (cheap there, and matches scikit-learn); float32 is allowed on accelerators."""
+    if x.device.type == "cpu" or x.dtype == torch.float64:
+        return torch.float64
+    return torch.float32
+
+
+def _as_samples(x: Tensor) -> Tensor:
+    """Flatten ``x`` to the 1-D sample vector the GMM fits, in the working dtype."""
+    x = torch.as_tensor(x)
+    if x.numel() < 2:
+        raise ValueError(f"a 2-component GMM needs at least 2 values, got {x.numel()}")
+    return x.detach().reshape(-1).to(_work_dtype(x))
+
+
+def _kmeans_resp(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Hard responsibilities of the best 1-D 2-means split of centred ``x`` (deterministic).
+
+    In 1-D the k-means clusters are contiguous in sorted order, so every split is scored at once
+    with cumulative sums; this is the global optimum that Lloyd's algorithm reaches on ordinary
+    bimodal data (scikit-learn's k-means init), without its random restarts or iterations.
+    """
+    del generator  # the k-means init is deterministic
+    ordered = torch.sort(x).values
+    left_sum = torch.cumsum(ordered, 0)[:-1]
+    left_count = torch.arange(1, x.numel(), dtype=x.dtype, device=x.device)
+    # x is centred, so the right cluster's sum is -left_sum: maximise S^2 (1/n_left + 1/n_right).
+    between = left_sum**2 * (1.0 / left_count + 1.0 / (x.numel() - left_count))
+    split = ordered.gather(0, torch.argmax(between).view(1))  # gather: a 0-d tensor index would sync
+    upper = (x > split).to(x.dtype)
+    return torch.stack([1.0 - upper, upper], dim=1)
+
+
+def _random_resp(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Uniform random responsibilities, normalised per sample (scikit-learn's ``init_params='random'``)."""
+    if generator is None:
+        raise ValueError("init='random' needs a torch.Generator (generator=None given)")
+    resp = torch.rand(x.numel(), 2, generator=generator, dtype=x.dtype, device=x.device)
+    return resp / resp.sum(1, keepdim=True)
+
+
+GMM_INITS: dict[str, Callable[[Tensor, torch.Generator | None], Tensor]] = {
+    "kmeans": _kmeans_resp,
+    "random": _random_resp,
+}
+
+
+def _params_from_stats(stats: Tensor, reg_covar: float) -> Tensor:
+    """(weights, means, variances + reg_covar) as a (3, 2) tensor from per-component moments.
+
+    ``stats`` rows are sum r, sum r x, sum r x^2; the arithmetic is scikit-learn's M-step.
+    """
+    counts, first, second = stats
+    nk = counts + 10.0 * torch.finfo(stats.dtype).eps
+    means = first / nk
+    return torch.stack([nk / nk.sum(), means, second / nk - means * means + reg_covar])
+
+
+def _log_joint_coef(theta: Tensor) -> Tensor:
+    """Coefficients c (3, 2) with log w_k + log N(x; mu_k, var_k) = c_k . (1, x, x^2)."""
+    weights, means, variances = theta
+    precision = 1.0 / variances
+    log_norm = math.log(2.0 * math.pi) + torch.log(variances) + means * means * precision
+    constant = torch.log(weights) - 0.5 * log_norm
+    return torch.stack([constant, means * precision, -0.5 * precision])
+
+
+def _em_step(x: Tensor, powers: Tensor, theta: Tensor, reg_covar: float) -> tuple[Tensor, Tensor]:
+    """One EM iteration: the mean log-likelihood under ``theta`` (EM's lower bound) and the new theta.
+
+    With two components the responsibilities are sigmoids of one log-odds (a quadratic in x, taken
+    elementwise: a BLAS matrix-vector product of this shape can stall when SciPy's BLAS is loaded),
+    and the log-likelihood is sum_k r_k (log w_k N_k - log r_k), i.e. linear in the moments the
+    M-step needs anyway plus the responsibilities' entropy.
+    """
+    coef = _log_joint_coef(theta)
+    odds = coef[:, 1] - coef[:, 0]
+    log_odds = torch.addcmul(odds[0], x, torch.addcmul(odds[1], x, odds[2]))
+    resp = torch.sigmoid(torch.stack([-log_odds, log_odds], dim=1))
+    stats = powers @ resp
+    lower_bound = ((coef * stats).sum() + torch.special.entr(resp).sum()) / x.numel()
+    return lower_bound, _params_from_stats(stats, reg_covar)
+
+
+def fit_gmm_torch(
+    x: Tensor,
+    max_iter: int = 10,
+    reg_covar: float = 1e-3,
+    tol: float = 1e-3,
+    init: str = "kmeans",
+    generator: torch.Generator | None = None,
+) -> GMM1D:
+    """EM for a 2-component 1-D GMM on x's device, following scikit-learn's algorithm.
+
+    Runs exactly ``max_iter`` iterations; once the lower-bound change falls below ``tol`` the
+    parameters are frozen with ``torch.where``, which equals stopping there but needs no host sync.
+    The data are centred first (the likelihood is shift-invariant) to keep float32 accurate.
+    """
+    if init not in GMM_INITS:
+        raise ValueError(f"unknown GMM init {init!r}; allowed: {', '.join(GMM_INITS)}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    x = _as_samples(x)
+    centre = x.mean()
+    x = x - centre
+    powers = torch.stack([torch.ones_like(x), x, x * x])
+    theta = _params_from_stats(powers @ GMM_INITS[init](x, generator), reg_covar)
+    previous = torch.full((), -math.inf, dtype=x.dtype, device=x.device)
+    frozen = torch.zeros((), dtype=torch.bool, device=x.device)
+    for _ in range(max_iter):
+        lower_bound, new_theta = _em_step(x, powers, theta, reg_covar)
+        theta = torch.where(frozen, theta, new_theta)
+        frozen = frozen | ((lower_bound - previous).abs() < tol)
+        previous = lower_bound
+    weights, means, variances = theta
+    return GMM1D(means + centre, variances, weights).sorted()
+
+
+def fit_gmm_sklearn(
+    x: Tensor | np.ndarray,
+    max_iter: int = 10,
+    reg_covar: float = 1e-3,
+    tol: float = 1e-3,
+    seed: int = 0,
+) -> GMM1D:
+    """The reference fit: scikit-learn GaussianMixture(2, k-means init); float64 CPU tensors back."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    values = x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+    values = values.reshape(-1, 1).astype(np.float64)
+    if values.shape[0] < 2:
+        raise ValueError(f"a 2-component GMM needs at least 2 values, got {values.shape[0]}")
+    model = GaussianMixture(
+        2, max_iter=max_iter, reg_covar=reg_covar, tol=tol, init_params="kmeans", random_state=seed
+    )
+    with warnings.catch_warnings():  # max_iter=10 often stops before tol: expected, as in the reference
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(values)
+    return GMM1D(
+        torch.from_numpy(model.means_.reshape(-1).copy()),
+        torch.from_numpy(model.covariances_.reshape(-1).copy()),
+        torch.from_numpy(model.weights_.reshape(-1).copy()),
+    ).sorted()
+
+
+# ----------------------------------------------------------------------------------------------
+# r(tau): ratio of expected clipped gradients, noisy over clean
+# ----------------------------------------------------------------------------------------------
+
+
+def _log_ndtr_diff(lo: Tensor, hi: Tensor) -> Tensor:
+    """log(Phi(hi) - Phi(lo)) for lo <= hi, from the lower tail or the mirrored upper tail.
+
+    ``hi`` a rounding error below ``lo`` counts as an empty interval (-inf), not NaN.
+    """
+    upper = lo > 0
+    log_hi = torch.special.log_ndtr(torch.where(upper, -lo, hi))
+    log_lo = torch.special.log_ndtr(torch.where(upper, -hi, lo))
+    return log_hi + torch.log(-torch.expm1((log_lo - log_hi).clamp(max=0.0)))
+
+
+def _bound(value: TauLike, like: Tensor) -> Tensor:
+    """A float or tensor bound as a tensor with ``like``'s dtype and device."""
+    return torch.as_tensor(value, device=like.device).to(like.dtype)
+
+
+LogRatio = Callable[[Tensor], Tensor]  # r as a function of log tau, vectorised
+
+
+def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: TauLike, h_hi: TauLike) -> LogRatio:
+    """Closed-form r(log tau) for g(H) = exp(k H); the tau-independent terms are computed once.
+
+    E[min(e^{kH}, tau)] over N(mu, s^2) truncated to [a, c], with h_t = log(tau)/k clamped to [a, c]:
+    exp(k mu + k^2 s^2/2) [Phi((h_t-mu)/s - ks) - Phi((a-mu-ks^2)/s)] + tau [Phi((c-mu)/s) - Phi((h_t-mu)/s)],
+    over the truncation mass; summed in log space so a large k s^2 cannot overflow.
+    """
+    mu, var = gmm.means, gmm.variances
+    a, c = _bound(h_lo, mu), _bound(h_hi, mu)
+    s = var.sqrt()
+    alpha = (a - mu - k * var) / s
+    beta = (c - mu) / s
+    log_scale = k * mu + 0.5 * k * k * var
+    log_mass = _log_ndtr_diff((a - mu) / s, beta)
+
+    def ratio(log_tau: Tensor) -> Tensor:
+        log_tau = torch.minimum(log_tau, k * c)[..., None]  # beyond g(c) nothing is clipped
+        z = (torch.clamp(log_tau / k, a, c) - mu) / s  # standardised clipping point, (..., 2)
+        lo = torch.stack([alpha.expand_as(z), z])
+        hi = torch.stack([z - k * s, beta.expand_as(z)])
+        log_parts = _log_ndtr_diff(lo, hi) + torch.stack([log_scale.expand_as(z), log_tau.expand_as(z)])
+        log_mean = torch.logsumexp(log_parts, dim=0) - log_mass
+        return torch.exp(log_mean[..., 1] - log_mean[..., 0])
+
+    return ratio
+
+
+def _grid_ratio_of_log_tau(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauLike, n_grid: int) -> LogRatio:
+    """r(log tau) on ``n_grid`` equally spaced H values, densities computed once (the reference's way)."""
+    mu, var = gmm.means, gmm.variances
+    a, c = _bound(h_lo, mu), _bound(h_hi, mu)
+    h = a + (c - a) * torch.linspace(0.0, 1.0, n_grid, dtype=mu.dtype, device=mu.device)
+    g = base.grad_of_h(h)
+    density = torch.softmax(-0.5 * (h[:, None] - mu) ** 2 / var, dim=0)  # truncated, grid-normalised
+
+    def ratio(log_tau: Tensor) -> Tensor:
+        means = torch.minimum(g, torch.exp(log_tau)[..., None]) @ density
+        return means[..., 1] / means[..., 0]
+
+    return ratio
+
+
+def _log_of(tau: TauLike, gmm: GMM1D) -> Tensor:
+    return torch.log(_bound(tau, gmm.means))
+
+
+def ratio_exact(tau: TauLike, gmm: GMM1D, k: float, h_lo: TauLike = H_MIN, h_hi: TauLike = H_MAX) -> Tensor:
+    """r(tau) in closed form for g(H) = exp(k H) (CE: k = 1, GCE: k = 1 - q), any shape of ``tau``."""
+    return _exact_ratio_of_log_tau(gmm, k, h_lo, h_hi)(_log_of(tau, gmm))
+
+
+def ratio_grid(
+    tau: TauLike,
+    gmm: GMM1D,
+    base: BaseLoss,
+    h_lo: TauLike = H_MIN,
+    h_hi: TauLike = H_MAX,
+    n_grid: int = 1000,
+) -> Tensor:
+    """r(tau) as the reference computes it: truncated normal densities on an n_grid-point H grid."""
+    return _grid_ratio_of_log_tau(gmm, base, h_lo, h_hi, n_grid)(_log_of(tau, gmm))
+
+
+def _exact_method(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauLike, n_grid: int) -> LogRatio:
+    del n_grid  # the closed form needs no grid
+    if base.exp_rate is None:
+        raise ValueError(f"method='exact' needs |l'| = exp(kH); base loss {base.name} has none: use 'grid'")
+    return _exact_ratio_of_log_tau(gmm, base.exp_rate, h_lo, h_hi)
+
+
+RATIO_METHODS: dict[str, Callable[[GMM1D, BaseLoss, TauLike, TauLike, int], LogRatio]] = {
+    "exact": _exact_method,
+    "grid": _grid_ratio_of_log_tau,
+}
+
+
+def _crossing(ratio: LogRatio, lo: Tensor, hi: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """log tau* with r crossing ``target`` inside [lo, hi], and r at lo and hi.
+
+    ``SOLVE_ROUNDS`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
+    (bisection is the 1-point case) and keep the step right of the LARGEST point with r <= target,
+    so r(left end) <= target < r(right end) throughout; the last bracket is then interpolated
+    linearly.  No host syncs and no data-dependent control flow.
+    """
+    steps = torch.arange(SOLVE_POINTS + 2, dtype=lo.dtype, device=lo.device)
+    for round_ in range(SOLVE_ROUNDS):
+        width = (hi - lo) / (SOLVE_POINTS + 1)
+        r = ratio(lo + width * steps)
+        if round_ == 0:
+            ends = torch.stack([r[0], r[-1]])
+        last = torch.where(r[:-1] <= target, steps[:-1], 0.0).max()
+        r_lo, r_hi = r.gather(0, torch.stack([last, last + 1]).long())
+        lo, hi = lo + width * last, lo + width * (last + 1)
+    return lo + (hi - lo) * ((target - r_lo) / (r_hi - r_lo)).clamp(0.0, 1.0), ends
+
+
+def solve_tau(
+    gmm: GMM1D,
+    target: TauLike,
+    base: BaseLoss,
+    method: str = "exact",
+    h_lo: TauLike = H_MIN,
+    h_hi: TauLike = H_MAX,
+    n_grid: int = 1000,
+) -> Tensor:
+    """The largest tau with r(tau) <= target (0-d tensor), without host syncs.
+
+    tau ranges over [g(h_lo), g(h_hi)], the gradients that occur.  Returns ``inf`` (no clipping)
+    when r(g(h_hi)) <= target, g(h_lo) (clip everything) when even r(g(h_lo)) > target, NaN for an
+    unusable mixture, and otherwise a crossing tau* with r(tau*) = target up to interpolation error
+    (about 1e-10 relative) and r > target just above it.  When r is not monotone, tau* lies in the
+    rightmost crossing resolved by the first round's points (spacing range / 511 in log tau).
+    """
+    if method not in RATIO_METHODS:
+        raise ValueError(f"unknown ratio method {method!r}; allowed: {', '.join(RATIO_METHODS)}")
+    ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
+    target_t = _bound(target, gmm.means)
+    log_lo = torch.log(base.grad_of_h(_bound(h_lo, gmm.means)))
+    log_hi = torch.log(base.grad_of_h(_bound(h_hi, gmm.means)))
+    log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t)
+    tau = torch.where(ends[0] > target_t, log_lo, log_tau).exp()
+    tau = torch.where(ends[1] <= target_t, math.inf, tau)
+    return torch.where(ends.isnan().any(), math.nan, tau)
+
+
+# ----------------------------------------------------------------------------------------------
+# The threshold controller (Algorithm 1) and the OGC loss module
+# ----------------------------------------------------------------------------------------------
+
+
+def _fit_with_torch(x: Tensor, ctrl: ThresholdController) -> GMM1D:
+    return fit_gmm_torch(x, ctrl.max_iter, ctrl.reg_covar, ctrl.tol, ctrl.init, ctrl.generator)
+
+
+def _fit_with_sklearn(x: Tensor, ctrl: ThresholdController) -> GMM1D:
+    return fit_gmm_sklearn(x, ctrl.max_iter, ctrl.reg_covar, ctrl.tol, ctrl.seed).to(x.device, x.dtype)
+
+
+GMM_FITTERS: dict[str, Callable[[Tensor, ThresholdController], GMM1D]] = {
+    "torch": _fit_with_torch,
+    "sklearn": _fit_with_sklearn,
+}
+
+_STATE_TENSORS = ("queue", "tau", "means", "variances", "weights")
+
+
+class ThresholdController:
+    """OGC's tau schedule: a FIFO queue of H = -log p and a refit every ``interval`` steps.
+
+    Step t (counted from 1) pushes the batch's H; if t is a multiple of ``interval`` and the queue is
+    full it fits the 2-GMM and solves for the largest tau with r(tau) <= 1 + lr * epsilon; the loss
+    of step t then uses the tau after that update (as the reference does: push, maybe refit, loss).
+    Degenerate queues (variance ~0, a component with less than one sample of weight, non-finite
+    fit) keep the previous tau and mixture.  Start: tau = inf (no clipping).  All tensor state lives
+    on ``device``; step and fill counters live on the host, so ``update`` never syncs (with
+    ``gmm='torch'``; the scikit-learn reference path copies the queue to the host).
+    """
+
+    def __init__(
+        self,
+        base: BaseLoss,
+        epsilon: float = 20.0,
+        interval: int = 32,
+        queue_size: int = 4096,
+        method: str | None = None,
+        gmm: str = "torch",
+        max_iter: int = 10,
+        reg_covar: float = 1e-3,
+        tol: float = 1e-3,
+        init: str = "kmeans",
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        distributed: bool = False,
+    ) -> None:
+        method = method or ("exact" if base.exp_rate is not None else "grid")
+        checks = {
+            "method": (method, RATIO_METHODS),
+            "gmm": (gmm, GMM_FITTERS),
+            "init": (init, GMM_INITS),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        if method == "exact" and base.exp_rate is None:
+            raise ValueError(f"method='exact' is not available for base loss {base.name}; use 'grid'")
+        for name, value in {"interval": interval, "queue_size": queue_size, "max_iter": max_iter}.items():
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not epsilon >= 0.0:
+            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+        self.base, self.epsilon, self.interval, self.queue_size = base, float(epsilon), interval, queue_size
+        self.method, self.gmm, self.init, self.seed = method, gmm, init, seed
+        self.max_iter, self.reg_covar, self.tol = max_iter, reg_covar, tol
+        self.distributed = distributed
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype or (torch.float64 if self.device.type == "cpu" else torch.float32)
+        self.step = 0  # updates so far
+        self.pushed = 0  # H values pushed so far (the write position is pushed % queue_size)
+        self.refits = 0  # refit attempts (degenerate ones included)
+        self.target = math.nan  # last 1 + lr * epsilon
+        self._init_tensors()
+
+    def _init_tensors(self) -> None:
+        """Fresh device state: empty queue, tau = inf, an unknown (NaN) mixture, a seeded generator."""
+        options = {"dtype": self.dtype, "device": self.device}
+        self.queue = torch.full((self.queue_size,), math.nan, **options)
+        self.tau = torch.full((), math.inf, **options)
+        self.means, self.variances, self.weights = (torch.full((2,), math.nan, **options) for _ in range(3))
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    @property
+    def fill(self) -> int:
+        """How many queue slots hold values."""
+        return min(self.pushed, self.queue_size)
+
+    @property
+    def last_gmm(self) -> GMM1D:
+        """The mixture behind the current tau (NaN before the first accepted fit)."""
+        return GMM1D(self.means, self.variances, self.weights)
+
+    def to(self, device: torch.device | str) -> ThresholdController:
+        """Move the state to ``device``; a generator on another device type is re-seeded with ``seed``."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        for name in _STATE_TENSORS:
+            setattr(self, name, getattr(self, name).to(device))
+        old_state = self.generator.get_state()
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        if device.type == self.device.type:
+            self.generator.set_state(old_state)
+        self.device = device
+        return self
+
+    def _gather(self, h: Tensor) -> Tensor:
+        """All ranks' H (equal batch sizes assumed) when distributed, so every queue is identical."""
+        if not (self.distributed and dist.is_available() and dist.is_initialized()):
+            return h
+        parts = [torch.empty_like(h) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, h.contiguous())
+        return torch.cat(parts)
+
+    def push(self, h: Tensor) -> None:
+        """Append H values to the ring buffer (only the last ``queue_size`` of a large batch fit)."""
+        h = h.detach().reshape(-1).to(device=self.device, dtype=self.dtype)
+        n, size = h.numel(), self.queue_size
+        kept = h[n - min(n, size) :]
+        start = (self.pushed + n - kept.numel()) % size
+        first = min(kept.numel(), size - start)
+        self.queue[start : start + first] = kept[:first]
+        self.queue[: kept.numel() - first] = kept[first:]
+        self.pushed += n
+
+    def update(self, h: Tensor, lr: float) -> Tensor:
+        """Push this step's H and refit if due; returns the tau the loss of this step should use."""
+        if not (math.isfinite(lr) and lr >= 0.0):
+            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+        self.push(self._gather(h))
+        self.step += 1
+        self.target = 1.0 + lr * self.epsilon
+        if self.step % self.interval == 0 and self.pushed >= self.queue_size:
+            self._refit()
+        return self.tau
+
+    def _refit(self) -> None:
+        """Fit the mixture and solve for tau; keep the previous values where the fit is degenerate."""
+        self.refits += 1
+        fit = GMM_FITTERS[self.gmm](self.queue, self)
+        tau = solve_tau(fit, self.target, self.base, self.method)
+        params = torch.stack([fit.means, fit.variances, fit.weights])
+        usable = (
+            params.isfinite().all()
+            & (fit.weights.min() * self.queue_size >= 1.0)
+            & (self.queue.var() > MIN_QUEUE_VAR)
+            & ~tau.isnan()
+        )
+        self.tau = torch.where(usable, tau, self.tau)
+        self.means = torch.where(usable, fit.means, self.means)
+        self.variances = torch.where(usable, fit.variances, self.variances)
+        self.weights = torch.where(usable, fit.weights, self.weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-identically: queue, counters, tau, mixture, generator."""
+        state: dict[str, Any] = {name: getattr(self, name).clone() for name in _STATE_TENSORS}
+        state.update(
+            step=self.step,
+            pushed=self.pushed,
+            refits=self.refits,
+            target=self.target,
+            generator_state=self.generator.get_state(),
+            generator_device=self.device.type,
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` output onto this controller's device."""
+        if state["queue"].numel() != self.queue_size:
+            raise ValueError(
+                f"state has a queue of {state['queue'].numel()} values, this controller {self.queue_size}"
+            )
+        for name in _STATE_TENSORS:
+            setattr(self, name, state[name].to(device=self.device, dtype=self.dtype).clone())
+        self.step, self.pushed, self.refits = int(state["step"]), int(state["pushed"]), int(state["refits"])
+        self.target = float(state["target"])
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        if state["generator_device"] == self.device.type:
+            self.generator.set_state(state["generator_state"])
+
+    def state_nbytes(self) -> int:
+        """Bytes of device state (O(queue_size))."""
+        return sum(getattr(self, name).nbytes for name in _STATE_TENSORS) + self.generator.get_state().nbytes
+
+    def diagnostics(self) -> dict[str, float]:
+        """Host copies of tau, target, mixture and counters; syncs, so call it only when logging."""
+        gmm = self.last_gmm.to("cpu", torch.float64)
+        out = {"tau": float(self.tau), "target": self.target, "refits": float(self.refits)}
+        out.update(step=float(self.step), queue_fill=float(self.fill))
+        for name in ("means", "variances", "weights"):
+            values = getattr(gmm, name).tolist()
+            out[f"{name}_clean"], out[f"{name}_noisy"] = values
+        return out
+
+
+_CONTROLLER_PARAMS = frozenset(inspect.signature(ThresholdController).parameters) - {"base"}
+
+
+class OGCLoss(nn.Module):
+    """The OGC loss: base loss clipped at a tau that a ``ThresholdController`` re-chooses on the fly.
+
+    ``forward(logits, targets, lr)`` pushes the batch's H = -log p (detached), updates tau and returns
+    the transformed loss at that tau.  ``state_dict()`` carries the controller (extra state).  The
+    controller follows the logits' device.  ``validate=True`` checks logits for NaN/inf, which syncs:
+    set it False on the fast accelerator path.
+    """
+
+    def __init__(
+        self,
+        base: str = "ce",
+        epsilon: float = 20.0,
+        interval: int = 32,
+        queue_size: int = 4096,
+        reduction: str = "mean",
+        validate: bool = True,
+        num_classes: int | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__()
+        reduce_loss(torch.zeros(1), reduction)  # validates the name early
+        controller_params = {k: v for k, v in params.items() if k in _CONTROLLER_PARAMS}
+        base_params = {k: v for k, v in params.items() if k not in _CONTROLLER_PARAMS}
+        self.base = base_loss(base, **base_params)
+        self.controller = ThresholdController(
+            self.base, epsilon=epsilon, interval=interval, queue_size=queue_size, **controller_params
+        )
+        self.reduction, self.validate, self.num_classes = reduction, validate, num_classes
+        self.last_clipped_fraction = torch.zeros((), device=self.controller.device)
+
+    @property
+    def tau(self) -> Tensor:
+        """The current threshold (0-d tensor; ``inf`` means no clipping)."""
+        return self.controller.tau
+
+    def forward(self, logits: Tensor, targets: Tensor, lr: float | None = None) -> Tensor:
+        """Push H, update tau (step t uses the tau after its own update), return the clipped loss."""
+        if lr is None:
+            raise ValueError("OGCLoss needs the current learning rate: call loss(logits, targets, lr=...)")
+        if self.validate and not bool(torch.isfinite(logits).all()):
+            raise ValueError("OGCLoss got NaN or inf logits")
+        self.controller.to(logits.device)
+        p = label_prob(logits, targets)
+        tau = self.controller.update(-torch.log(p.detach()), lr)
+        loss, clipped = clipped_loss_of_p(p, tau, self.base)
+        self.last_clipped_fraction = clipped.float().mean()
+        return reduce_loss(loss, self.reduction)
+
+    def diagnostics(self) -> dict[str, float]:
+        """Controller diagnostics plus the clipped fraction of the last batch (host values)."""
+        return {**self.controller.diagnostics(), "clipped_fraction": float(self.last_clipped_fraction)}
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return self.controller.state_dict()
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.controller.load_state_dict(state)

@@ -1,0 +1,499 @@
+"""Tests of ogc_lab.ogc: transformed losses, the 2-GMM, r(tau), the tau solve, the controller, OGCLoss."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ogc_lab.ogc import (
+    H_MAX,
+    H_MIN,
+    P_MAX,
+    P_MIN,
+    GMM1D,
+    OGCLoss,
+    ThresholdController,
+    base_loss,
+    clipped_loss_of_p,
+    fit_gmm_sklearn,
+    fit_gmm_torch,
+    label_prob,
+    ratio_exact,
+    ratio_grid,
+    solve_tau,
+    transformed_loss,
+)
+
+F64 = torch.float64
+SETTINGS = settings(max_examples=40, deadline=None)
+BASES = {"ce": {}, "fl": {"gamma": 0.5}, "gce": {"q": 0.7}}
+
+
+def mixture_sample(n: int, means, sds, weights, seed: int) -> torch.Tensor:
+    """n draws of a 2-component normal mixture, clamped to [H_MIN, H_MAX] (the range of H)."""
+    gen = torch.Generator().manual_seed(seed)
+    second = torch.rand(n, generator=gen) >= weights[0]
+    z = torch.randn(n, generator=gen, dtype=F64)
+    return torch.where(second, means[1] + sds[1] * z, means[0] + sds[0] * z).clamp(H_MIN, H_MAX)
+
+
+def realistic_queue(n: int = 4096, seed: int = 0) -> torch.Tensor:
+    return mixture_sample(n, (0.3, 2.5), (0.3, 1.0), (0.6, 0.4), seed)
+
+
+def gmm(means, variances, weights=(0.5, 0.5)) -> GMM1D:
+    return GMM1D(*(torch.tensor(v, dtype=F64) for v in (means, variances, weights)))
+
+
+# ------------------------------------------------------------------------------------------------
+# transformed loss
+# ------------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(sorted(BASES)),
+    ps=st.lists(st.floats(1e-6, 1 - 1e-6), min_size=1, max_size=16),
+    thr=st.floats(1e-6, 1 - 1e-6),
+)
+def test_transformed_loss_gradient_in_p_is_clipped_gradient(name, ps, thr):
+    base = base_loss(name, **BASES[name])
+    tau = base.grad(torch.tensor(thr, dtype=F64))  # every tau in the loss's range
+    p = torch.tensor(ps, dtype=F64, requires_grad=True)
+    loss, _ = clipped_loss_of_p(p, tau, base)
+    (grad,) = torch.autograd.grad(loss.sum(), p)
+    expected = -torch.minimum(base.grad(p.detach()), tau)
+    torch.testing.assert_close(grad, expected, rtol=1e-6, atol=1e-9)
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(BASES)), thr=st.floats(1e-5, 0.99))
+def test_transformed_loss_is_continuous_at_threshold(name, thr):
+    base = base_loss(name, **BASES[name])
+    tau = base.grad(torch.tensor(thr, dtype=F64))
+    p_thr = base.threshold_prob(tau)
+    below, clipped_below = clipped_loss_of_p(p_thr * (1 - 1e-9), tau, base)
+    above, clipped_above = clipped_loss_of_p(p_thr * (1 + 1e-9), tau, base)
+    assert bool(clipped_below) and not bool(clipped_above)
+    assert abs(float(below - above)) <= 1e-7 * (1.0 + abs(float(above)))
+
+
+@SETTINGS
+@given(
+    logits=st.lists(st.floats(-5, 5), min_size=2, max_size=8),
+    label=st.integers(0, 7),
+    log_tau=st.floats(0.0, 10.0),
+)
+def test_logit_gradient_of_clipped_sample_is_scaled_ce_gradient(logits, label, log_tau):
+    z = torch.tensor([logits], dtype=F64, requires_grad=True)
+    y = torch.tensor([label % len(logits)])
+    tau = math.exp(log_tau)
+    (grad,) = torch.autograd.grad(transformed_loss(z, y, tau, "ce", reduction="sum"), z)
+    p = label_prob(z.detach(), y)
+    ce_grad = torch.softmax(z.detach(), 1) - torch.nn.functional.one_hot(y, len(logits)).to(F64)
+    scale = tau * p if float(p) < 1.0 / tau else torch.ones_like(p)
+    torch.testing.assert_close(grad, scale[:, None] * ce_grad, rtol=1e-7, atol=1e-10)
+
+
+@SETTINGS
+@given(
+    k=st.integers(2, 10),
+    rows=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    scale=st.floats(0.1, 20.0),
+    log_tau=st.floats(0.0, math.log(1e3)),
+)
+def test_proposition_1_bounds_for_ce(k, rows, seed, scale, log_tau):
+    """0 <= lbar <= 1 + log tau per sample; K lbar(1/K) <= sum over classes <= (K-1)(1 + log tau).
+
+    Lower bound: Jensen (lbar is convex).  Upper: a convex function on the simplex peaks at a vertex.
+    Clamping p to [P_MIN, P_MAX] moves each p by <= 1e-7 at slope <= tau: the stated slack.
+    """
+    tau = math.exp(log_tau)
+    ce = base_loss("ce")
+    z = scale * torch.randn(rows, k, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    p = torch.softmax(z, 1).clamp(P_MIN, P_MAX)
+    loss, _ = clipped_loss_of_p(p, tau, ce)
+    slack = 2e-7 * k * tau + 1e-12
+    assert float(loss.min()) >= -1e-12
+    assert float(loss.max()) <= 1.0 + log_tau + 1e-12
+    at_uniform, _ = clipped_loss_of_p(torch.tensor(1.0 / k, dtype=F64), tau, ce)
+    sums = loss.sum(1)
+    assert float(sums.min()) >= k * float(at_uniform) - slack
+    assert float(sums.max()) <= (k - 1) * (1.0 + log_tau) + slack
+
+
+def test_unknown_base_parameter_is_rejected():
+    with pytest.raises(ValueError, match="gamma"):
+        base_loss("gce", gamma=0.5)
+    with pytest.raises(ValueError, match="unknown base loss"):
+        base_loss("mae")
+
+
+# ------------------------------------------------------------------------------------------------
+# GMM
+# ------------------------------------------------------------------------------------------------
+
+TRUE = {"means": (2.0, 5.0), "variances": (0.25, 1.0), "weights": (0.6, 0.4)}  # inside [H_MIN, H_MAX]
+
+
+@pytest.mark.parametrize("fit", [fit_gmm_torch, fit_gmm_sklearn])
+def test_gmm_recovers_known_mixture(fit):
+    # 20000 draws: standard errors about 0.01 (means), 0.016 (relative variance), 0.004 (weights).
+    x = mixture_sample(20_000, TRUE["means"], (0.5, 1.0), TRUE["weights"], seed=1)
+    model = fit(x, max_iter=200, tol=1e-9)
+    torch.testing.assert_close(model.means, torch.tensor(TRUE["means"], dtype=F64), atol=0.05, rtol=0)
+    torch.testing.assert_close(model.variances, torch.tensor(TRUE["variances"], dtype=F64), rtol=0.08, atol=0)
+    torch.testing.assert_close(model.weights, torch.tensor(TRUE["weights"], dtype=F64), atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_torch_and_sklearn_gmm_agree(seed):
+    # Same EM from a k-means partition.  scikit-learn's Lloyd iterations stop early (tol 1e-4), so
+    # its partition can differ by a few points from the exact 2-means split, and 10 EM steps (still
+    # moving by ~0.01 a step here) carry that over: hence 2e-3, not 1e-12.
+    x = realistic_queue(seed=seed)
+    a, b = fit_gmm_torch(x), fit_gmm_sklearn(x)
+    for name in ("means", "variances", "weights"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=2e-3, rtol=0)
+
+
+def test_freezing_equals_stopping_where_sklearn_stops():
+    from sklearn.mixture import GaussianMixture
+
+    x = realistic_queue(seed=1)
+    ref = GaussianMixture(2, max_iter=10, reg_covar=1e-3, tol=1e-3, random_state=0).fit(x.numpy()[:, None])
+    assert ref.converged_ and ref.n_iter_ < 10
+    frozen = fit_gmm_torch(x, max_iter=10, tol=1e-3)
+    stopped = fit_gmm_torch(x, max_iter=ref.n_iter_, tol=0.0)
+    one_more = fit_gmm_torch(x, max_iter=ref.n_iter_ + 1, tol=0.0)
+    assert torch.equal(frozen.means, stopped.means) and torch.equal(frozen.variances, stopped.variances)
+    assert not torch.equal(frozen.means, one_more.means)
+
+
+def test_gmm_is_deterministic_sorted_and_float64_on_cpu():
+    x = realistic_queue(seed=3).float()
+    a, b = fit_gmm_torch(x), fit_gmm_torch(x)
+    assert all(torch.equal(getattr(a, n), getattr(b, n)) for n in ("means", "variances", "weights"))
+    assert a.means.dtype == F64 and float(a.means[0]) < float(a.means[1])
+
+
+def test_random_init_is_reproducible_from_generator():
+    x = realistic_queue(seed=4)
+    fits = [
+        fit_gmm_torch(x, max_iter=100, tol=1e-9, init="random", generator=torch.Generator().manual_seed(s))
+        for s in (7, 7, 8)
+    ]
+    assert torch.equal(fits[0].means, fits[1].means)
+    reference = fit_gmm_torch(x, max_iter=100, tol=1e-9)
+    torch.testing.assert_close(fits[2].means, reference.means, atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="Generator"):
+        fit_gmm_torch(x, init="random")
+    with pytest.raises(ValueError, match="init"):
+        fit_gmm_torch(x, init="kmeans++")
+
+
+# ------------------------------------------------------------------------------------------------
+# r(tau) and the tau solve
+# ------------------------------------------------------------------------------------------------
+
+MIXTURES = [
+    ((0.5, 3.0), (0.25, 1.0)),
+    ((1.0, 4.0), (0.5, 2.0)),
+    ((2.0, 6.0), (1.0, 4.0)),
+    ((0.3, 2.5), (0.06, 1.0)),
+    ((0.1, 1.0), (0.01, 0.3)),
+]
+TAUS = torch.logspace(0.05, 7.0, 40, dtype=F64)
+
+
+@pytest.mark.parametrize("means,variances", MIXTURES)
+def test_grid_ratio_converges_to_exact_ratio(means, variances):
+    # The reference's equal-weight grid has a first-order (endpoint) error: <= 3e-3 relative with
+    # 1000 points on these mixtures, and 8x smaller with 8x the points.
+    model = gmm(means, variances)
+    exact = ratio_exact(TAUS, model, 1.0)
+    err_1000 = float((ratio_grid(TAUS, model, base_loss("ce")) / exact - 1).abs().max())
+    err_8000 = float((ratio_grid(TAUS, model, base_loss("ce"), n_grid=8000) / exact - 1).abs().max())
+    assert err_1000 <= 3e-3 and err_8000 <= 4e-4 and err_8000 <= err_1000 / 5
+    gce_grid = ratio_grid(TAUS, model, base_loss("gce", q=0.7))
+    gce_err = (gce_grid / ratio_exact(TAUS, model, 0.3) - 1).abs().max()
+    assert float(gce_err) <= 1e-3
+
+
+def test_exact_ratio_limits_and_no_overflow():
+    model = gmm((0.5, 8.0), (0.25, 60.0))  # k s^2 / 2 = 30: would overflow without log space in float32
+    r = ratio_exact(torch.tensor([0.5, 1.0, math.exp(H_MAX), math.inf], dtype=F64), model, 1.0)
+    assert torch.isfinite(r).all()
+    torch.testing.assert_close(r[:2], torch.ones(2, dtype=F64))  # tau <= g(h_lo): everything clipped
+    assert float(r[2]) == pytest.approx(float(r[3]), rel=1e-12)  # tau >= g(h_hi): nothing clipped
+
+
+@SETTINGS
+@given(
+    means=st.tuples(st.floats(0.0, 10.0), st.floats(0.0, 10.0)),
+    variances=st.tuples(st.floats(1e-3, 30.0), st.floats(1e-3, 30.0)),
+    target=st.floats(1.0, 5.0),
+)
+def test_solve_is_finite_or_inf_never_nan_for_valid_mixtures(means, variances, target):
+    # Regression: at tau = g(h_lo) the two standardised limits of one Phi difference coincide up to
+    # rounding, which once gave log of a negative number (NaN).
+    model = gmm(sorted(means), variances)
+    ends = ratio_exact(torch.tensor([1.0, math.exp(H_MAX)], dtype=F64), model, 1.0)
+    assert torch.isfinite(ends).all()
+    tau = solve_tau(model, target, base_loss("ce"))
+    assert not math.isnan(float(tau)) and float(tau) >= 1.0
+
+
+@pytest.mark.parametrize("target", [1.5, 1.2, 1.02])  # r(no clipping) is 2.0 for GCE
+@pytest.mark.parametrize("name,k", [("ce", 1.0), ("gce", 0.3)])
+def test_exact_solve_meets_target(target, name, k):
+    model = gmm((0.3, 2.5), (0.06, 1.0), (0.6, 0.4))
+    tau = solve_tau(model, target, base_loss(name, **BASES[name]), method="exact")
+    assert tau.ndim == 0 and math.isfinite(float(tau))
+    assert float(ratio_exact(tau, model, k)) == pytest.approx(target, rel=1e-6)
+    assert float(ratio_exact(tau * (1 + 1e-5), model, k)) > target  # r increasing: tau is the largest
+
+
+@pytest.mark.parametrize("name", ["ce", "fl"])
+def test_grid_solve_meets_target_of_grid_ratio(name):
+    base = base_loss(name, **BASES[name])
+    model = gmm((0.3, 2.5), (0.06, 1.0), (0.6, 0.4))
+    tau = solve_tau(model, 1.2, base, method="grid")
+    assert float(ratio_grid(tau, model, base)) == pytest.approx(1.2, rel=1e-6)
+    assert float(ratio_grid(tau * 1.001, model, base)) > 1.2
+
+
+def test_solve_edge_cases():
+    ce = base_loss("ce")
+    same = gmm((1.0, 1.0), (0.5, 0.5))  # r == 1 for every tau
+    assert math.isinf(float(solve_tau(same, 1.2, ce)))  # no clipping already meets the target
+    smallest = solve_tau(same, 0.5, ce)  # nothing meets it: clip everything
+    assert float(smallest) == pytest.approx(float(ce.grad_of_h(torch.tensor(H_MIN, dtype=F64))), rel=1e-12)
+    broken = gmm((math.nan, 1.0), (0.5, 0.5))
+    assert math.isnan(float(solve_tau(broken, 1.2, ce)))
+    with pytest.raises(ValueError, match="exact"):
+        solve_tau(same, 1.2, base_loss("fl"), method="exact")
+
+
+# ------------------------------------------------------------------------------------------------
+# ThresholdController
+# ------------------------------------------------------------------------------------------------
+
+
+def batches(n_steps: int, batch: int, seed: int = 0) -> list[torch.Tensor]:
+    x = realistic_queue(n_steps * batch, seed=seed)
+    return list(x.view(n_steps, batch))
+
+
+@pytest.mark.parametrize(
+    "queue,batch,interval,steps,expected", [(64, 16, 4, 30, 7), (100, 16, 4, 20, 4), (64, 128, 3, 10, 3)]
+)
+def test_refit_cadence_is_exact(queue, batch, interval, steps, expected):
+    """Refit at steps that are multiples of ``interval`` once the queue is full, never before."""
+    ctrl = ThresholdController(base_loss("ce"), interval=interval, queue_size=queue)
+    full_at = math.ceil(queue / batch)
+    for t, h in enumerate(batches(steps, batch), start=1):
+        tau = ctrl.update(h, lr=0.01)
+        if t < max(full_at, interval):
+            assert math.isinf(float(tau)) and ctrl.refits == 0
+    assert ctrl.refits == expected and ctrl.step == steps and math.isfinite(float(ctrl.tau))
+
+
+def test_queue_ring_buffer_partial_wrap_and_oversized_batches():
+    ctrl = ThresholdController(base_loss("ce"), queue_size=10)
+    first = torch.arange(6, dtype=F64)
+    ctrl.push(first)
+    assert ctrl.fill == 6 and torch.equal(ctrl.queue[:6], first) and ctrl.queue[6:].isnan().all()
+    ctrl.push(torch.arange(6, 13, dtype=F64))  # wraps: 6..9 at the end, 10..12 at the start
+    assert torch.equal(ctrl.queue, torch.tensor([10, 11, 12, 3, 4, 5, 6, 7, 8, 9], dtype=F64))
+    big = torch.arange(100, 125, dtype=F64)  # larger than the queue: only the last 10 stay
+    ctrl.push(big)
+    assert ctrl.pushed == 38 and ctrl.fill == 10
+    assert torch.equal(ctrl.queue.sort().values, big[-10:])
+    assert torch.equal(ctrl.queue[(38 - 1) % 10], big[-1])  # the newest value sits before the write position
+
+
+def test_degenerate_queue_keeps_previous_tau():
+    ctrl = ThresholdController(base_loss("ce"), interval=2, queue_size=64)
+    for _ in range(4):
+        ctrl.update(torch.full((32,), 0.7, dtype=F64), lr=0.1)
+    assert ctrl.refits == 2 and math.isinf(float(ctrl.tau))  # constant H: nothing to fit
+    for h in batches(4, 32):
+        ctrl.update(h, lr=0.1)
+    good_tau, good_means = ctrl.tau.clone(), ctrl.means.clone()
+    assert math.isfinite(float(good_tau))
+    for _ in range(4):
+        ctrl.update(torch.full((32,), 0.7, dtype=F64), lr=0.1)
+    assert ctrl.refits == 6 and torch.equal(ctrl.tau, good_tau) and torch.equal(ctrl.means, good_means)
+
+
+def test_refit_uses_target_from_lr_and_epsilon():
+    ctrl = ThresholdController(base_loss("ce"), epsilon=10.0, interval=4, queue_size=128)
+    for h in batches(4, 32):
+        tau = ctrl.update(h, lr=0.05)
+    expected = solve_tau(fit_gmm_torch(ctrl.queue), 1.5, base_loss("ce"))
+    assert torch.equal(tau, expected) and ctrl.target == 1.5
+    diag = ctrl.diagnostics()
+    assert diag["target"] == 1.5 and diag["tau"] == float(expected) and diag["refits"] == 1.0
+    assert diag["means_clean"] < diag["means_noisy"] and all(isinstance(v, float) for v in diag.values())
+
+
+def test_state_dict_round_trip_continues_identically():
+    def make() -> ThresholdController:
+        return ThresholdController(base_loss("ce"), interval=3, queue_size=96, init="random", seed=5)
+
+    steps = batches(40, 32, seed=2)
+    a = make()
+    for h in steps[:20]:
+        a.update(h, lr=0.1)
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    buffer.seek(0)
+    b = make()
+    b.load_state_dict(torch.load(buffer, weights_only=True))
+    for h in steps[20:]:
+        assert torch.equal(a.update(h, lr=0.01), b.update(h, lr=0.01))
+    assert torch.equal(a.queue, b.queue) and (a.step, a.pushed, a.refits) == (b.step, b.pushed, b.refits)
+    assert torch.equal(a.generator.get_state(), b.generator.get_state())
+
+
+def test_controller_state_stays_on_its_device_and_is_small():
+    ctrl = ThresholdController(base_loss("ce"), interval=2, queue_size=64, device="cpu")
+    for h in batches(4, 32):
+        ctrl.update(h.float(), lr=0.1)
+    tensors = {k: v for k, v in vars(ctrl).items() if isinstance(v, torch.Tensor)}
+    assert set(tensors) == {"queue", "tau", "means", "variances", "weights"}
+    assert all(v.device == torch.device("cpu") for v in tensors.values())
+    assert ctrl.generator.device == torch.device("cpu")
+    assert ctrl.state_nbytes() < 64 * 8 + 10_000
+
+
+def test_sklearn_controller_matches_torch_controller():
+    taus = []
+    for backend in ("torch", "sklearn"):
+        ctrl = ThresholdController(base_loss("ce"), interval=4, queue_size=4096, gmm=backend)
+        for h in batches(32, 128, seed=6):
+            ctrl.update(h, lr=0.1)
+        taus.append(float(ctrl.tau))
+    assert taus[0] == pytest.approx(taus[1], rel=1e-3)
+
+
+def test_distributed_gather_single_process(tmp_path):
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed not available")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ctrl = ThresholdController(base_loss("ce"), queue_size=8, distributed=True)
+        h = torch.arange(4, dtype=F64)
+        ctrl.update(h, lr=0.1)
+        assert torch.equal(ctrl.queue[:4], h) and ctrl.pushed == 4
+    finally:
+        dist.destroy_process_group()
+
+
+def test_controller_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="exact"):
+        ThresholdController(base_loss("fl"), method="exact")
+    with pytest.raises(ValueError, match="gmm"):
+        ThresholdController(base_loss("ce"), gmm="em")
+    with pytest.raises(ValueError, match="queue_size"):
+        ThresholdController(base_loss("ce"), queue_size=0)
+    with pytest.raises(ValueError, match="lr"):
+        ThresholdController(base_loss("ce")).update(torch.zeros(3), lr=-1.0)
+    assert ThresholdController(base_loss("fl")).method == "grid"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_update_does_not_sync():
+    ctrl = ThresholdController(base_loss("ce"), interval=2, queue_size=256, device="cuda")
+    hs = [h.cuda() for h in batches(8, 64)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for h in hs:
+            ctrl.update(h, lr=0.1)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert ctrl.tau.device.type == "cuda" and ctrl.refits == 4 and math.isfinite(float(ctrl.tau))
+
+
+# ------------------------------------------------------------------------------------------------
+# OGCLoss
+# ------------------------------------------------------------------------------------------------
+
+
+def toy_problem(n: int = 256, classes: int = 3, noise: float = 0.3, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    y = torch.randint(0, classes, (n,), generator=gen)
+    x = centres[y] + 0.6 * torch.randn(n, 2, generator=gen)
+    flip = torch.rand(n, generator=gen) < noise
+    noisy = torch.where(flip, (y + torch.randint(1, classes, (n,), generator=gen)) % classes, y)
+    return x, noisy
+
+
+def test_ogc_loss_rejects_bad_input():
+    loss = OGCLoss("ce", queue_size=8)
+    logits, y = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
+    with pytest.raises(ValueError, match="learning rate"):
+        loss(logits, y)
+    with pytest.raises(ValueError, match="NaN"):
+        loss(torch.full((4, 3), math.nan), y, lr=0.1)
+    with pytest.raises(ValueError, match="reduction"):
+        OGCLoss("ce", reduction="avg")
+    with pytest.raises(ValueError, match="unknown parameter"):
+        OGCLoss("ce", gamma=0.5)
+
+
+def test_ogc_loss_uses_tau_after_this_steps_update():
+    loss = OGCLoss("ce", queue_size=64, interval=1, reduction="none")
+    x, y = toy_problem(64)
+    logits = x @ torch.tensor([[1.0, -0.5, -0.5], [0.0, 0.8, -0.8]])
+    out = loss(logits, y, lr=0.1)
+    assert loss.controller.refits == 1 and math.isfinite(float(loss.tau))
+    torch.testing.assert_close(out, transformed_loss(logits, y, loss.tau, "ce", reduction="none"))
+    assert float(loss.last_clipped_fraction) > 0.0
+
+
+@pytest.mark.parametrize("name", sorted(BASES))
+def test_ogc_loss_trains_a_tiny_model_end_to_end(name):
+    torch.manual_seed(0)
+    x, y = toy_problem()
+    model = torch.nn.Linear(2, 3)
+    before = model.weight.detach().clone()
+    loss_fn = OGCLoss(name, interval=2, queue_size=128, **BASES[name])
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)  # target 1.2: some clipping for every base
+    for step in range(24):
+        idx = slice((step % 8) * 32, (step % 8) * 32 + 32)
+        loss = loss_fn(model(x[idx]), y[idx], lr=opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        assert torch.isfinite(loss)
+    diag = loss_fn.diagnostics()
+    assert loss_fn.controller.refits == 11 and math.isfinite(diag["tau"])
+    assert 0.0 <= diag["clipped_fraction"] <= 1.0
+    assert not torch.equal(model.weight, before)
+
+
+def test_ogc_loss_state_dict_round_trips_the_controller():
+    x, y = toy_problem()
+    weights = torch.tensor([[1.0, -0.5, -0.5], [0.0, 0.8, -0.8]])
+    a = OGCLoss("gce", q=0.7, interval=2, queue_size=128)
+    for i in range(6):
+        a(x[i * 32 : (i + 1) * 32] @ weights, y[i * 32 : (i + 1) * 32], lr=0.1)
+    b = OGCLoss("gce", q=0.7, interval=2, queue_size=128)
+    b.load_state_dict(a.state_dict())
+    assert torch.equal(a.tau, b.tau) and b.controller.step == 6
+    for i in range(6, 8):
+        batch, labels = x[i * 32 : (i + 1) * 32] @ weights, y[i * 32 : (i + 1) * 32]
+        assert torch.equal(a(batch, labels, lr=0.01), b(batch, labels, lr=0.01))
+    assert torch.equal(a.tau, b.tau) and a.controller.refits == b.controller.refits == 3
