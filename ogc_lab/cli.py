@@ -1,0 +1,285 @@
+"""The ``ogc-lab`` command line (also ``python -m ogc_lab``): train, sweep, report, noise.
+
+Bad input of any kind ends with one line ``ogc-lab: error: ...`` on stderr and exit code 2, and
+nothing that already exists is overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from .recipes import FIELDS, RECIPES, Config, check_noise_spec, get_recipe
+
+PROG = "ogc-lab"
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that raises instead of printing usage and exiting, so main() owns the exit."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+# ---------------------------------------------------------------- config from arguments
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    """--recipe, --config, one --<field> option per Config field, and --set key=value."""
+    parser.add_argument("--recipe", help=f"named preset: {', '.join(RECIPES)}")
+    parser.add_argument("--config", type=Path, help="a config.json or result.json to start from")
+    group = parser.add_argument_group("config fields (override the recipe; see ogc_lab.recipes.Config)")
+    for name in FIELDS:
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field_{name}", metavar="VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any field, e.g. --set loss_params='{\"gamma\": 0.5}'")
+
+
+def config_from_args(args: argparse.Namespace, **fixed: Any) -> Config:
+    """The recipe (or --config file) with every given field option, --set and ``fixed`` applied."""
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip().replace("-", "_")] = value
+    overrides.update({n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None})
+    overrides.update(fixed)
+    if args.config is not None:
+        if args.recipe is not None:
+            raise UsageError("give --recipe or --config, not both")
+        return _load_config(args.config).replace(**overrides)
+    if args.recipe is None:
+        raise UsageError(f"give --recipe (one of {', '.join(RECIPES)}) or --config FILE")
+    return get_recipe(args.recipe, **overrides)
+
+
+def _load_config(path: Path) -> Config:
+    from .io import read_json
+
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(path)!r} holds no config")
+    return Config.from_dict(data.get("config", data))
+
+
+# ---------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import dist_info, train
+
+    config = config_from_args(args)
+    result = train(config, args.out, resume=args.resume, progress=False if args.no_progress else None)
+    if dist_info().is_main:  # under torchrun every rank returns the result; one prints it
+        print(f"{args.out}: last-10 mean test accuracy {result['last10_test_acc']:.4f}, "
+              f"best {result['best_test_acc']:.4f}, {result['wall_time_s']:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _slug(text: str) -> str:
+    """A path component for a loss or noise spec (':' and '/' are awkward in folder names)."""
+    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    config: Config
+    out: Path
+
+
+def sweep_runs(args: argparse.Namespace) -> list[SweepRun]:
+    """The grid losses x noises x seeds, every config validated before anything runs."""
+    try:
+        seeds = [int(s) for s in _csv_list(args.seeds)]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    runs = []
+    for loss, noise, seed in itertools.product(_csv_list(args.losses), _csv_list(args.noises), seeds):
+        config = config_from_args(args, loss=loss, noise=noise, seed=seed)
+        runs.append(SweepRun(config, args.out / _slug(loss) / _slug(noise) / f"seed{seed}"))
+    return runs
+
+
+def _default_jobs() -> int:
+    """One process per GPU when there are several, else one run at a time."""
+    import torch
+
+    return max(torch.cuda.device_count(), 1)
+
+
+def _run_in_subprocess(run: SweepRun, slots: "queue.Queue[int]", gpus: int, jobs: int) -> tuple[int, str, float]:
+    """Train one run with ``python -m ogc_lab train`` on a free slot (its own GPU, or a share of the CPU cores).
+
+    Returns the exit code, the last line of its stderr and the seconds it took.
+    """
+    from .io import atomic_write_json
+
+    slot = slots.get()
+    began = time.perf_counter()
+    try:
+        config_file = run.out / "config.json"
+        atomic_write_json(config_file, {"config": run.config.to_dict()})
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        else:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        cmd = [sys.executable, "-m", "ogc_lab", "train", "--config", str(config_file), "--out", str(run.out),
+               "--resume", "--no-progress"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+        return proc.returncode, last, time.perf_counter() - began
+    finally:
+        slots.put(slot)
+
+
+def _run_in_process(run: SweepRun) -> tuple[int, str, float]:
+    """Train one run in this process; (exit code, error message, seconds)."""
+    from .train import train
+
+    began = time.perf_counter()
+    try:
+        train(run.config, run.out, resume=True, progress=False)
+    except ValueError as err:
+        return USAGE_ERROR, str(err), time.perf_counter() - began
+    return 0, "", time.perf_counter() - began
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .train import finished_result
+
+    runs = sweep_runs(args)
+    todo = [r for r in runs if finished_result(r.out, r.config) is None]
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run", flush=True)
+    jobs = args.jobs or _default_jobs()
+    if jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {jobs}")
+    began = time.perf_counter()
+    failures = []
+
+    def report(i: int, run: SweepRun, code: int, message: str, seconds: float) -> None:
+        status = "ok" if code == 0 else f"FAILED ({message})"
+        print(f"[{i}/{len(todo)}] {run.out}: {status}, {seconds:.1f} s", flush=True)
+        if code:
+            failures.append(run.out)
+
+    if jobs == 1:
+        for i, run in enumerate(todo, 1):
+            report(i, run, *_run_in_process(run))
+    else:
+        import torch
+
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(jobs):
+            slots.put(slot)
+        gpus = torch.cuda.device_count()
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_run_in_subprocess, r, slots, gpus, jobs): r for r in todo}
+            for i, future in enumerate(as_completed(futures), 1):
+                code, message, seconds = future.result()
+                report(i, futures[future], code, message, seconds)
+    print(f"sweep: done in {time.perf_counter() - began:.1f} s; {len(failures)} failed", flush=True)
+    return 1 if failures else 0
+
+
+# ---------------------------------------------------------------- report and noise
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(args.dir))
+    return 0
+
+
+def cmd_noise(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .train import corrupt_labels
+
+    check_noise_spec(args.noise)
+    split = load_dataset(args.dataset, root=args.data_root, download=args.download, seed=args.seed,
+                         subset=args.subset)
+    noisy = corrupt_labels(args.noise, split, args.seed)
+    print(f"{split.name}: {len(split.train_y)} training labels, classes {', '.join(split.classes)}")
+    print(noisy.report)
+    if args.json:
+        print(json.dumps(noisy.report.to_dict()))
+    return 0
+
+
+# ---------------------------------------------------------------- parser and entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Optimized Gradient Clipping (OGC) for learning with noisy labels")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train one run")
+    _add_config_options(train)
+    train.add_argument("--out", type=Path, required=True, help="run folder (must not hold a finished run)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=cmd_train)
+
+    sweep = sub.add_parser("sweep", help="train a grid of losses x noises x seeds (resumable)")
+    _add_config_options(sweep)
+    sweep.add_argument("--losses", required=True, help="comma-separated, e.g. ce,ce+ogc")
+    sweep.add_argument("--noises", required=True, help="comma-separated, e.g. symmetric:0.4,asym-cifar10:0.4")
+    sweep.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
+    sweep.add_argument("--out", type=Path, required=True, help="grid root: OUT/<loss>/<noise>/seed<k>")
+    sweep.add_argument("--jobs", type=int, help="runs at once (default: one per GPU, or 1)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = sub.add_parser("report", help="tables and plots of a sweep folder")
+    report.add_argument("dir", type=Path)
+    report.set_defaults(func=cmd_report)
+
+    noise = sub.add_parser("noise", help="apply a noise spec to a data set and print what was realised")
+    noise.add_argument("--dataset", required=True)
+    noise.add_argument("--noise", required=True)
+    noise.add_argument("--seed", type=int, default=0)
+    noise.add_argument("--data-root", default="data")
+    noise.add_argument("--download", action="store_true")
+    noise.add_argument("--subset", type=int)
+    noise.add_argument("--json", action="store_true", help="also print the report as JSON")
+    noise.set_defaults(func=cmd_noise)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, with one line on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UsageError, ValueError, OSError) as err:
+        print(f"{PROG}: error: {' '.join(str(err).split())}", file=sys.stderr)  # always one line
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""Crash-safe file writes and the software versions recorded beside every result.
+
+A run that is killed half way must never leave a truncated ``result.json`` or checkpoint, so
+every write goes to a temporary file in the same folder and is moved into place with
+``os.replace`` (atomic on POSIX and Windows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+
+@contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it over ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see either the old or the new file, never half."""
+    with _atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (non-finite floats become null: strict JSON)."""
+    atomic_write_text(path, json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    """Atomically ``torch.save`` ``obj`` to ``path`` (checkpoints survive a kill mid-write)."""
+    with _atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a missing or malformed file raises ValueError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read JSON file {str(path)!r}: {err}") from None
+
+
+def _json_safe(obj: Any) -> Any:
+    """Recursively turn tuples, paths, tensors and non-finite floats into strict-JSON values."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return _json_safe(obj.item())
+    return obj
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that decide a result (recorded in every result.json)."""
+    found = {"python": platform.python_version()}
+    for dist, key in [
+        ("ogc-lab", "ogc_lab"),
+        ("torch", "torch"),
+        ("torchvision", "torchvision"),
+        ("numpy", "numpy"),
+        ("scikit-learn", "sklearn"),
+    ]:
+        try:
+            found[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[key] = "not installed"
+    return found

@@ -1,0 +1,672 @@
+"""The training engine: one ``Config`` in, one ``result.json`` (and per-epoch checkpoints) out.
+
+Noise is applied to the training labels only; the clean labels are kept beside them solely for
+diagnostics (how well the clipping separates truly noisy from truly clean samples).  A run killed
+at any point resumes from its last epoch checkpoint and, on CPU in deterministic mode, ends
+bit-identical to an uninterrupted run.  Under ``torchrun`` it trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import sys
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .data import Augment, DataSplit, DeviceBatches, dataloader_batches, load_dataset, normalise
+from .io import atomic_torch_save, atomic_write_json, read_json, versions
+from .losses import make_loss
+from .models import make_model
+from .noise import NoisyLabels, make_noise
+from .noise import _build_report as noise_report  # no public report builder yet
+from .ogc import BaseLoss, base_loss, label_prob
+from .recipes import HUMAN_NOISE, Config
+
+RESULT = "result.json"
+CHECKPOINT = "checkpoint.pt"
+STEPS_CSV = "steps.csv"
+EPOCHS_CSV = "epochs.csv"
+RUN_FILES = (RESULT, CHECKPOINT, STEPS_CSV, EPOCHS_CSV)
+CHECKPOINT_FORMAT = 1
+# Fields that may differ between a checkpoint and the config resuming it (they change no number).
+RESUME_FREE_FIELDS = frozenset({"device", "data_root", "download", "num_workers"})
+
+
+class RunExistsError(ValueError):
+    """The output folder already holds a run that this call would overwrite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not belong to the run resuming it."""
+
+
+# ---------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a (possibly single-process) data-parallel job."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_info() -> DistInfo:
+    """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun (single process when unset)."""
+    env = os.environ
+    return DistInfo(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks cuda (this process's local GPU), then mps, then cpu; else the named device."""
+    if name != "auto":
+        device = torch.device(name)
+        available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+        if device.type in available and not available[device.type]():
+            raise ValueError(f"device {name!r} is not available here; use 'auto' or 'cpu'")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model init, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _configure_determinism(config: Config, device: torch.device) -> None:
+    """Deterministic kernels when asked (bit-exact reruns); otherwise let cuDNN pick fast ones."""
+    if config.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(config.deterministic)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not config.deterministic
+        torch.backends.cuda.matmul.allow_tf32 = not config.deterministic
+        torch.backends.cudnn.allow_tf32 = not config.deterministic
+
+
+def _init_process_group(info: DistInfo, device: torch.device) -> bool:
+    """Join the torchrun job (nccl on CUDA, gloo otherwise); True if this call created the group."""
+    if info.world == 1 or dist.is_initialized():
+        return False
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+# ---------------------------------------------------------------- data and labels
+
+
+@dataclass
+class Labels:
+    """Training labels the model sees (noisy) and the truth beside them (diagnostics only)."""
+
+    noisy: Tensor
+    clean: Tensor
+    report: dict[str, Any]
+
+
+def corrupt_labels(spec: str, split: DataSplit, seed: int) -> NoisyLabels:
+    """Apply noise ``spec`` to the training labels of ``split``; ``human:SET`` takes a real-world set."""
+    kind, _, key = spec.partition(":")
+    if kind.strip().lower() == HUMAN_NOISE:
+        return human_noise(split, key.strip(), seed)
+    return make_noise(spec, split.train_y, split.num_classes, seed=seed, features=split.train_x)
+
+
+def human_noise(split: DataSplit, key: str, seed: int) -> NoisyLabels:
+    """The real-world label set ``key`` shipped with the data (CIFAR-N), reported like synthetic noise."""
+    if key not in split.noisy_sets:
+        allowed = ", ".join(split.noisy_sets) or "none: this data set has no real-world label sets"
+        raise ValueError(f"unknown real-world label set {key!r} for data set {split.name!r}; allowed: {allowed}")
+    noisy, clean = split.noisy_sets[key].long(), split.train_y.long()
+    report = noise_report(f"{HUMAN_NOISE}:{key}", math.nan, clean, noisy, split.num_classes, seed, {"set": key})
+    return NoisyLabels(labels=noisy, flipped=noisy != clean, report=report)
+
+
+def _shard(n: int, info: DistInfo) -> Tensor:
+    """Indices of this rank's equal-sized share of n training samples (every rank takes as many steps)."""
+    per_rank = n // info.world
+    return torch.arange(n)[info.rank :: info.world][:per_rank]
+
+
+def _batches(run: "Run", epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
+    """One epoch of shuffled, augmented, normalised training batches.
+
+    The device pipeline draws order and augmentation from the run's generator (checkpointed); the
+    DataLoader pipeline seeds each epoch's loader from (seed, rank, epoch), so both resume exactly.
+    """
+    c, split = run.config, run.split
+    batch_size = c.batch_size // run.info.world  # batch_size is the global batch, as in the recipes
+    augment = Augment(c.crop_padding, c.flip, c.rotation) if split.is_image else None
+    if c.pipeline == "device":
+        fmt = torch.channels_last if run.channels_last else torch.contiguous_format
+        return DeviceBatches(run.train_x, run.train_noisy, batch_size, shuffle=True, augment=augment,
+                             mean=split.mean, std=split.std, generator=run.generator, memory_format=fmt)
+    seed = int(np.random.SeedSequence([c.seed, run.info.rank, epoch]).generate_state(1)[0])
+    return dataloader_batches(run.train_x, run.train_noisy, batch_size, shuffle=True, augment=augment,
+                              mean=split.mean, std=split.std, seed=seed, num_workers=c.num_workers,
+                              pin_memory=run.device.type == "cuda")
+
+
+# ---------------------------------------------------------------- diagnostics
+
+
+class GradStats:
+    """Per-sample |dl/dp| of truly clean vs truly noisy samples, before and after clipping at tau.
+
+    Summed on the device every step (no host sync) and read out every ``log_interval`` steps, so a
+    row of steps.csv describes the window of steps since the previous row.
+    """
+
+    def __init__(self, base: BaseLoss, device: torch.device) -> None:
+        self.base = base
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        # g clean, g noisy, min(g, tau) clean, min(g, tau) noisy, count clean, count noisy
+        self.sums = torch.zeros(6, dtype=torch.float64, device=self.device)
+        self.h: list[Tensor] = []
+        self.is_noisy: list[Tensor] = []
+
+    @torch.no_grad()
+    def update(self, logits: Tensor, targets: Tensor, clean: Tensor, tau: Tensor) -> None:
+        p = label_prob(logits, targets)
+        g = self.base.grad(p)
+        g_clip = torch.minimum(g, tau.to(g))
+        noisy = targets != clean
+        masks = torch.stack([~noisy, noisy]).to(g.dtype)  # masked sums, not boolean indexing: no host sync
+        self.sums += torch.cat([masks @ g, masks @ g_clip, masks.sum(1)]).double()
+        self.h.append(-torch.log(p))
+        self.is_noisy.append(noisy)
+
+    def read(self, info: DistInfo) -> dict[str, float]:
+        """Window means and ratios (summed over ranks) and the AUC of H for noisy vs clean (this rank)."""
+        sums = self.sums.clone()
+        if info.world > 1:
+            dist.all_reduce(sums)
+        gc, gn, cc, cn, nc, nn_ = sums.tolist()  # clean/noisy: g, min(g, tau), counts
+        h = torch.cat(self.h).float().cpu().numpy() if self.h else np.zeros(0)
+        y = torch.cat(self.is_noisy).cpu().numpy() if self.is_noisy else np.zeros(0, bool)
+        out = {
+            "noisy_frac": nn_ / max(nc + nn_, 1.0),
+            "g_clean": _div(gc, nc),
+            "g_noisy": _div(gn, nn_),
+            "g_clean_clipped": _div(cc, nc),
+            "g_noisy_clipped": _div(cn, nn_),
+            "auc_h": auc(h, y),
+        }
+        out["ratio_before"] = _div(out["g_noisy"], out["g_clean"])
+        out["ratio_after"] = _div(out["g_noisy_clipped"], out["g_clean_clipped"])
+        self.reset()
+        return out
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b > 0 and math.isfinite(a) else float("nan")
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for ``positive`` (Mann-Whitney, tied ranks averaged); nan if one class."""
+    scores, positive = np.asarray(scores, dtype=np.float64), np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    mid_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based rank of each distinct value, ties averaged
+    rank_sum = mid_rank[inverse][positive].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def diagnostic_base(loss_fn: nn.Module) -> BaseLoss:
+    """The base loss whose |dl/dp| is diagnosed: the OGC loss's own, else CE's 1/p (what CE would see)."""
+    base = getattr(loss_fn, "base", None)
+    return base if isinstance(base, BaseLoss) else base_loss("ce")
+
+
+def loss_tau(loss_fn: nn.Module, device: torch.device) -> Tensor:
+    """The clipping threshold in force (a 0-d tensor; inf for losses without one)."""
+    tau = getattr(loss_fn, "tau", None)
+    return tau if isinstance(tau, Tensor) else torch.tensor(float("inf"), device=device)
+
+
+class CsvLog:
+    """Append-only CSV whose header is fixed by the first row; flushed on every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self.fields is None and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                self.fields = next(csv.reader(handle))
+        new = self.fields is None
+        self.fields = self.fields or list(row)
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate(self, keep: Callable[[dict[str, str]], bool]) -> None:
+        """Drop rows written after the checkpoint being resumed from."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            if fields:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+
+# ---------------------------------------------------------------- optimisation
+
+SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_scheduler.LRScheduler]] = {
+    "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), c.gamma),
+    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
+    "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
+}
+
+OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], Config], torch.optim.Optimizer]] = {
+    "sgd": lambda params, c: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=c.nesterov
+    ),
+}
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every random state the run draws from, in tensors and plain values (loadable weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "random": random.getstate(),
+        "batches": generator.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(state["random"])
+    generator.set_state(state["batches"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by ``train``; anything unreadable raises CheckpointError naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt file
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(err).__name__}: {first_line}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an ogc-lab checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def config_differences(saved: dict[str, Any], config: Config) -> str:
+    """The numbers-deciding fields where a saved config and ``config`` differ, as text ('' if none)."""
+    saved = Config.from_dict(saved).to_dict()
+    now = config.to_dict()
+    differ = [k for k in now if k not in RESUME_FREE_FIELDS and saved[k] != now[k]]
+    return ", ".join(f"{k}: saved {saved[k]!r} vs now {now[k]!r}" for k in differ)
+
+
+def _check_resumable(state: dict[str, Any], config: Config, info: DistInfo, path: Path) -> None:
+    """A checkpoint may only be resumed by the same run: same numbers-deciding config and world size."""
+    differ = config_differences(state["config"], config)
+    if differ:
+        raise CheckpointError(f"checkpoint {str(path)!r} belongs to another config ({differ})")
+    if state["world_size"] != info.world:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by {state['world_size']} process(es), resuming with {info.world}"
+        )
+
+
+def _gather(obj: Any, info: DistInfo) -> list[Any]:
+    if info.world == 1:
+        return [obj]
+    out: list[Any] = [None] * info.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_torch_save(path, state)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class Run:
+    """Everything one training run holds while it trains."""
+
+    config: Config
+    info: DistInfo
+    device: torch.device
+    split: DataSplit
+    labels: Labels
+    net: nn.Module  # the bare model (state dicts, evaluation)
+    model: nn.Module  # what the step calls: net, maybe wrapped in DDP and compiled
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # shuffling and augmentation (device pipeline)
+    train_x: Tensor  # this rank's shard
+    train_noisy: Tensor
+    train_clean: Tensor
+    channels_last: bool
+    amp: bool
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        """bf16 autocast on CUDA when amp is on, else nothing."""
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+
+
+def build_loss(config: Config, num_classes: int, info: DistInfo) -> nn.Module:
+    """The loss of ``config``; OGC losses share their queue across ranks and skip the per-step NaN sync."""
+    kwargs = config.loss_kwargs()
+    if config.is_ogc:
+        kwargs.setdefault("validate", False)  # the trainer checks the loss once an epoch instead
+        if info.world > 1:
+            kwargs["distributed"] = True
+    return make_loss(config.loss, num_classes, **kwargs)
+
+
+def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
+    """Load data, corrupt labels, build model, loss and optimiser, in a fixed order (so RNG use is fixed)."""
+    seed_everything(config.seed)
+    split = load_dataset(config.dataset, root=config.data_root, download=config.download, seed=config.seed,
+                         subset=config.subset)
+    noisy = corrupt_labels(config.noise, split, config.seed)
+    labels = Labels(noisy.labels.to(split.train_y.device), split.train_y.clone(), noisy.report.to_dict())
+    shard = _shard(len(labels.noisy), info)
+    on = device if config.pipeline == "device" else torch.device("cpu")
+    train_x, train_noisy, train_clean = (t[shard].to(on) for t in (split.train_x, labels.noisy, labels.clean))
+
+    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
+    channels_last = split.is_image and config.channels_last and device.type == "cuda"
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model: nn.Module = net
+    if info.world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        model = torch.compile(model)
+
+    loss_fn = build_loss(config, split.num_classes, info).to(device)
+    optimizer = OPTIMIZERS[config.optimizer](net.parameters(), config)
+    scheduler = SCHEDULERS[config.schedule](optimizer, config)
+    generator = torch.Generator(device=on if on.type != "mps" else "cpu").manual_seed(config.seed + info.rank)
+    return Run(
+        config, info, device, split, labels, net, model, loss_fn, optimizer, scheduler, generator,
+        train_x, train_noisy, train_clean, channels_last, amp=config.amp and device.type == "cuda",
+    )
+
+
+def _train_epoch(
+    run: Run, epoch: int, step: int, steps_log: CsvLog | None, progress: bool
+) -> tuple[dict[str, float], int]:
+    """One pass over this rank's training shard; returns the epoch's training metrics and the step count."""
+    c, dev = run.config, run.device
+    run.model.train()
+    lr = run.optimizer.param_groups[0]["lr"]
+    target = 1.0 + lr * float(c.loss_kwargs().get("epsilon", c.ogc_epsilon))
+    totals = torch.zeros(4, dtype=torch.float64, device=dev)  # loss sum, correct noisy, correct clean, n
+    stats = GradStats(diagnostic_base(run.loss_fn), dev)
+    batches = _batches(run, epoch)
+    for inputs, targets, idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+        inputs, targets = inputs.to(dev, non_blocking=True), targets.to(dev, non_blocking=True)
+        clean = run.train_clean[idx.to(run.train_clean.device)].to(dev, non_blocking=True)
+        with run.autocast():
+            logits = run.model(inputs)
+        loss = run.loss_fn(logits.float(), targets, lr=lr)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.grad_clip is not None:
+            nn.utils.clip_grad_norm_(run.net.parameters(), c.grad_clip)
+        run.optimizer.step()
+        step += 1
+
+        logits = logits.detach().float()
+        pred = logits.argmax(1)
+        n = targets.new_full((), len(targets))  # a fill kernel: no host-to-device copy
+        totals += torch.stack([loss.detach() * n, (pred == targets).sum(), (pred == clean).sum(), n]).double()
+        stats.update(logits, targets, clean, loss_tau(run.loss_fn, dev))
+        if step % c.log_interval == 0:
+            row = {"step": step, "epoch": epoch + 1, "lr": lr, "target": target, **stats.read(run.info)}
+            for key, value in _loss_diagnostics(run.loss_fn, dev).items():
+                row.setdefault(key, value)
+            if steps_log is not None:
+                steps_log.append(row)
+    if run.info.world > 1:
+        dist.all_reduce(totals)
+    loss_sum, correct_noisy, correct_clean, n = totals.tolist()
+    if not math.isfinite(loss_sum):
+        raise ValueError(f"training diverged: the loss is {loss_sum} in epoch {epoch + 1}; lower lr={c.lr}")
+    metrics = {"train_loss": loss_sum / n, "train_acc_noisy": correct_noisy / n, "train_acc_clean": correct_clean / n}
+    return metrics, step
+
+
+def _loss_diagnostics(loss_fn: nn.Module, device: torch.device) -> dict[str, float]:
+    """The loss's own diagnostics (OGC: tau, mixture, refits, clipped fraction), else just tau = inf."""
+    if hasattr(loss_fn, "diagnostics"):
+        return dict(loss_fn.diagnostics())
+    return {"tau": float(loss_tau(loss_fn, device))}
+
+
+@torch.no_grad()
+def accuracy(run: Run, x: Tensor, y: Tensor) -> float:
+    """Accuracy of the bare model on (x, y) (samples sharded over ranks, counts summed)."""
+    c, split, dev, info = run.config, run.split, run.device, run.info
+    run.net.eval()
+    idx = _shard(len(y), info)
+    if info.is_main:  # the remainder left by equal shards goes to rank 0
+        idx = torch.cat([idx, torch.arange(len(idx) * info.world, len(y))])
+    counts = torch.zeros(2, dtype=torch.float64, device=dev)
+    for chunk in idx.split(c.eval_batch_size):
+        inputs = normalise(x[chunk].to(dev), split.mean, split.std)
+        if run.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with run.autocast():
+            pred = run.net(inputs).argmax(1)
+        counts += torch.stack([(pred == y[chunk].to(dev)).sum(), pred.new_full((), len(chunk))]).double()
+    if info.world > 1:
+        dist.all_reduce(counts)
+    return float(counts[0] / counts[1])
+
+
+def _checkpoint_state(run: Run, epoch: int, step: int, history: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": run.config.to_dict(),
+        "world_size": run.info.world,
+        "epoch": epoch,
+        "step": step,
+        "elapsed_s": elapsed,
+        "history": history,
+        "model": run.net.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "loss": run.loss_fn.state_dict(),
+        "rng": _gather(_rng_state(run.generator), run.info),
+    }
+
+
+def _restore(run: Run, state: dict[str, Any]) -> None:
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.loss_fn.load_state_dict(state["loss"])
+    _set_rng_state(state["rng"][run.info.rank], run.generator)
+
+
+def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
+    """The run's record: config, versions, device, noise report, curves and summary accuracies."""
+    test = [h["test_acc"] for h in history]
+    device = str(run.device)
+    if run.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(run.device)})"
+    return {
+        "config": run.config.to_dict(),
+        "versions": versions(),
+        "device": device,
+        "world_size": run.info.world,
+        "num_train": len(run.labels.noisy),
+        "num_test": len(run.split.test_y),
+        "num_params": sum(p.numel() for p in run.net.parameters()),
+        "data_source": run.split.source,
+        "noise": run.labels.report,
+        "epochs": history,
+        "final_test_acc": test[-1],
+        "best_test_acc": max(test),
+        "last10_test_acc": float(np.mean(test[-10:])),
+        "final_tau": history[-1]["tau"],
+        "wall_time_s": elapsed,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def finished_result(out_dir: Path, config: Config) -> dict[str, Any] | None:
+    """The result of the finished run of ``config`` in ``out_dir``; None if unfinished; error if another config's."""
+    path = Path(out_dir) / RESULT
+    if not path.exists():
+        return None
+    result = read_json(path)
+    differ = config_differences(result["config"], config)
+    if differ:
+        raise RunExistsError(f"out dir {str(out_dir)!r} holds a finished run of another config ({differ})")
+    return result
+
+
+def _prepare_out_dir(out_dir: Path, config: Config, resume: bool) -> dict[str, Any] | None:
+    """Refuse to overwrite a run; return the finished result when resuming one that is done."""
+    if (out_dir / RESULT).exists() and not resume:
+        raise RunExistsError(
+            f"out dir {str(out_dir)!r} already holds a finished run ({RESULT}); "
+            "choose another out dir (or resume to just read it)"
+        )
+    present = [f for f in RUN_FILES if (out_dir / f).exists()]
+    if present and not resume:
+        raise RunExistsError(
+            f"out dir {str(out_dir)!r} holds an unfinished run ({', '.join(present)}); "
+            "resume it or choose another out dir"
+        )
+    return finished_result(out_dir, config)
+
+
+def train(config: Config, out_dir: Path, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``out_dir`` (checkpoint every epoch, result.json at the end); return the result.
+
+    ``resume=True`` continues from ``out_dir/checkpoint.pt`` (or starts afresh if there is none) and
+    returns an already finished result unchanged.  ``progress`` None shows tqdm bars only on a TTY.
+    """
+    out_dir = Path(out_dir)
+    info = dist_info()
+    if config.batch_size % info.world:
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the {info.world} processes")
+    finished = _prepare_out_dir(out_dir, config, resume)
+    if finished is not None:
+        return finished
+    state = load_checkpoint(out_dir / CHECKPOINT) if resume and (out_dir / CHECKPOINT).exists() else None
+    if state is not None:
+        _check_resumable(state, config, info, out_dir / CHECKPOINT)
+    device = select_device(config.device, info.local_rank)
+    created_group = _init_process_group(info, device)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        return _train(config, out_dir, info, device, state, progress)
+    finally:  # leave the process's global torch settings as they were
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        if created_group:
+            dist.destroy_process_group()
+
+
+def _train(
+    config: Config, out_dir: Path, info: DistInfo, device: torch.device, state: dict[str, Any] | None,
+    progress: bool | None,
+) -> dict[str, Any]:
+    _configure_determinism(config, device)
+    run = _build(config, info, device)
+    start_epoch, step, history, elapsed = 0, 0, [], 0.0
+    if state is not None:
+        _restore(run, state)
+        start_epoch, step, history, elapsed = state["epoch"], state["step"], state["history"], state["elapsed_s"]
+    main = info.is_main
+    steps_log = epochs_log = None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        steps_log, epochs_log = CsvLog(out_dir / STEPS_CSV), CsvLog(out_dir / EPOCHS_CSV)
+        steps_log.truncate(lambda r: int(r["step"]) <= step)
+        epochs_log.truncate(lambda r: int(r["epoch"]) <= start_epoch)
+    show = main and (sys.stderr.isatty() if progress is None else progress)
+
+    for epoch in tqdm(range(start_epoch, config.epochs), desc="epochs", disable=not show,
+                      initial=start_epoch, total=config.epochs):
+        began = time.perf_counter()
+        lr = run.optimizer.param_groups[0]["lr"]
+        metrics, step = _train_epoch(run, epoch, step, steps_log, show)
+        run.scheduler.step()
+        test_acc = accuracy(run, run.split.test_x, run.split.test_y)
+        row = {"epoch": epoch + 1, "step": step, "lr": lr, **metrics, "test_acc": test_acc,
+               "tau": float(loss_tau(run.loss_fn, device))}
+        seconds = time.perf_counter() - began
+        elapsed += seconds
+        row.update(epoch_time_s=seconds, elapsed_s=elapsed)
+        history.append(row)
+        ckpt = _checkpoint_state(run, epoch + 1, step, history, elapsed)
+        if main:
+            epochs_log.append(row)
+            _save_checkpoint(out_dir / CHECKPOINT, ckpt)
+        if info.world > 1:
+            dist.barrier()
+
+    result = _result(run, history, elapsed)
+    # further evaluation sets of the data (WebVision: ImageNet validation images), final model only
+    result["extra_test_acc"] = {name: accuracy(run, x, y) for name, (x, y) in run.split.extra_test_sets.items()}
+    if main:
+        atomic_write_json(out_dir / RESULT, result)
+    return result

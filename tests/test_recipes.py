@@ -1,0 +1,122 @@
+"""Config and the named recipes: reference values, overrides, coercion and validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ogc_lab.recipes import FIELDS, RECIPES, Config, get_recipe
+
+
+def test_official_cifar10_is_the_reference_recipe() -> None:
+    c = get_recipe("official-cifar10")
+    assert (c.dataset, c.model, c.epochs, c.batch_size) == ("cifar10", "resnet18", 150, 128)
+    assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
+    assert (c.schedule, c.milestones, c.gamma) == ("multistep", (50, 100), 0.1)
+    assert (c.crop_padding, c.flip, c.rotation, c.grad_clip) == (4, True, 15.0, 5.0)
+    assert (c.ogc_epsilon, c.ogc_interval, c.ogc_queue_size) == (20.0, 32, 4096)
+
+
+def test_official_cifar100_differs_only_in_data_and_model() -> None:
+    ten, hundred = get_recipe("official-cifar10").to_dict(), get_recipe("official-cifar100").to_dict()
+    differ = {k for k in FIELDS if ten[k] != hundred[k]}
+    assert differ == {"dataset", "model"}
+    assert (hundred["dataset"], hundred["model"]) == ("cifar100", "resnet34")
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_builds_and_round_trips_through_json(name: str) -> None:
+    config = get_recipe(name)
+    again = Config.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+def test_overrides_are_coerced_from_strings() -> None:
+    c = get_recipe(
+        "toy", epochs="7", lr="0.05", flip="true", milestones="2,4", subset="100", grad_clip="none",
+        loss_params='{"gamma": 0.5}', loss="fl",
+    )
+    assert (c.epochs, c.lr, c.flip, c.milestones, c.subset, c.grad_clip) == (7, 0.05, True, (2, 4), 100, None)
+    assert c.loss_params == {"gamma": 0.5}
+    assert isinstance(c.epochs, int) and isinstance(c.lr, float)
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_recipe("toy").epochs = 3  # type: ignore[misc]
+
+
+def test_unknown_recipe_names_it_and_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="unknown recipe 'cifar'; allowed: official-cifar10.*digits-cpu"):
+        get_recipe("cifar")
+
+
+def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown config field\(s\) epoch; allowed: dataset, .*epochs"):
+        get_recipe("toy", epoch=3)
+    with pytest.raises(ValueError, match="bogus"):
+        Config.from_dict({**get_recipe("toy").to_dict(), "bogus": 1})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"epochs": "ten"}, "epochs='ten' is not a valid int"),
+        ({"epochs": 2.5}, "epochs=2.5 is not a valid int"),
+        ({"flip": "maybe"}, "flip='maybe' is not a valid bool"),
+        ({"lr": True}, "lr=True is not a valid float"),
+        ({"subset": "x"}, "subset='x' is not a valid int or None"),
+        ({"loss_params": "{bad json"}, "loss_params="),
+        ({"epochs": 0}, "epochs=0 must be > 0"),
+        ({"lr": -0.1}, "lr=-0.1 must be > 0"),
+        ({"weight_decay": -1}, "weight_decay=-1.0 must be >= 0"),
+        ({"gamma": 2.0}, r"gamma=2.0 must be in \(0, 1\]"),
+        ({"milestones": "5,3"}, "milestones=.* must be increasing"),
+        ({"optimizer": "adam"}, "unknown optimizer 'adam'; allowed: sgd"),
+        ({"schedule": "step"}, "unknown schedule 'step'; allowed: multistep, cosine, constant"),
+        ({"pipeline": "ray"}, "unknown pipeline 'ray'; allowed: device, dataloader"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
+        ({"loss": "cee"}, "unknown loss 'cee'; allowed: ce, "),
+        ({"model": "vgg"}, "unknown model 'vgg'; allowed: "),
+        ({"dataset": "mnist"}, "unknown dataset 'mnist'; allowed: .*imagefolder:PATH"),
+        ({"dataset": "imagefolder"}, "unknown dataset 'imagefolder'"),
+        ({"noise": "sym:0.4"}, "unknown noise kind 'sym'"),
+        ({"noise": "symmetric:1.5"}, "noise rate must be in"),
+        ({"noise": "human"}, "must name the label set"),
+    ],
+)
+def test_bad_values_raise_naming_the_value(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        get_recipe("toy", **overrides)
+
+
+def test_human_noise_spec_is_accepted_by_the_config() -> None:
+    assert get_recipe("toy", noise="human:worse").noise == "human:worse"
+
+
+def test_loss_kwargs_give_ogc_settings_to_ogc_losses_only() -> None:
+    c = get_recipe("digits-cpu", loss="ce+ogc", seed=3)
+    assert c.is_ogc
+    assert c.loss_kwargs() == {"epsilon": 20.0, "interval": c.ogc_interval, "queue_size": c.ogc_queue_size, "seed": 3}
+    assert get_recipe("digits-cpu", loss="ce").loss_kwargs() == {}
+    tuned = get_recipe("digits-cpu", loss="fl+ogc", loss_params={"gamma": 0.5, "queue_size": 64})
+    assert tuned.loss_kwargs()["queue_size"] == 64 and tuned.loss_kwargs()["gamma"] == 0.5
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    epochs=st.integers(1, 500),
+    lr=st.floats(1e-5, 1.0),
+    seed=st.integers(0, 2**31 - 1),
+    milestones=st.lists(st.integers(1, 400), max_size=4, unique=True).map(sorted),
+    flip=st.booleans(),
+    subset=st.none() | st.integers(1, 10_000),
+)
+def test_any_valid_config_survives_a_json_round_trip(epochs, lr, seed, milestones, flip, subset) -> None:
+    config = get_recipe("toy", epochs=epochs, lr=lr, seed=seed, milestones=milestones, flip=flip, subset=subset)
+    assert Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.replace(**{k: str(v) for k, v in {"epochs": epochs, "seed": seed}.items()}) == config

@@ -1,0 +1,297 @@
+"""The training engine: results, labels, diagnostics, checkpoints and exact resume, refusals, DDP on gloo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from sklearn.metrics import roc_auc_score
+
+import ogc_lab.train as train_module
+from ogc_lab.data import load_dataset
+from ogc_lab.noise import make_noise
+from ogc_lab.ogc import base_loss
+from ogc_lab.recipes import Config, get_recipe
+from ogc_lab.train import (
+    CheckpointError,
+    DistInfo,
+    GradStats,
+    RunExistsError,
+    auc,
+    load_checkpoint,
+    select_device,
+    train,
+)
+
+TOY = get_recipe("toy", epochs=2, loss="ce+ogc", noise="symmetric:0.4",
+                 ogc_interval=2, ogc_queue_size=64, log_interval=3)
+# digits images exercise augmentation (crop) and a CNN with BatchNorm; 300 samples = 5 steps an epoch
+DIGITS = get_recipe("digits-cpu", subset=300, epochs=3, milestones=(2,), loss="ce+ogc", noise="symmetric:0.4",
+                    ogc_interval=2, ogc_queue_size=128, log_interval=2, deterministic=True)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------ results and labels
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("toy") / "run"
+    return out, train(TOY, out, progress=False)
+
+
+def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
+    out, result = toy_run
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["config"] == TOY.to_dict() and Config.from_dict(saved["config"]) == TOY
+    assert set(saved["versions"]) == {"python", "ogc_lab", "torch", "torchvision", "numpy", "sklearn"}
+    assert saved["device"] == "cpu" and saved["world_size"] == 1
+    assert len(saved["epochs"]) == TOY.epochs
+    test = [e["test_acc"] for e in saved["epochs"]]
+    assert saved["final_test_acc"] == test[-1] and saved["best_test_acc"] == max(test)
+    assert saved["last10_test_acc"] == pytest.approx(np.mean(test[-10:]))
+    assert saved["noise"] == result["noise"]
+    split = load_dataset("toy2d", seed=TOY.seed)
+    expected = make_noise(TOY.noise, split.train_y, 2, seed=TOY.seed).report.to_dict()
+    assert saved["noise"]["labels_sha256"] == expected["labels_sha256"]
+    assert saved["noise"]["transition_counts"] == expected["transition_counts"]
+    assert saved["noise"]["realised_rate"] == pytest.approx(0.4, abs=1e-12)  # exact counts: 80 of 200 each
+
+
+def test_epochs_and_steps_csv_have_one_row_per_epoch_and_per_log_interval(toy_run) -> None:
+    out, result = toy_run
+    epochs = _rows(out / "epochs.csv")
+    assert [int(r["epoch"]) for r in epochs] == [1, 2]
+    steps_per_epoch = int(epochs[0]["step"])
+    assert steps_per_epoch == -(-400 // TOY.batch_size)  # 400 toy samples, last batch partial
+    steps = _rows(out / "steps.csv")
+    assert [int(r["step"]) for r in steps] == list(range(3, 2 * steps_per_epoch + 1, 3))
+    assert {"tau", "target", "ratio_before", "ratio_after", "auc_h", "g_clean", "g_noisy",
+            "g_clean_clipped", "g_noisy_clipped", "clipped_fraction", "means_clean", "means_noisy"} <= set(steps[0])
+    for r in steps:  # clipping can only lower gradients; the target is 1 + lr * epsilon
+        assert float(r["g_clean_clipped"]) <= float(r["g_clean"]) + 1e-12
+        assert float(r["g_noisy_clipped"]) <= float(r["g_noisy"]) + 1e-12
+        assert float(r["target"]) == pytest.approx(1 + float(r["lr"]) * TOY.ogc_epsilon)
+    for key in ("train_loss", "train_acc_noisy", "train_acc_clean", "test_acc", "lr", "epoch_time_s"):
+        assert key in result["epochs"][0]
+
+
+def test_noise_touches_training_labels_only() -> None:
+    run = train_module._build(DIGITS, DistInfo(), torch.device("cpu"))
+    split = load_dataset("digits", seed=DIGITS.seed, subset=DIGITS.subset)
+    assert torch.equal(run.split.test_y, split.test_y)
+    assert torch.equal(run.train_clean, split.train_y)
+    expected = make_noise(DIGITS.noise, split.train_y, 10, seed=DIGITS.seed, features=split.train_x).labels
+    assert torch.equal(run.train_noisy, expected)
+    counts = torch.bincount(split.train_y, minlength=10)
+    flipped = torch.bincount(split.train_y[run.train_noisy != run.train_clean], minlength=10)
+    assert ((flipped - 0.4 * counts).abs() < 1).all()  # exact counts up to rounding, per class
+
+
+def test_lr_follows_the_schedule(tmp_path: Path) -> None:
+    multistep = train(TOY.replace(epochs=3, milestones=(1, 2), gamma=0.5), tmp_path / "m", progress=False)
+    assert [e["lr"] for e in multistep["epochs"]] == pytest.approx([0.1, 0.05, 0.025])
+    cosine = train(TOY.replace(epochs=2, schedule="cosine"), tmp_path / "c", progress=False)
+    assert [e["lr"] for e in cosine["epochs"]] == pytest.approx([0.1, 0.05])
+
+
+def test_non_ogc_loss_logs_unclipped_diagnostics(tmp_path: Path) -> None:
+    train(TOY.replace(loss="ce", epochs=1), tmp_path / "ce", progress=False)
+    steps = _rows(tmp_path / "ce" / "steps.csv")
+    assert steps and all(r["tau"] == "inf" for r in steps)
+    assert all(r["ratio_after"] == r["ratio_before"] for r in steps)
+
+
+def test_dataloader_pipeline_trains(tmp_path: Path) -> None:
+    config = DIGITS.replace(pipeline="dataloader", num_workers=0, epochs=1, loss="ce")
+    result = train(config, tmp_path / "dl", progress=False)
+    assert len(result["epochs"]) == 1 and 0.0 <= result["final_test_acc"] <= 1.0
+
+
+# ------------------------------------------------------------------ diagnostics
+
+
+def test_grad_stats_match_hand_computed_means() -> None:
+    probs = torch.tensor([0.5, 0.25, 0.1, 0.05])  # g = 1/p = 2, 4, 10, 20
+    logits = torch.stack([probs, 1 - probs], 1).log()
+    targets = torch.zeros(4, dtype=torch.long)
+    clean = torch.tensor([0, 0, 1, 1])  # the last two are noisy
+    stats = GradStats(base_loss("ce"), torch.device("cpu"))
+    stats.update(logits, targets, clean, torch.tensor(5.0))
+    out = stats.read(DistInfo())
+    assert out["g_clean"] == pytest.approx(3.0) and out["g_noisy"] == pytest.approx(15.0)
+    assert out["g_clean_clipped"] == pytest.approx(3.0) and out["g_noisy_clipped"] == pytest.approx(5.0)
+    assert out["ratio_before"] == pytest.approx(5.0) and out["ratio_after"] == pytest.approx(5.0 / 3.0)
+    assert out["auc_h"] == 1.0 and out["noisy_frac"] == 0.5
+    assert stats.read(DistInfo())["g_clean"] != stats.read(DistInfo())["g_clean"]  # reset: nan
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 5, 200).astype(float)  # many ties
+    positive = rng.random(200) < 0.3
+    assert auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores), abs=1e-12)
+    assert np.isnan(auc(scores, np.zeros(200, bool)))
+
+
+def test_select_device() -> None:
+    assert select_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert select_device("auto").type in {"cpu", "mps"}
+        with pytest.raises(ValueError, match="device 'cuda' is not available"):
+            select_device("cuda")
+
+
+# ------------------------------------------------------------------ checkpoints, resume, refusals
+
+
+class _Killed(Exception):
+    """Stands in for the process being killed."""
+
+
+def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    straight = tmp_path / "straight"
+    train(DIGITS, straight, progress=False)
+
+    killed = tmp_path / "killed"
+    real_save = train_module._save_checkpoint
+    saves = []
+
+    def save_then_die_in_epoch_3(path: Path, state: dict) -> None:
+        if len(saves) == 2:  # epoch 3 trained and logged, killed before its checkpoint lands
+            raise _Killed
+        saves.append(state["epoch"])
+        real_save(path, state)
+
+    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die_in_epoch_3)
+    with pytest.raises(_Killed):
+        train(DIGITS, killed, progress=False)
+    assert load_checkpoint(killed / "checkpoint.pt")["epoch"] == 2
+    assert len(_rows(killed / "epochs.csv")) == 3  # the stray epoch-3 row the resume must drop
+    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    resumed = train(DIGITS, killed, resume=True, progress=False)
+
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in ("tau", "queue", "means"):
+        assert torch.equal(a["loss"]["_extra_state"][key], b["loss"]["_extra_state"][key]), key
+    assert torch.isfinite(a["loss"]["_extra_state"]["tau"])  # OGC did clip in this run
+    assert (straight / "steps.csv").read_text() == (killed / "steps.csv").read_text()
+    timeless = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]  # noqa: E731
+    assert timeless(_rows(straight / "epochs.csv")) == timeless(_rows(killed / "epochs.csv"))
+    assert [e["test_acc"] for e in resumed["epochs"]] == [e["test_acc"] for e in json.loads(
+        (straight / "result.json").read_text())["epochs"]]
+
+
+def test_a_finished_run_is_never_overwritten(toy_run) -> None:
+    out, result = toy_run
+    before = (out / "result.json").read_bytes()
+    with pytest.raises(RunExistsError, match="already holds a finished run"):
+        train(TOY, out, progress=False)
+    assert train(TOY, out, resume=True, progress=False) == json.loads(before)
+    with pytest.raises(RunExistsError, match="finished run of another config .*epochs: saved 2 vs now 3"):
+        train(TOY.replace(epochs=3), out, resume=True, progress=False)
+    assert (out / "result.json").read_bytes() == before
+
+
+def test_an_unfinished_run_needs_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "steps.csv").write_text("step\n1\n")
+    with pytest.raises(RunExistsError, match="holds an unfinished run"):
+        train(TOY, out, progress=False)
+    assert (out / "steps.csv").read_text() == "step\n1\n"
+
+
+def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path: Path, toy_run) -> None:
+    out = tmp_path / "bad"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        train(TOY, out, resume=True, progress=False)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "checkpoint.pt").write_bytes((toy_run[0] / "checkpoint.pt").read_bytes())
+    with pytest.raises(CheckpointError, match="another config .*lr: saved 0.1 vs now 0.2"):
+        train(TOY.replace(lr=0.2), foreign, resume=True, progress=False)
+
+
+def test_resume_without_a_checkpoint_starts_afresh(tmp_path: Path) -> None:
+    result = train(TOY.replace(epochs=1), tmp_path / "new", resume=True, progress=False)
+    assert len(result["epochs"]) == 1
+
+
+# ------------------------------------------------------------------ DistributedDataParallel on gloo
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, config: dict, record: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    result = train(Config.from_dict(config), Path(out), progress=False)
+    taus = [e["tau"] for e in result["epochs"]]
+    Path(record, f"rank{rank}.json").write_text(json.dumps({"taus": taus, "acc": result["final_test_acc"]}))
+
+
+def test_two_process_gloo_run_shares_tau_and_rank0_writes(tmp_path: Path) -> None:
+    config = DIGITS.replace(epochs=2, ogc_epsilon=2.0)  # target 1.2: tau goes finite within 2 epochs
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), config.to_dict(), str(tmp_path)), nprocs=2)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["taus"] == r1["taus"] and np.isfinite(r0["taus"][-1])  # one shared queue, one tau
+    assert r0["acc"] == r1["acc"]  # test counts summed over ranks
+    result = json.loads((out / "result.json").read_text())
+    assert result["world_size"] == 2 and result["num_train"] == 300
+    assert len(load_checkpoint(out / "checkpoint.pt")["rng"]) == 2
+    steps_per_epoch = int(_rows(out / "epochs.csv")[0]["step"])
+    assert steps_per_epoch == -(-150 // (config.batch_size // 2))  # each rank: half the data, half the batch
+
+
+def test_human_noise_takes_the_data_sets_real_label_set() -> None:
+    split = load_dataset("toy2d", seed=0)
+    worse = split.train_y.clone()
+    worse[:50] = 1 - worse[:50]
+    split.noisy_sets = {"worse": worse}
+    noisy = train_module.corrupt_labels("human:worse", split, seed=0)
+    assert torch.equal(noisy.labels, worse) and int(noisy.flipped.sum()) == 50
+    report = noisy.report.to_dict()
+    assert report["kind"] == "human:worse" and report["realised_rate"] == 50 / 400
+    assert sum(map(sum, report["transition_counts"])) == 400
+    with pytest.raises(ValueError, match="unknown real-world label set 'aggregate' .*allowed: worse"):
+        train_module.corrupt_labels("human:aggregate", split, seed=0)
+
+
+def test_progress_bars_can_be_forced_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    train(TOY.replace(epochs=1), tmp_path / "bars", progress=True)
+    assert "epochs" in capsys.readouterr().err
+
+
+def test_extra_test_sets_are_evaluated_at_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_load = train_module.load_dataset
+
+    def with_extra(*args, **kwargs):
+        split = real_load(*args, **kwargs)
+        split.extra_test_sets = {"copy": (split.test_x, split.test_y)}
+        return split
+
+    monkeypatch.setattr(train_module, "load_dataset", with_extra)
+    result = train(TOY.replace(epochs=1), tmp_path / "extra", progress=False)
+    assert result["extra_test_acc"] == {"copy": result["final_test_acc"]}
