@@ -148,10 +148,10 @@ def labels_sha256(labels: Tensor) -> str:
     return hashlib.sha256(labels.detach().cpu().numpy().astype("<i8").tobytes()).hexdigest()
 
 
-def _build_report(
+def build_report(
     kind: str, rate: float, clean: Tensor, noisy: Tensor, num_classes: int, seed: int, params: dict
 ) -> NoiseReport:
-    """Count the realised (true, noisy) pairs from the actual labels."""
+    """Report the realised (true, noisy) pairs of the actual labels: synthetic or real-world noise alike."""
     k = num_classes
     pairs = (clean.cpu() * k + noisy.cpu()).long()
     counts = torch.bincount(pairs, minlength=k * k).reshape(k, k).numpy().astype(np.int64)
@@ -638,5 +638,5 @@ def make_noise(
     if kind.matrix is None:
         features = _as_features(features, clean.numel(), name)
     noisy = kind.generate(clean, num_classes, rate, params, seed, features)
-    report = _build_report(name, rate, clean, noisy, num_classes, seed, params)
+    report = build_report(name, rate, clean, noisy, num_classes, seed, params)
     return NoisyLabels(labels=noisy, flipped=noisy != clean, report=report)

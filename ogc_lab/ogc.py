@@ -754,6 +754,13 @@ class OGCLoss(nn.Module):
         """Controller diagnostics plus the clipped fraction of the last batch (host values)."""
         return {**self.controller.diagnostics(), "clipped_fraction": float(self.last_clipped_fraction)}
 
+    def _apply(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> OGCLoss:
+        """``module.to(device)`` / ``.cuda()`` also move the controller (its dtype stays its own)."""
+        super()._apply(fn, *args, **kwargs)
+        self.controller.to(fn(torch.zeros(())).device)
+        self.last_clipped_fraction = self.last_clipped_fraction.to(self.controller.device)
+        return self
+
     def get_extra_state(self) -> dict[str, Any]:
         return self.controller.state_dict()
 

@@ -31,7 +31,7 @@ from .io import atomic_torch_save, atomic_write_json, read_json, versions
 from .losses import make_loss
 from .models import make_model
 from .noise import NoisyLabels, make_noise
-from .noise import _build_report as noise_report  # no public report builder yet
+from .noise import build_report as noise_report
 from .ogc import BaseLoss, base_loss, label_prob
 from .recipes import HUMAN_NOISE, Config
 

@@ -108,20 +108,6 @@ def test_save_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["metrics.json"]
 
 
-def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "metrics.json"
-    path.write_text("old")
-
-    def fail(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(book.os, "replace", fail)
-    with pytest.raises(OSError, match="disk full"):
-        book.atomic_write_text(path, "new")
-    assert path.read_text() == "old"
-    assert os.listdir(tmp_path) == ["metrics.json"]
-
-
 # ---- chapters ----
 
 

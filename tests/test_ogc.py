@@ -497,3 +497,15 @@ def test_ogc_loss_state_dict_round_trips_the_controller():
         batch, labels = x[i * 32 : (i + 1) * 32] @ weights, y[i * 32 : (i + 1) * 32]
         assert torch.equal(a(batch, labels, lr=0.01), b(batch, labels, lr=0.01))
     assert torch.equal(a.tau, b.tau) and a.controller.refits == b.controller.refits == 3
+
+
+def test_moving_the_loss_module_moves_its_controller_and_keeps_its_dtype() -> None:
+    loss = OGCLoss(queue_size=64, interval=4)
+    moved_to: list[torch.device] = []
+    move = loss.controller.to
+    loss.controller.to = lambda device: (moved_to.append(torch.device(device)), move(device))[1]
+    queue_dtype = loss.controller.queue.dtype
+    loss.to(torch.device("cpu"))
+    loss.half()
+    assert moved_to == [torch.device("cpu"), torch.device("cpu")]
+    assert loss.controller.queue.dtype == queue_dtype
