@@ -271,20 +271,20 @@ def _log_joint_coef(theta: Tensor) -> Tensor:
     return torch.stack([constant, means * precision, -0.5 * precision])
 
 
-def _em_step(x: Tensor, powers: Tensor, theta: Tensor, reg_covar: float) -> tuple[Tensor, Tensor]:
+def _em_step(x: Tensor, powers: Tensor, totals: Tensor, theta: Tensor, reg_covar: float) -> tuple[Tensor, Tensor]:
     """One EM iteration: the mean log-likelihood under ``theta`` (EM's lower bound) and the new theta.
 
     With two components the responsibilities are sigmoids of one log-odds (a quadratic in x, taken
     elementwise: a BLAS matrix-vector product of this shape can stall when SciPy's BLAS is loaded),
-    and the log-likelihood is sum_k r_k (log w_k N_k - log r_k), i.e. linear in the moments the
-    M-step needs anyway plus the responsibilities' entropy.
+    and log(w_0 N_0 + w_1 N_1) = log(w_0 N_0) + softplus(log-odds), whose first term is linear in
+    the data's moments ``totals`` (sum of 1, x, x^2): one pass over x for the likelihood.
     """
     coef = _log_joint_coef(theta)
     odds = coef[:, 1] - coef[:, 0]
     log_odds = torch.addcmul(odds[0], x, torch.addcmul(odds[1], x, odds[2]))
-    resp = torch.sigmoid(torch.stack([-log_odds, log_odds], dim=1))
-    stats = powers @ resp
-    lower_bound = ((coef * stats).sum() + torch.special.entr(resp).sum()) / x.numel()
+    upper = torch.sigmoid(log_odds)
+    stats = powers @ torch.stack([1.0 - upper, upper], dim=1)
+    lower_bound = (coef[:, 0] @ totals + torch.nn.functional.softplus(log_odds).sum()) / x.numel()
     return lower_bound, _params_from_stats(stats, reg_covar)
 
 
@@ -300,6 +300,7 @@ def fit_gmm_torch(
 
     Runs exactly ``max_iter`` iterations; once the lower-bound change falls below ``tol`` the
     parameters are frozen with ``torch.where``, which equals stopping there but needs no host sync.
+    On the CPU, where reading the flag costs nothing, the loop does stop there.
     The data are centred first (the likelihood is shift-invariant) to keep float32 accurate.
     """
     if init not in GMM_INITS:
@@ -310,14 +311,18 @@ def fit_gmm_torch(
     centre = x.mean()
     x = x - centre
     powers = torch.stack([torch.ones_like(x), x, x * x])
+    totals = powers.sum(dim=1)
     theta = _params_from_stats(powers @ GMM_INITS[init](x, generator), reg_covar)
     previous = torch.full((), -math.inf, dtype=x.dtype, device=x.device)
     frozen = torch.zeros((), dtype=torch.bool, device=x.device)
+    stop_early = x.device.type == "cpu"  # reading a CPU tensor is no device sync: skip frozen steps
     for _ in range(max_iter):
-        lower_bound, new_theta = _em_step(x, powers, theta, reg_covar)
+        lower_bound, new_theta = _em_step(x, powers, totals, theta, reg_covar)
         theta = torch.where(frozen, theta, new_theta)
         frozen = frozen | ((lower_bound - previous).abs() < tol)
         previous = lower_bound
+        if stop_early and bool(frozen):
+            break
     weights, means, variances = theta
     return GMM1D(means + centre, variances, weights).sorted()
 
