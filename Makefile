@@ -42,7 +42,7 @@ regress: $(STAMP)
 	OGC_BOOK_SCALE=cpu $(PY) -m pytest tests/test_notebooks.py -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_refit.py
+	for b in refit step pipeline epoch ddp; do $(PY) benchmarks/bench_$$b.py || exit 1; done
 
 clean:
 	rm -rf _build build

@@ -1,0 +1,109 @@
+"""Smoke tests of the benchmarks: each script runs end to end with --quick and reports its ratio line.
+
+No timing assertions (the figures depend on the machine); what is checked is that every script
+finishes, prints a parseable ``RATIO name: value`` line, writes JSON with the machine record, and
+counts what it says it counts (refits inside timed blocks, steps, images, identical DDP queues).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+RATIO = re.compile(r"^RATIO (.+): (\S+)", re.MULTILINE)
+
+
+def _common() -> Any:
+    spec = importlib.util.spec_from_file_location("bench_common", BENCH / "_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_quick(script: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run ``script --quick --json``; return its JSON and its RATIO lines (name -> value)."""
+    out = tmp_path / f"{script}.json"
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    ratios = {name: float(value) for name, value in RATIO.findall(proc.stdout)}
+    assert ratios, f"no RATIO line in the output of {script}:\n{proc.stdout}"
+    assert all(math.isfinite(v) and v > 0 for v in ratios.values()), ratios
+    payload = json.loads(out.read_text())
+    assert {"device", "device_name", "torch", "threads", "date"} <= set(payload["machine"])
+    assert payload["machine"]["threads"] == 1  # the benchmarks' default --threads
+    return payload, ratios
+
+
+def test_bench_step_times_refits_in_situ_and_amortises_resnet_on_cpu(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_step.py", tmp_path)
+    rows = {r["model"]: r for r in payload["results"]}
+    assert set(rows) == {"cnn-small", "resnet18"} and len(ratios) == 2
+    digits = rows["cnn-small"]
+    assert digits["steps_per_arm"] == 32 and digits["refits_timed"] == 1 and digits["refit_timed"] == "in situ"
+    for arm in ("ce", "ce+ogc"):
+        assert len(digits["step_times_s"][arm]) == 32
+    if payload["machine"]["device"] == "cpu":
+        assert rows["resnet18"]["refits_timed"] == 0 and rows["resnet18"]["refit_timed"] == "separately"
+    for r in rows.values():
+        assert r["ogc_step_s"] == pytest.approx(r["ogc_plain_step_s"] + r["refit_s"] / 32)
+    assert payload["pieces_s"]["refit (update with refit - push only)"] > 0
+    state = payload["ogc_state"]
+    assert state["queue_bytes"] == 4096 * (8 if state["dtype"] == "torch.float64" else 4)
+    assert state["queue_bytes"] < state["total_bytes"] < 2 * state["queue_bytes"]
+
+
+def test_bench_pipeline_reports_data_and_training_throughput(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_pipeline.py", tmp_path)
+    assert len(ratios) == 2
+    assert payload["data_source"] == "random uint8 images"  # --quick never needs the CIFAR file
+    assert payload["data_only"]["images"] == 256 and payload["training"]["images"] == 64
+    for part in ("data_only", "training"):
+        assert payload[part]["speedup"] == pytest.approx(
+            payload[part]["device_img_per_s"] / payload[part]["dataloader_img_per_s"])
+
+
+def test_bench_epoch_times_both_pipelines_through_the_trainer(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_epoch.py", tmp_path)
+    assert list(ratios) == ["epoch dataloader/device"]
+    for runs in payload["runs"].values():
+        (run,) = runs
+        assert run["num_train"] == 256 and run["steps_per_epoch"] == 4  # digits-cpu: batch 64
+        assert len(run["epoch_times_s"]) == 2 and run["epochs_timed"] == 1
+    seconds = payload["seconds_per_epoch"]
+    assert payload["speedup"] == pytest.approx(seconds["dataloader"] / seconds["device"])
+
+
+def test_bench_ddp_keeps_the_ogc_queues_identical_across_ranks(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_ddp.py", tmp_path)
+    assert list(ratios) == ["ddp 2-process/1-process step"]
+    (two,) = payload["runs"]["2"]
+    assert two["queues_identical"] is True
+    assert two["gather_bytes_sent_per_rank"] == 128 * 8  # 128 H values in float64 on the CPU
+    assert two["gather_bytes_received_per_rank"] == 2 * 128 * 8
+    # warm-up (32 steps) + one timed block (32 steps): a refit at steps 32 and 64 in both runs
+    assert two["refits"] == payload["runs"]["1"][0]["refits"] == 2
+
+
+def test_common_helpers_interleave_and_count_exactly() -> None:
+    common = _common()
+    order: list[str] = []
+    times = common.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                               repeats=3, device=common.resolve_device("cpu"), warmup=1)
+    assert order == ["a", "b"] * 4 and {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert common.steps_to_fill(4096, 128, 32) == 32
+    assert common.steps_to_fill(4096, 100, 32) == 64  # 41 steps fill it, the next refit step is 64
+    lines = common.format_table(["x", "long name"], [[1, 2.5]]).splitlines()
+    assert len(lines) == 3 and len({len(line) for line in lines}) == 1
+    with pytest.raises(ValueError, match="--threads"):
+        common.setup(type("Args", (), {"threads": -1, "seed": 0, "device": "cpu"})())
