@@ -46,6 +46,7 @@ class BaseLoss:
 
     ``exp_rate`` is k when |dl/dp| = exp(k * H) with H = -log p (CE: 1, GCE: 1 - q): the ratio of
     clipped gradients then has a closed form.  ``None`` means only the grid estimate applies.
+    ``value_of_log_p`` is l written in log p, where that is exact and cheaper (CE: -log p).
     """
 
     name: str
@@ -53,6 +54,7 @@ class BaseLoss:
     grad: Callable[[Tensor], Tensor]
     threshold_prob: Callable[[Tensor], Tensor]
     exp_rate: float | None
+    value_of_log_p: Callable[[Tensor], Tensor] | None = None
 
     def grad_of_h(self, h: Tensor) -> Tensor:
         """|dl/dp| as a function of H = -log p."""
@@ -66,6 +68,7 @@ def _ce() -> BaseLoss:
         grad=lambda p: 1.0 / p,
         threshold_prob=lambda tau: 1.0 / tau,
         exp_rate=1.0,
+        value_of_log_p=torch.neg,
     )
 
 
@@ -127,16 +130,42 @@ def base_loss(name: str, **params: float) -> BaseLoss:
     return factory(**params)
 
 
-def label_prob(logits: Tensor, targets: Tensor) -> Tensor:
-    """softmax(logits)[y], clamped to [P_MIN, P_MAX] as in the method (so H lies in [H_MIN, H_MAX]).
-
-    Computed in at least float32 (float64 logits stay float64).
-    """
+def label_log_prob(logits: Tensor, targets: Tensor) -> Tensor:
+    """log softmax(logits)[y] in at least float32 (float64 logits stay float64), unclamped."""
     if logits.ndim != 2:
         raise ValueError(f"logits must be (batch, classes), got shape {tuple(logits.shape)}")
     work = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    logp = torch.log_softmax(work, dim=1).gather(1, targets.long().view(-1, 1)).squeeze(1)
-    return logp.exp().clamp(P_MIN, P_MAX)
+    return torch.log_softmax(work, dim=1).gather(1, targets.long().view(-1, 1)).squeeze(1)
+
+
+def label_prob(logits: Tensor, targets: Tensor) -> Tensor:
+    """softmax(logits)[y], clamped to [P_MIN, P_MAX] as in the method (so H lies in [H_MIN, H_MAX])."""
+    return label_log_prob(logits, targets).exp().clamp(P_MIN, P_MAX)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The clipping point of a base loss at one tau: tau (clamped to the gradients that occur),
+    p_thr with |l'(p_thr)| = tau, and l(p_thr).  Depends on tau only, so OGC computes it per refit."""
+
+    tau: Tensor
+    p_thr: Tensor
+    value: Tensor
+
+    @classmethod
+    def of(cls, tau: TauLike, base: BaseLoss, like: Tensor) -> Threshold:
+        """The threshold of ``base`` at ``tau`` in ``like``'s dtype and device."""
+        tau_t = torch.as_tensor(tau, device=like.device).to(like.dtype)
+        g_max = base.grad(torch.full((), P_MIN, dtype=like.dtype, device=like.device))
+        g_min = base.grad(torch.full((), P_MAX, dtype=like.dtype, device=like.device))
+        tau_t = torch.minimum(torch.maximum(tau_t, g_min), g_max).detach()
+        p_thr = base.threshold_prob(tau_t).clamp(P_MIN, P_MAX).detach()
+        return cls(tau_t, p_thr, base.value(p_thr).detach())
+
+    def apply(self, p: Tensor, base_value: Tensor) -> tuple[Tensor, Tensor]:
+        """lbar(p) given the base loss ``base_value`` = l(p), and the mask of clipped samples."""
+        clipped = p < self.p_thr
+        return torch.where(clipped, self.value - self.tau * (p - self.p_thr), base_value), clipped
 
 
 def clipped_loss_of_p(p: Tensor, tau: TauLike, base: BaseLoss) -> tuple[Tensor, Tensor]:
@@ -146,14 +175,7 @@ def clipped_loss_of_p(p: Tensor, tau: TauLike, base: BaseLoss) -> tuple[Tensor, 
     no clipping.  Both branches meet with equal value and slope at p_thr, so the strict ``<`` only
     decides which samples are reported as clipped.
     """
-    tau_t = torch.as_tensor(tau, device=p.device).to(p.dtype)
-    g_max = base.grad(torch.full((), P_MIN, dtype=p.dtype, device=p.device))
-    g_min = base.grad(torch.full((), P_MAX, dtype=p.dtype, device=p.device))
-    tau_t = torch.minimum(torch.maximum(tau_t, g_min), g_max)
-    p_thr = base.threshold_prob(tau_t).clamp(P_MIN, P_MAX).detach()
-    clipped = p < p_thr
-    tangent = base.value(p_thr) - tau_t * (p - p_thr)
-    return torch.where(clipped, tangent, base.value(p)), clipped
+    return Threshold.of(tau, base, p).apply(p, base.value(p))
 
 
 def transformed_loss(
@@ -735,12 +757,20 @@ class OGCLoss(nn.Module):
             self.base, epsilon=epsilon, interval=interval, queue_size=queue_size, **controller_params
         )
         self.reduction, self.validate, self.num_classes = reduction, validate, num_classes
-        self.last_clipped_fraction = torch.zeros((), device=self.controller.device)
+        self._threshold: tuple[Tensor, Threshold] | None = None  # (tau it was built for, threshold)
+        self._last_clipped: Tensor | None = None
 
     @property
     def tau(self) -> Tensor:
         """The current threshold (0-d tensor; ``inf`` means no clipping)."""
         return self.controller.tau
+
+    @property
+    def last_clipped_fraction(self) -> Tensor:
+        """Fraction of the last batch that was clipped (0-d tensor; 0 before the first step)."""
+        if self._last_clipped is None:
+            return torch.zeros((), device=self.controller.device)
+        return self._last_clipped.float().mean()
 
     def forward(self, logits: Tensor, targets: Tensor, lr: float | None = None) -> Tensor:
         """Push H, update tau (step t uses the tau after its own update), return the clipped loss."""
@@ -749,11 +779,22 @@ class OGCLoss(nn.Module):
         if self.validate and not bool(torch.isfinite(logits).all()):
             raise ValueError("OGCLoss got NaN or inf logits")
         self.controller.to(logits.device)
-        p = label_prob(logits, targets)
-        tau = self.controller.update(-torch.log(p.detach()), lr)
-        loss, clipped = clipped_loss_of_p(p, tau, self.base)
-        self.last_clipped_fraction = clipped.float().mean()
+        logp = label_log_prob(logits, targets).clamp(math.log(P_MIN), math.log(P_MAX))
+        tau = self.controller.update(-logp.detach(), lr)
+        p = logp.exp()
+        loss, self._last_clipped = self._threshold_at(tau, p).apply(p, self._base_value(p, logp))
         return reduce_loss(loss, self.reduction)
+
+    def _threshold_at(self, tau: Tensor, like: Tensor) -> Threshold:
+        """The clipping point for ``tau``, rebuilt only when the controller's tau tensor changes (refits)."""
+        cached = self._threshold
+        if cached is None or cached[0] is not tau or cached[1].tau.dtype != like.dtype:
+            self._threshold = cached = (tau, Threshold.of(tau, self.base, like))
+        return cached[1]
+
+    def _base_value(self, p: Tensor, logp: Tensor) -> Tensor:
+        """l(p), from the log-probability where the base loss allows it (CE: one op fewer, exact)."""
+        return self.base.value(p) if self.base.value_of_log_p is None else self.base.value_of_log_p(logp)
 
     def diagnostics(self) -> dict[str, float]:
         """Controller diagnostics plus the clipped fraction of the last batch (host values)."""
@@ -763,7 +804,7 @@ class OGCLoss(nn.Module):
         """``module.to(device)`` / ``.cuda()`` also move the controller (its dtype stays its own)."""
         super()._apply(fn, *args, **kwargs)
         self.controller.to(fn(torch.zeros(())).device)
-        self.last_clipped_fraction = self.last_clipped_fraction.to(self.controller.device)
+        self._last_clipped = None
         return self
 
     def get_extra_state(self) -> dict[str, Any]:

@@ -509,3 +509,18 @@ def test_moving_the_loss_module_moves_its_controller_and_keeps_its_dtype() -> No
     loss.half()
     assert moved_to == [torch.device("cpu"), torch.device("cpu")]
     assert loss.controller.queue.dtype == queue_dtype
+
+
+def test_the_cached_threshold_follows_every_refit() -> None:
+    """The per-refit threshold cache gives the same loss as the transformed loss at the live tau."""
+    generator = torch.Generator().manual_seed(5)
+    loss_fn = OGCLoss(queue_size=64, interval=4, reduction="none")
+    taus = set()
+    for step in range(40):
+        logits = 3.0 * torch.randn(32, 5, generator=generator)
+        targets = torch.randint(0, 5, (32,), generator=generator)
+        got = loss_fn(logits, targets, lr=0.1)
+        expected = transformed_loss(logits, targets, loss_fn.tau, "ce", reduction="none")
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+        taus.add(float(loss_fn.tau))
+    assert len(taus) >= 3, "the test must see several refits with different taus"
