@@ -12,13 +12,16 @@ branches on tensor values); scikit-learn is kept only as the reference GMM.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import warnings
 from dataclasses import dataclass, fields
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
+import scipy.special
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -28,8 +31,8 @@ P_MAX = 1.0 - 1e-7
 H_MIN = -math.log(P_MAX)  # smallest H = -log p after clamping (about 1e-7)
 H_MAX = -math.log(P_MIN)  # largest H = -log p after clamping (about 16.118)
 
-SOLVE_POINTS = 510  # interior points evaluated at once per round of the tau search (<= 2048 values a call)
-SOLVE_ROUNDS = 2  # rounds: final bracket is (log g range) / 511**2, about 6e-5 in log tau for CE
+SOLVE_POINTS = 62  # interior points per round of the tau search (a round's cost is mostly per call)
+SOLVE_ROUNDS = 3  # rounds: final bracket is (log g range) / 63**3, about 6.4e-5 in log tau for CE
 MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
 
 TauLike = float | Tensor
@@ -204,6 +207,62 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
+# Array backend of the k-means init, r(tau) and the tau solve
+# ----------------------------------------------------------------------------------------------
+
+# These steps are written once against a small array namespace: NumPy/SciPy for CPU tensors, where
+# a call on up to a few thousand values costs ~0.5-1 us against ~1.5-3 us for torch (and NumPy's
+# sort is ~10x faster), and torch elsewhere, which keeps everything on the device.
+_NUMPY = SimpleNamespace(
+    array=lambda t: t.detach().numpy(),
+    tensor=lambda value, like: torch.as_tensor(np.asarray(value), dtype=like.dtype),
+    arange=lambda n, like: np.arange(n, dtype=like.dtype),
+    index=lambda v: np.asarray(v).astype(np.intp),
+    quiet=lambda: np.errstate(all="ignore"),  # inf and NaN are meaningful results here, not errors
+    sort=np.sort,
+    cumsum=np.cumsum,
+    argmax=np.argmax,
+    concat=np.concatenate,
+    where=np.where,
+    minimum=np.minimum,
+    clip=np.clip,
+    logaddexp=np.logaddexp,
+    log=np.log,
+    exp=np.exp,
+    expm1=np.expm1,
+    sqrt=np.sqrt,
+    isnan=np.isnan,
+    log_ndtr=scipy.special.log_ndtr,
+)
+_TORCH = SimpleNamespace(
+    array=lambda t: t,
+    tensor=lambda value, like: value,
+    arange=lambda n, like: torch.arange(n, dtype=like.dtype, device=like.device),
+    index=lambda v: v.long(),
+    quiet=contextlib.nullcontext,
+    sort=lambda v: torch.sort(v).values,
+    cumsum=lambda v: torch.cumsum(v, 0),
+    argmax=torch.argmax,
+    concat=torch.cat,
+    where=torch.where,
+    minimum=torch.minimum,
+    clip=torch.clamp,
+    logaddexp=torch.logaddexp,
+    log=torch.log,
+    exp=torch.exp,
+    expm1=torch.expm1,
+    sqrt=torch.sqrt,
+    isnan=torch.isnan,
+    log_ndtr=torch.special.log_ndtr,
+)
+
+
+def _backend(like: Tensor) -> SimpleNamespace:
+    """The array backend for tensors like ``like``: NumPy on the CPU (no device there), else torch."""
+    return _NUMPY if like.device.type == "cpu" else _TORCH
+
+
+# ----------------------------------------------------------------------------------------------
 # Two-component 1-D Gaussian mixture
 # ----------------------------------------------------------------------------------------------
 
@@ -241,73 +300,131 @@ def _as_samples(x: Tensor) -> Tensor:
     return x.detach().reshape(-1).to(_work_dtype(x))
 
 
-def _kmeans_resp(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Hard responsibilities of the best 1-D 2-means split of centred ``x`` (deterministic).
+Scalar = float | Tensor  # one number of the EM state: a host float on the CPU, a 0-d tensor elsewhere
+Component = tuple[Scalar, Scalar, Scalar]  # (weight, mean, variance) of one mixture component
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _scalars(t: Tensor) -> Any:
+    """``t``'s values as Python floats (nested lists) on the CPU, ``t`` itself on an accelerator.
+
+    Reading a CPU tensor is no device sync, and host float arithmetic costs ~0.05 us against ~1.5 us
+    for a torch op on a 0-d tensor; the EM's per-component arithmetic is written once for both.
+    """
+    return t.tolist() if t.device.type == "cpu" else t
+
+
+def _log(v: Scalar) -> Scalar:
+    """Natural log with IEEE results for host floats too (math.log raises at 0 and below)."""
+    if isinstance(v, Tensor):
+        return torch.log(v)
+    return math.log(v) if v > 0.0 else (-math.inf if v == 0.0 else math.nan)
+
+
+def _reciprocal(v: Scalar) -> Scalar:
+    """1 / v with IEEE results for host floats too (Python raises on division by zero)."""
+    if isinstance(v, Tensor):
+        return torch.reciprocal(v)
+    return 1.0 / v if v != 0.0 else math.copysign(math.inf, v)
+
+
+def _kmeans_upper(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Hard responsibility of the upper cluster of the best 1-D 2-means split of centred ``x``.
 
     In 1-D the k-means clusters are contiguous in sorted order, so every split is scored at once
     with cumulative sums; this is the global optimum that Lloyd's algorithm reaches on ordinary
-    bimodal data (scikit-learn's k-means init), without its random restarts or iterations.
+    bimodal data (scikit-learn's k-means init), deterministic and without restarts or iterations.
     """
     del generator  # the k-means init is deterministic
-    ordered = torch.sort(x).values
-    left_sum = torch.cumsum(ordered, 0)[:-1]
-    left_count = torch.arange(1, x.numel(), dtype=x.dtype, device=x.device)
-    # x is centred, so the right cluster's sum is -left_sum: maximise S^2 (1/n_left + 1/n_right).
-    between = left_sum**2 * (1.0 / left_count + 1.0 / (x.numel() - left_count))
-    split = ordered.gather(0, torch.argmax(between).view(1))  # gather: a 0-d tensor index would sync
-    upper = (x > split).to(x.dtype)
-    return torch.stack([1.0 - upper, upper], dim=1)
+    xp = _backend(x)
+    n, values = x.numel(), xp.array(x)
+    ordered = xp.sort(values)
+    left_sum = xp.cumsum(ordered)[:-1]
+    left_count = xp.arange(n, values)[1:]
+    # x is centred, so the right sum is -left_sum: maximise S^2 (1/n_l + 1/n_r) = n S^2 / (n_l n_r).
+    between = left_sum * left_sum / (left_count * (n - left_count))
+    split = ordered[xp.argmax(between).reshape(1)]  # a 1-element index array: no host sync
+    return (x > xp.tensor(split, x)).to(x.dtype)
 
 
-def _random_resp(x: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Uniform random responsibilities, normalised per sample (scikit-learn's ``init_params='random'``)."""
+def _random_upper(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Uniform random responsibilities normalised per sample (scikit-learn's ``init_params='random'``)."""
     if generator is None:
         raise ValueError("init='random' needs a torch.Generator (generator=None given)")
     resp = torch.rand(x.numel(), 2, generator=generator, dtype=x.dtype, device=x.device)
-    return resp / resp.sum(1, keepdim=True)
+    return resp[:, 1] / resp.sum(1)
 
 
+# init name -> responsibilities of the second component, from the centred samples and a generator
 GMM_INITS: dict[str, Callable[[Tensor, torch.Generator | None], Tensor]] = {
-    "kmeans": _kmeans_resp,
-    "random": _random_resp,
+    "kmeans": _kmeans_upper,
+    "random": _random_upper,
 }
 
 
-def _params_from_stats(stats: Tensor, reg_covar: float) -> Tensor:
-    """(weights, means, variances + reg_covar) as a (3, 2) tensor from per-component moments.
+def _moments(powers: Tensor, upper: Tensor) -> list[Any]:
+    """Per component, (sum r, sum r x, sum r x^2) for responsibilities 1 - ``upper`` and ``upper``."""
+    return [_scalars(powers @ resp) for resp in (1.0 - upper, upper)]
 
-    ``stats`` rows are sum r, sum r x, sum r x^2; the arithmetic is scikit-learn's M-step.
+
+def _m_step(moments: Any, reg_covar: float, floor: float) -> list[Component]:
+    """Each component's (weight, mean, variance + reg_covar) from its moments: scikit-learn's M-step.
+
+    ``floor`` (10 machine epsilons) keeps an empty component's count positive, as scikit-learn does.
     """
-    counts, first, second = stats
-    nk = counts + 10.0 * torch.finfo(stats.dtype).eps
-    means = first / nk
-    return torch.stack([nk / nk.sum(), means, second / nk - means * means + reg_covar])
+    counts = [count + floor for count, _, _ in moments]
+    total = counts[0] + counts[1]
+    components = []
+    for count, (_, first, second) in zip(counts, moments):
+        mean = first / count
+        components.append((count / total, mean, second / count - mean * mean + reg_covar))
+    return components
 
 
-def _log_joint_coef(theta: Tensor) -> Tensor:
-    """Coefficients c (3, 2) with log w_k + log N(x; mu_k, var_k) = c_k . (1, x, x^2)."""
-    weights, means, variances = theta
-    precision = 1.0 / variances
-    log_norm = math.log(2.0 * math.pi) + torch.log(variances) + means * means * precision
-    constant = torch.log(weights) - 0.5 * log_norm
-    return torch.stack([constant, means * precision, -0.5 * precision])
+def _log_joint(component: Component) -> tuple[Scalar, Scalar, Scalar]:
+    """(c0, c1, c2) with log w + log N(x; mean, variance) = c0 + c1 x + c2 x^2."""
+    weight, mean, variance = component
+    precision = _reciprocal(variance)
+    constant = _log(weight) - 0.5 * (LOG_2PI + _log(variance) + mean * mean * precision)
+    return constant, mean * precision, -0.5 * precision
 
 
-def _em_step(x: Tensor, powers: Tensor, totals: Tensor, theta: Tensor, reg_covar: float) -> tuple[Tensor, Tensor]:
-    """One EM iteration: the mean log-likelihood under ``theta`` (EM's lower bound) and the new theta.
+def _em_step(
+    x: Tensor, powers: Tensor, totals: Any, components: list[Component], reg_covar: float, floor: float
+) -> tuple[Scalar, list[Component]]:
+    """One EM iteration: the mean log-likelihood under ``components`` (EM's lower bound) and the update.
 
-    With two components the responsibilities are sigmoids of one log-odds (a quadratic in x, taken
+    With two components the responsibilities are sigmoids of one log-odds, a quadratic in x (Horner,
     elementwise: a BLAS matrix-vector product of this shape can stall when SciPy's BLAS is loaded),
     and log(w_0 N_0 + w_1 N_1) = log(w_0 N_0) + softplus(log-odds), whose first term is linear in
     the data's moments ``totals`` (sum of 1, x, x^2): one pass over x for the likelihood.
     """
-    coef = _log_joint_coef(theta)
-    odds = coef[:, 1] - coef[:, 0]
-    log_odds = torch.addcmul(odds[0], x, torch.addcmul(odds[1], x, odds[2]))
+    clean, noisy = (_log_joint(component) for component in components)
+    d0, d1, d2 = (b - a for a, b in zip(clean, noisy))
+    log_odds = x.mul(d2).add_(d1).mul_(x).add_(d0)
+    linear_part = clean[0] * totals[0] + clean[1] * totals[1] + clean[2] * totals[2]
+    log_likelihood = linear_part + _scalars(torch.nn.functional.softplus(log_odds).sum())
     upper = torch.sigmoid(log_odds)
-    stats = powers @ torch.stack([1.0 - upper, upper], dim=1)
-    lower_bound = (coef[:, 0] @ totals + torch.nn.functional.softplus(log_odds).sum()) / x.numel()
-    return lower_bound, _params_from_stats(stats, reg_covar)
+    return log_likelihood / x.numel(), _m_step(_moments(powers, upper), reg_covar, floor)
+
+
+def _keep_if(frozen: bool | Tensor, old: list[Component], new: list[Component]) -> list[Component]:
+    """``old`` where ``frozen`` else ``new``: a host branch for a host flag, ``torch.where`` for a tensor."""
+    if isinstance(frozen, bool):
+        return old if frozen else new
+    return [tuple(torch.where(frozen, a, b) for a, b in zip(*pair)) for pair in zip(old, new)]
+
+
+def _as_gmm(components: list[Component], centre: Scalar, like: Tensor) -> GMM1D:
+    """The fitted components (of centred data) as a sorted ``GMM1D`` in ``like``'s dtype and device."""
+    weights, means, variances = zip(*components)
+    rows = (weights, tuple(mean + centre for mean in means), variances)
+    if isinstance(weights[0], Tensor):
+        params = torch.stack([torch.stack(row) for row in rows])
+    else:
+        params = torch.tensor(rows, dtype=like.dtype, device=like.device)
+    weights, means, variances = params[:, torch.argsort(params[1])]  # smaller mean first
+    return GMM1D(means, variances, weights)
 
 
 def fit_gmm_torch(
@@ -320,33 +437,34 @@ def fit_gmm_torch(
 ) -> GMM1D:
     """EM for a 2-component 1-D GMM on x's device, following scikit-learn's algorithm.
 
-    Runs exactly ``max_iter`` iterations; once the lower-bound change falls below ``tol`` the
-    parameters are frozen with ``torch.where``, which equals stopping there but needs no host sync.
-    On the CPU, where reading the flag costs nothing, the loop does stop there.
-    The data are centred first (the likelihood is shift-invariant) to keep float32 accurate.
+    The data pass (log-odds, sigmoid, moments, likelihood) is a few torch ops per iteration; the
+    per-component arithmetic runs on host floats on the CPU and on 0-d tensors elsewhere (see
+    ``_scalars``).  Once the lower-bound change falls below ``tol`` the loop stops on the CPU; on an
+    accelerator it runs all ``max_iter`` iterations and freezes the parameters with ``torch.where``,
+    which equals stopping but needs no host sync.  The data are centred first (the likelihood is
+    shift-invariant) to keep float32 accurate.
     """
     if init not in GMM_INITS:
         raise ValueError(f"unknown GMM init {init!r}; allowed: {', '.join(GMM_INITS)}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     x = _as_samples(x)
-    centre = x.mean()
+    centre = _scalars(x.mean())
     x = x - centre
     powers = torch.stack([torch.ones_like(x), x, x * x])
-    totals = powers.sum(dim=1)
-    theta = _params_from_stats(powers @ GMM_INITS[init](x, generator), reg_covar)
-    previous = torch.full((), -math.inf, dtype=x.dtype, device=x.device)
-    frozen = torch.zeros((), dtype=torch.bool, device=x.device)
-    stop_early = x.device.type == "cpu"  # reading a CPU tensor is no device sync: skip frozen steps
+    totals = _scalars(powers.sum(dim=1))
+    floor = 10.0 * torch.finfo(x.dtype).eps
+    components = _m_step(_moments(powers, GMM_INITS[init](x, generator)), reg_covar, floor)
+    previous: Scalar = -math.inf
+    frozen: bool | Tensor = False
     for _ in range(max_iter):
-        lower_bound, new_theta = _em_step(x, powers, totals, theta, reg_covar)
-        theta = torch.where(frozen, theta, new_theta)
-        frozen = frozen | ((lower_bound - previous).abs() < tol)
+        lower_bound, new_components = _em_step(x, powers, totals, components, reg_covar, floor)
+        components = _keep_if(frozen, components, new_components)
+        frozen = frozen | (abs(lower_bound - previous) < tol)
         previous = lower_bound
-        if stop_early and bool(frozen):
+        if frozen is True:  # a host flag (CPU): stop where scikit-learn stops
             break
-    weights, means, variances = theta
-    return GMM1D(means + centre, variances, weights).sorted()
+    return _as_gmm(components, centre, x)
 
 
 def fit_gmm_sklearn(
@@ -382,48 +500,57 @@ def fit_gmm_sklearn(
 # ----------------------------------------------------------------------------------------------
 
 
-def _log_ndtr_diff(lo: Tensor, hi: Tensor) -> Tensor:
+def _log_ndtr_diff(lo: Any, hi: Any, xp: SimpleNamespace) -> Any:
     """log(Phi(hi) - Phi(lo)) for lo <= hi, from the lower tail or the mirrored upper tail.
 
     ``hi`` a rounding error below ``lo`` counts as an empty interval (-inf), not NaN.
     """
     upper = lo > 0
-    log_hi = torch.special.log_ndtr(torch.where(upper, -lo, hi))
-    log_lo = torch.special.log_ndtr(torch.where(upper, -hi, lo))
-    return log_hi + torch.log(-torch.expm1((log_lo - log_hi).clamp(max=0.0)))
+    log_hi = xp.log_ndtr(xp.where(upper, -lo, hi))
+    log_lo = xp.log_ndtr(xp.where(upper, -hi, lo))
+    return log_hi + xp.log(-xp.expm1(xp.clip(log_lo - log_hi, None, 0.0)))
 
 
 def _bound(value: TauLike, like: Tensor) -> Tensor:
     """A float or tensor bound as a tensor with ``like``'s dtype and device."""
-    return torch.as_tensor(value, device=like.device).to(like.dtype)
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
 
-LogRatio = Callable[[Tensor], Tensor]  # r as a function of log tau, vectorised
+LogRatio = Callable[[Any], Any]  # r as a function of log tau, vectorised, in the gmm's array backend
 
 
 def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: TauLike, h_hi: TauLike) -> LogRatio:
     """Closed-form r(log tau) for g(H) = exp(k H); the tau-independent terms are computed once.
 
-    E[min(e^{kH}, tau)] over N(mu, s^2) truncated to [a, c], with h_t = log(tau)/k clamped to [a, c]:
-    exp(k mu + k^2 s^2/2) [Phi((h_t-mu)/s - ks) - Phi((a-mu-ks^2)/s)] + tau [Phi((c-mu)/s) - Phi((h_t-mu)/s)],
-    over the truncation mass; summed in log space so a large k s^2 cannot overflow.
+    E[min(e^{kH}, tau)] over N(mu, s^2) truncated to [a, c], with h_t = log(tau)/k clamped to [a, c],
+    is U(tau) / M, M the truncation mass and U(tau) =
+    exp(k mu + k^2 s^2/2) [Phi((h_t-mu)/s - ks) - Phi((a-mu-ks^2)/s)] + tau [Phi((c-mu)/s) - Phi((h_t-mu)/s)].
+    U(g(a)) = g(a) M, so r(tau) = [U_n(tau) / U_c(tau)] / [U_n(g(a)) / U_c(g(a))]: each call also
+    evaluates U at g(a) instead of computing the masses apart.  Sums in log space (no overflow).
     """
-    mu, var = gmm.means, gmm.variances
-    a, c = _bound(h_lo, mu), _bound(h_hi, mu)
-    s = var.sqrt()
-    alpha = (a - mu - k * var) / s
-    beta = (c - mu) / s
+    xp = _backend(gmm.means)
+    bounds = (_bound(h_lo, gmm.means), _bound(h_hi, gmm.means))
+    mu, var, a, c = (xp.array(t) for t in (gmm.means, gmm.variances, *bounds))
+    s = xp.sqrt(var)
+    inv_s = 1.0 / s
+    shift = -mu * inv_s  # z = shift + h * inv_s standardises h
+    alpha = (a - mu - k * var) * inv_s
+    beta = (c - mu) * inv_s
+    ks = k * s
     log_scale = k * mu + 0.5 * k * k * var
-    log_mass = _log_ndtr_diff((a - mu) / s, beta)
+    left, right = (k * a).reshape(1), k * c  # log g(a) and log g(c)
+    # Terms are laid out (2, points, components): row 0 the e^{kH} part, row 1 the tau part.
+    first_row = (xp.arange(2, mu) == 0).reshape(2, 1, 1)
 
-    def ratio(log_tau: Tensor) -> Tensor:
-        log_tau = torch.minimum(log_tau, k * c)[..., None]  # beyond g(c) nothing is clipped
-        z = (torch.clamp(log_tau / k, a, c) - mu) / s  # standardised clipping point, (..., 2)
-        lo = torch.stack([alpha.expand_as(z), z])
-        hi = torch.stack([z - k * s, beta.expand_as(z)])
-        log_parts = _log_ndtr_diff(lo, hi) + torch.stack([log_scale.expand_as(z), log_tau.expand_as(z)])
-        log_mean = torch.logsumexp(log_parts, dim=0) - log_mass
-        return torch.exp(log_mean[..., 1] - log_mean[..., 0])
+    def ratio(log_tau: Any) -> Any:
+        y = xp.minimum(xp.concat([left, log_tau.reshape(-1)]), right)[:, None]  # beyond g(c): no clipping
+        z = shift + xp.clip(y / k, a, c) * inv_s  # (1 + points, 2)
+        lo = xp.where(first_row, alpha, z)
+        hi = xp.where(first_row, z - ks, beta)
+        parts = _log_ndtr_diff(lo, hi, xp) + xp.where(first_row, log_scale, y)
+        log_u = xp.logaddexp(parts[0], parts[1])
+        log_r = log_u[:, 1] - log_u[:, 0]  # log U_noisy - log U_clean
+        return xp.exp(log_r[1:] - log_r[0]).reshape(log_tau.shape)
 
     return ratio
 
@@ -433,23 +560,28 @@ def _grid_ratio_of_log_tau(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauL
     mu, var = gmm.means, gmm.variances
     a, c = _bound(h_lo, mu), _bound(h_hi, mu)
     h = a + (c - a) * torch.linspace(0.0, 1.0, n_grid, dtype=mu.dtype, device=mu.device)
-    g = base.grad_of_h(h)
-    density = torch.softmax(-0.5 * (h[:, None] - mu) ** 2 / var, dim=0)  # truncated, grid-normalised
+    xp = _backend(mu)
+    g = xp.array(base.grad_of_h(h))
+    density = xp.array(torch.softmax(-0.5 * (h[:, None] - mu) ** 2 / var, dim=0))  # truncated, grid-normalised
 
-    def ratio(log_tau: Tensor) -> Tensor:
-        means = torch.minimum(g, torch.exp(log_tau)[..., None]) @ density
+    def ratio(log_tau: Any) -> Any:
+        means = xp.minimum(g, xp.exp(log_tau)[..., None]) @ density
         return means[..., 1] / means[..., 0]
 
     return ratio
 
 
-def _log_of(tau: TauLike, gmm: GMM1D) -> Tensor:
-    return torch.log(_bound(tau, gmm.means))
+def _ratio_at(build: Callable[[], LogRatio], tau: TauLike, gmm: GMM1D) -> Tensor:
+    """r(tau) as a tensor like the mixture's, from a ratio builder run in the mixture's backend."""
+    xp = _backend(gmm.means)
+    with xp.quiet():
+        r = build()(xp.log(xp.array(_bound(tau, gmm.means))))
+    return xp.tensor(r, gmm.means)
 
 
 def ratio_exact(tau: TauLike, gmm: GMM1D, k: float, h_lo: TauLike = H_MIN, h_hi: TauLike = H_MAX) -> Tensor:
     """r(tau) in closed form for g(H) = exp(k H) (CE: k = 1, GCE: k = 1 - q), any shape of ``tau``."""
-    return _exact_ratio_of_log_tau(gmm, k, h_lo, h_hi)(_log_of(tau, gmm))
+    return _ratio_at(lambda: _exact_ratio_of_log_tau(gmm, k, h_lo, h_hi), tau, gmm)
 
 
 def ratio_grid(
@@ -461,7 +593,7 @@ def ratio_grid(
     n_grid: int = 1000,
 ) -> Tensor:
     """r(tau) as the reference computes it: truncated normal densities on an n_grid-point H grid."""
-    return _grid_ratio_of_log_tau(gmm, base, h_lo, h_hi, n_grid)(_log_of(tau, gmm))
+    return _ratio_at(lambda: _grid_ratio_of_log_tau(gmm, base, h_lo, h_hi, n_grid), tau, gmm)
 
 
 def _exact_method(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauLike, n_grid: int) -> LogRatio:
@@ -477,7 +609,7 @@ RATIO_METHODS: dict[str, Callable[[GMM1D, BaseLoss, TauLike, TauLike, int], LogR
 }
 
 
-def _crossing(ratio: LogRatio, lo: Tensor, hi: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+def _crossing(ratio: LogRatio, lo: Any, hi: Any, target: Any, xp: SimpleNamespace) -> tuple[Any, Any]:
     """log tau* with r crossing ``target`` inside [lo, hi], and r at lo and hi.
 
     ``SOLVE_ROUNDS`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
@@ -485,16 +617,19 @@ def _crossing(ratio: LogRatio, lo: Tensor, hi: Tensor, target: Tensor) -> tuple[
     so r(left end) <= target < r(right end) throughout; the last bracket is then interpolated
     linearly.  No host syncs and no data-dependent control flow.
     """
-    steps = torch.arange(SOLVE_POINTS + 2, dtype=lo.dtype, device=lo.device)
+    steps = xp.arange(SOLVE_POINTS + 2, lo)
+    left_steps, pair = steps[:-1], xp.index(steps[:2])
+    width = (hi - lo) / (SOLVE_POINTS + 1)
     for round_ in range(SOLVE_ROUNDS):
-        width = (hi - lo) / (SOLVE_POINTS + 1)
-        r = ratio(lo + width * steps)
+        if round_:
+            width = width / (SOLVE_POINTS + 1)
+        r = ratio(lo + steps * width)
         if round_ == 0:
-            ends = torch.stack([r[0], r[-1]])
-        last = torch.where(r[:-1] <= target, steps[:-1], 0.0).max()
-        r_lo, r_hi = r.gather(0, torch.stack([last, last + 1]).long())
-        lo, hi = lo + width * last, lo + width * (last + 1)
-    return lo + (hi - lo) * ((target - r_lo) / (r_hi - r_lo)).clamp(0.0, 1.0), ends
+            ends = r[pair * (SOLVE_POINTS + 1)]  # r at g(h_lo) and g(h_hi)
+        last = ((r[:-1] <= target) * left_steps).max()  # an index kept as an array: no host sync
+        r_lo, r_hi = r[xp.index(last) + pair]
+        lo = lo + width * last
+    return lo + width * xp.clip((target - r_lo) / (r_hi - r_lo), 0.0, 1.0), ends
 
 
 def solve_tau(
@@ -511,19 +646,23 @@ def solve_tau(
     tau ranges over [g(h_lo), g(h_hi)], the gradients that occur.  Returns ``inf`` (no clipping)
     when r(g(h_hi)) <= target, g(h_lo) (clip everything) when even r(g(h_lo)) > target, NaN for an
     unusable mixture, and otherwise a crossing tau* with r(tau*) = target up to interpolation error
-    (about 1e-10 relative) and r > target just above it.  When r is not monotone, tau* lies in the
-    rightmost crossing resolved by the first round's points (spacing range / 511 in log tau).
+    and r > target just above it.  When r is not monotone, tau* lies in the rightmost crossing
+    resolved by the first round's points (spacing range / 63 in log tau).  Runs in NumPy for CPU
+    tensors (see ``_backend``).
     """
     if method not in RATIO_METHODS:
         raise ValueError(f"unknown ratio method {method!r}; allowed: {', '.join(RATIO_METHODS)}")
-    ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
-    target_t = _bound(target, gmm.means)
-    log_lo = torch.log(base.grad_of_h(_bound(h_lo, gmm.means)))
-    log_hi = torch.log(base.grad_of_h(_bound(h_hi, gmm.means)))
-    log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t)
-    tau = torch.where(ends[0] > target_t, log_lo, log_tau).exp()
-    tau = torch.where(ends[1] <= target_t, math.inf, tau)
-    return torch.where(ends.isnan().any(), math.nan, tau)
+    xp = _backend(gmm.means)
+    ends_h = torch.stack([_bound(h, gmm.means) for h in (h_lo, h_hi)])
+    log_lo, log_hi = xp.array(torch.log(base.grad_of_h(ends_h)))
+    target_t = xp.array(_bound(target, gmm.means))
+    with xp.quiet():
+        ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
+        log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, xp)
+        tau = xp.exp(xp.where(ends[0] > target_t, log_lo, log_tau))
+        tau = xp.where(ends[1] <= target_t, math.inf, tau)
+        tau = xp.where(xp.isnan(ends).any(), math.nan, tau)
+    return xp.tensor(tau, gmm.means)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -524,3 +524,50 @@ def test_the_cached_threshold_follows_every_refit() -> None:
         torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
         taus.add(float(loss_fn.tau))
     assert len(taus) >= 3, "the test must see several refits with different taus"
+
+
+# ------------------------------------------------------------------------------------------------
+# The accelerator code paths, run on the CPU
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def accelerator_paths(monkeypatch):
+    """Make CPU tensors take the accelerator paths: EM state in 0-d tensors with torch.where freezing
+    (no early stop) and the k-means init, r(tau) and the solve in torch instead of NumPy."""
+    import ogc_lab.ogc as ogc
+
+    monkeypatch.setattr(ogc, "_scalars", lambda t: t)
+    monkeypatch.setattr(ogc, "_backend", lambda like: ogc._TORCH)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_accelerator_paths_match_the_cpu_shortcuts(seed, request):
+    # Same arithmetic in float64; only math.log vs torch.log and NumPy vs torch kernels may differ
+    # in the last bits, so 1e-9 relative.
+    x = realistic_queue(seed=seed)
+    ce, fl = base_loss("ce"), base_loss("fl", gamma=0.5)
+    cpu_fit = fit_gmm_torch(x)
+    cpu = [solve_tau(cpu_fit, t, ce) for t in (3.0, 1.2, 1.02)] + [solve_tau(cpu_fit, 1.2, fl, method="grid")]
+    cpu_ratio = ratio_exact(TAUS, cpu_fit, 1.0)
+    request.getfixturevalue("accelerator_paths")
+    fit = fit_gmm_torch(x)
+    for name in ("means", "variances", "weights"):
+        torch.testing.assert_close(getattr(fit, name), getattr(cpu_fit, name), rtol=1e-9, atol=0)
+    taus = [solve_tau(cpu_fit, t, ce) for t in (3.0, 1.2, 1.02)] + [solve_tau(cpu_fit, 1.2, fl, method="grid")]
+    torch.testing.assert_close(torch.stack(taus), torch.stack(cpu), rtol=1e-9, atol=0)
+    torch.testing.assert_close(ratio_exact(TAUS, cpu_fit, 1.0), cpu_ratio, rtol=1e-9, atol=0)
+
+
+def test_accelerator_paths_freeze_where_the_cpu_stops(accelerator_paths):
+    """Without the early stop the frozen parameters equal those of stopping at convergence."""
+    x = realistic_queue(seed=1)
+    frozen = fit_gmm_torch(x, max_iter=10, tol=1e-3)
+    stopped = fit_gmm_torch(x, max_iter=6, tol=0.0)  # scikit-learn converges after 6 iterations here
+    assert torch.equal(frozen.means, stopped.means) and torch.equal(frozen.variances, stopped.variances)
+
+
+def test_refit_results_are_deterministic_tensors_on_the_cpu():
+    x = realistic_queue(seed=5)
+    taus = [solve_tau(fit_gmm_torch(x), 1.2, base_loss("ce")) for _ in range(2)]
+    assert torch.equal(taus[0], taus[1]) and taus[0].dtype == F64 and taus[0].device.type == "cpu"
