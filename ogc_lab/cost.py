@@ -1,0 +1,470 @@
+"""What OGC costs: interleaved timing, the threshold refit, training steps and the size of its state.
+
+Shared by the benchmarks (``benchmarks/``) and the book's cost chapter, so both measure the same way.
+Arms that are compared are timed in the same run and in rotation (A B A B ...): slow drift of a
+shared machine then hits every arm alike, and each figure is a median of repeats.  On CUDA every
+timed call is bracketed by ``torch.cuda.synchronize`` so the wall-clock time covers the device work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .losses import LOSSES, make_loss
+from .models import make_model
+from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
+
+Sync = torch.device | str | None  # the device whose queued work a timed call waits for (None: none)
+
+# ---------------------------------------------------------------- devices, threads, the machine
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` is cuda when available, else cpu; a named cuda device must be available."""
+    if isinstance(name, torch.device):
+        name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda[:N]") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda[:N]")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} is not available here; use auto or cpu")
+    return device
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run the block with ``threads`` torch intra-op threads (0 keeps the current count); yields the count."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an integer >= 0 (0 keeps torch's setting), got {threads!r}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else platform.processor()."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """What figures are measured on: device and its name, torch version, threads now, CPU, date."""
+    device = resolve_device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {
+        "device": str(device),
+        "device_name": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_name(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------- timing
+
+
+def synchronize(device: Sync) -> None:
+    """Wait for queued work of a CUDA ``device``; no-op for None and the CPU."""
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], sync: Sync = None) -> float:
+    """Wall-clock seconds of one call of ``fn``, the queued work of device ``sync`` included."""
+    synchronize(sync)
+    start = time.perf_counter()
+    fn()
+    synchronize(sync)
+    return time.perf_counter() - start
+
+
+def interleaved(
+    arms: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, sync: Sync = None
+) -> dict[str, list[float]]:
+    """Seconds of every call of each arm: ``warmup`` untimed rounds, then ``repeats`` timed rounds of A B A B ..."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be an integer >= 1, got {repeats!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
+    if not arms:
+        raise ValueError("interleaved needs at least one arm")
+    for _ in range(warmup):
+        for fn in arms.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            times[name].append(timed(fn, sync))
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    """Median of a non-empty sequence."""
+    if not len(values):
+        raise ValueError("median of no values")
+    return statistics.median(values)
+
+
+def interleaved_medians(
+    arms: dict[str, Callable[[], object]], repeats: int, warmup: int = 1, sync: Sync = None
+) -> dict[str, float]:
+    """Median seconds of each arm, the arms timed in rotation (see ``interleaved``)."""
+    return {name: median(values) for name, values in interleaved(arms, repeats, warmup, sync).items()}
+
+
+# ---------------------------------------------------------------- the threshold refit
+
+
+def sample_queue(queue_size: int, seed: int) -> Tensor:
+    """A CIFAR-like queue of H = -log p (float64): 60% clean around 0.3, 40% noisy around 2.5, clamped."""
+    if queue_size < 2:
+        raise ValueError(f"queue_size must be >= 2 (a 2-component mixture), got {queue_size}")
+    gen = torch.Generator().manual_seed(seed)
+    noisy = torch.rand(queue_size, generator=gen) < 0.4
+    clean_h = 0.3 + 0.3 * torch.randn(queue_size, generator=gen, dtype=torch.float64)
+    noisy_h = 2.5 + 1.0 * torch.randn(queue_size, generator=gen, dtype=torch.float64)
+    return torch.where(noisy, noisy_h, clean_h).clamp(H_MIN, H_MAX)
+
+
+def reference_tau(h: Tensor | np.ndarray, target: float, seed: int, n_grid: int = 1000, iters: int = 40) -> float:
+    """The reference recipe for CE: scikit-learn GMM, scipy truncated normals on a grid, bisection in log tau."""
+    from scipy import stats
+
+    gmm = fit_gmm_sklearn(h, seed=seed)
+    grid = np.linspace(H_MIN, H_MAX, n_grid)
+    grad = np.exp(grid)  # |dCE/dp| at p = e^-H
+    clean, noisy = (
+        stats.truncnorm.pdf(grid, (H_MIN - mu) / sd, (H_MAX - mu) / sd, mu, sd)
+        for mu, sd in zip(gmm.means.numpy(), np.sqrt(gmm.variances.numpy()))
+    )
+
+    def ratio(tau: float) -> float:
+        clipped = np.minimum(grad, tau)
+        return (noisy @ clipped / noisy.sum()) / (clean @ clipped / clean.sum())
+
+    if ratio(grad[-1]) <= target:
+        return math.inf
+    if ratio(grad[0]) > target:
+        return float(grad[0])
+    lo, hi = math.log(grad[0]), math.log(grad[-1])
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ratio(math.exp(mid)) <= target else (lo, mid)
+    return math.exp(lo)
+
+
+def torch_tau(h: Tensor, target: float, method: str, n_grid: int = 1000) -> float:
+    """The library's refit for CE (torch EM fit + ``solve_tau``); the value is read back to the host."""
+    return float(solve_tau(fit_gmm_torch(h), target, base_loss("ce"), method=method, n_grid=n_grid))
+
+
+REFIT_METHODS: dict[str, Callable[[Tensor, float, int], float]] = {
+    "torch exact": lambda h, target, seed: torch_tau(h, target, "exact"),
+    "torch grid": lambda h, target, seed: torch_tau(h, target, "grid"),
+    "reference (sklearn + grid)": lambda h, target, seed: reference_tau(h.cpu().numpy(), target, seed),
+}
+REFERENCE_METHOD = "reference (sklearn + grid)"
+
+
+def _check_names(kind: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    names = list(names)
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValueError(f"{kind} {names!r} must be distinct names from: {', '.join(allowed)}")
+    return names
+
+
+def time_refit(
+    queue_size: int = 4096,
+    seed: int = 0,
+    methods: Sequence[str] = tuple(REFIT_METHODS),
+    repeats: int = 20,
+    warmup: int = 3,
+    lr: float = 0.1,
+    epsilon: float = 20.0,
+    threads: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Median seconds and tau of one CE refit by each of ``methods`` on the same ``sample_queue``.
+
+    The target ratio is 1 + lr * epsilon.  The methods are timed in rotation with ``threads`` torch
+    threads (0: torch's setting); the torch paths run on ``device`` in the controller's dtype there
+    (float64 on the CPU, float32 on CUDA), the reference path always on the host.
+    """
+    methods = _check_names("methods", methods, tuple(REFIT_METHODS))
+    device = resolve_device(device)
+    h = sample_queue(queue_size, seed).to(device, torch.float64 if device.type == "cpu" else torch.float32)
+    target = 1.0 + lr * epsilon
+    arms = {name: (lambda fn=REFIT_METHODS[name]: fn(h, target, seed)) for name in methods}
+    with torch_threads(threads) as used:
+        seconds = interleaved_medians(arms, repeats, warmup, sync=device)
+        taus = {name: fn() for name, fn in arms.items()}
+    return {
+        "queue_size": queue_size, "seed": seed, "target": target, "repeats": repeats, "threads": used,
+        "device": str(device), "methods": {name: {"seconds": seconds[name], "tau": taus[name]} for name in methods},
+    }
+
+
+# ---------------------------------------------------------------- training steps
+
+GRAD_CLIP = 5.0  # the trainer's global gradient-norm clip (all methods of the reference recipe)
+LR = 0.1  # the recipe's first learning rate: OGC's target ratio 1 + 0.1 * 20 = 3
+NUM_CLASSES = 10
+IN_SHAPES: dict[str, tuple[int, ...]] = {
+    "cnn-small": (1, 8, 8),  # digits
+    "cnn8": (3, 32, 32),
+    "resnet18": (3, 32, 32),  # CIFAR-sized
+    "resnet34": (3, 32, 32),
+}
+DISTINCT_BATCHES = 4  # each arm cycles through this many fixed random batches
+
+
+def sgd(model: nn.Module, lr: float = LR) -> torch.optim.Optimizer:
+    """The reference optimiser: SGD, momentum 0.9, weight decay 5e-4."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+
+
+def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, lr: float,
+               amp: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+    """The trainer's step: forward (bf16 autocast if ``amp``), loss on float logits, backward, clip 5.0, SGD."""
+    def step(inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            logits = model(inputs)
+        loss = loss_fn(logits.float(), targets, lr=lr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
+    """Fewest steps that fill an OGC queue of ``queue_size`` at ``batch`` values a step and end on a refit step."""
+    return math.ceil(math.ceil(queue_size / batch) / interval) * interval
+
+
+def make_loss_fn(name: str, interval: int = 32, queue_size: int = 4096, num_classes: int = NUM_CLASSES) -> nn.Module:
+    """A loss as the trainer builds it; OGC losses get ``interval``/``queue_size`` and validate=False (no sync)."""
+    if name.endswith("+ogc"):
+        return make_loss(name, num_classes, interval=interval, queue_size=queue_size, validate=False)
+    return make_loss(name, num_classes)
+
+
+def random_batches(in_shape: tuple[int, ...], batch: int, device: torch.device, seed: int,
+                   channels_last: bool = False, count: int = DISTINCT_BATCHES) -> list[tuple[Tensor, Tensor]]:
+    """``count`` fixed random (inputs, labels) batches, the same for every arm with the same seed."""
+    gen = torch.Generator().manual_seed(seed)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    out = []
+    for _ in range(count):
+        x = torch.randn(batch, *in_shape, generator=gen).to(device).contiguous(memory_format=fmt)
+        out.append((x, torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)))
+    return out
+
+
+@dataclass
+class Arm:
+    """One side of a step comparison: its loss, its step function, fixed batches and a step counter."""
+
+    loss: nn.Module
+    step: Callable[[Tensor, Tensor], Tensor]
+    batches: list[tuple[Tensor, Tensor]]
+    done: int = 0
+
+    def run(self, steps: int) -> None:
+        """Take ``steps`` training steps, cycling through the fixed batches."""
+        for _ in range(steps):
+            inputs, targets = self.batches[self.done % len(self.batches)]
+            self.step(inputs, targets)
+            self.done += 1
+
+
+def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
+              interval: int = 32, queue_size: int = 4096) -> Arm:
+    """An arm as the trainer would run it (bf16 autocast + channels_last on CUDA), seeded weights."""
+    if model_name not in IN_SHAPES:
+        raise ValueError(f"unknown model {model_name!r} for step timing; allowed: {', '.join(IN_SHAPES)}")
+    on_cuda = device.type == "cuda"
+    torch.manual_seed(seed)  # identical initial weights in every arm
+    model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
+    if on_cuda:
+        model = model.to(memory_format=torch.channels_last)
+    loss = make_loss_fn(loss_name, interval, queue_size).to(device)
+    step = train_step(model, loss, sgd(model, LR), LR, amp=on_cuda)
+    return Arm(loss, step, random_batches(IN_SHAPES[model_name], batch, device, seed, on_cuda))
+
+
+def refit_count(loss: nn.Module) -> int:
+    """Refits so far of an OGC loss's controller; 0 for a loss without one."""
+    controller = getattr(loss, "controller", None)
+    return controller.refits if controller is not None else 0
+
+
+def flag_refits(call: Callable[[], object], loss: nn.Module) -> tuple[Callable[[], None], list[bool]]:
+    """``call`` wrapped to record, call by call, whether ``loss``'s controller refitted during it."""
+    flags: list[bool] = []
+
+    def wrapped() -> None:
+        before = refit_count(loss)
+        call()
+        flags.append(refit_count(loss) > before)
+
+    return wrapped, flags
+
+
+def split_by(times: Sequence[float], flags: Sequence[bool]) -> tuple[list[float], list[float]]:
+    """(times of unflagged calls, times of flagged calls)."""
+    if len(times) != len(flags):
+        raise ValueError(f"{len(times)} times but {len(flags)} flags")
+    return [t for t, f in zip(times, flags) if not f], [t for t, f in zip(times, flags) if f]
+
+
+def timed_calls(call: Callable[[], object], loss: nn.Module, calls: int,
+                sync: Sync = None) -> tuple[list[float], list[float]]:
+    """Seconds of ``calls`` calls of ``call``, split into calls without and with a refit of ``loss``."""
+    wrapped, flags = flag_refits(call, loss)
+    return split_by([timed(wrapped, sync) for _ in range(calls)], flags)
+
+
+def fill_queue(loss: OGCLoss, logits: Tensor, targets: Tensor, lr: float = LR) -> None:
+    """Call ``loss`` until its queue is full and its step count sits on a refit step."""
+    ctrl = loss.controller
+    with torch.no_grad():
+        for _ in range(steps_to_fill(ctrl.queue_size, len(targets), ctrl.interval)):
+            loss(logits, targets, lr=lr)
+
+
+def time_controller_update(batch: int = 128, device: str | torch.device = "cpu", seed: int = 0, interval: int = 32,
+                           queue_size: int = 4096, intervals: int = 4) -> dict[str, float]:
+    """Median seconds of ``controller.update`` on a full queue: push only, push + refit, and their difference.
+
+    The H values come from random (batch, 10) logits; ``intervals`` refit intervals are timed.
+    """
+    device = resolve_device(device)
+    gen = torch.Generator().manual_seed(seed)
+    logits = (3.0 * torch.randn(batch, NUM_CLASSES, generator=gen)).to(device)
+    targets = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
+    ogc = make_loss_fn("ce+ogc", interval, queue_size).to(device)
+    fill_queue(ogc, logits, targets)
+    h = -torch.log(label_prob(logits, targets))
+    push, refit = timed_calls(lambda: ogc.controller.update(h, LR), ogc, intervals * interval, device)
+    if not refit:
+        raise ValueError(f"no refit in {intervals * interval} updates: intervals={intervals} must be >= 1")
+    out = {"push_s": median(push), "push_refit_s": median(refit)}
+    out["refit_s"] = out["push_refit_s"] - out["push_s"]
+    return out
+
+
+def _arm_summary(times: list[float], flags: list[bool], is_ogc: bool) -> dict[str, Any]:
+    """Per-step figures of one arm: median step and, for OGC, its non-refit steps and refit steps apart."""
+    row: dict[str, Any] = {"step_times_s": times, "median_step_s": median(times), "mean_step_s": sum(times) / len(times)}
+    if is_ogc:
+        plain, refit = split_by(times, flags)
+        if not plain:
+            raise ValueError(f"all {len(times)} timed OGC steps refitted; time more steps")
+        row.update(plain_step_s=median(plain), refit_step_times_s=refit, refits_timed=len(refit))
+    return row
+
+
+def time_training_steps(
+    model_name: str,
+    losses: Sequence[str] = ("ce", "ce+ogc"),
+    batch: int = 128,
+    steps: int = 64,
+    device: str | torch.device = "cpu",
+    threads: int = 1,
+    warmup_steps: int | None = None,
+    interval: int = 32,
+    queue_size: int = 4096,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per-step seconds of the trainer's step with each of ``losses`` (the first is the baseline), in rotation.
+
+    Every arm has the same initial weights and batches; single steps alternate A B A B ...  After
+    ``warmup_steps`` untimed steps per arm (None: enough to fill the OGC queue, so the timed steps
+    hold whole refit intervals) each arm takes ``steps`` timed steps.  An OGC arm's cost per step is
+    its median non-refit step + refit / interval, the refit timed in situ (median refit step minus
+    median non-refit step) or, when no timed step refitted, separately on a full queue.  ``ratio``
+    is that cost over the baseline's median step.
+    """
+    losses = _check_names("losses", losses, tuple(LOSSES))
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+    device = resolve_device(device)
+    warmup = steps_to_fill(queue_size, batch, interval) if warmup_steps is None else warmup_steps
+    if warmup < 0:
+        raise ValueError(f"warmup_steps must be >= 0 or None, got {warmup_steps}")
+    with torch_threads(threads) as used:
+        arms = {name: build_arm(model_name, name, batch, device, seed, interval, queue_size) for name in losses}
+        for arm in arms.values():
+            arm.run(warmup)
+        calls, flags = {}, {}
+        for name, arm in arms.items():
+            calls[name], flags[name] = flag_refits(lambda arm=arm: arm.run(1), arm.loss)
+        times = interleaved(calls, steps, warmup=0, sync=device)
+        rows = {name: _arm_summary(times[name], flags[name], name.endswith("+ogc")) for name in losses}
+        baseline = rows[losses[0]]["median_step_s"]
+        for name, row in rows.items():
+            if "plain_step_s" not in row:
+                row.update(step_s=row["median_step_s"], ratio=row["median_step_s"] / baseline)
+                continue
+            if row["refit_step_times_s"]:
+                row.update(refit_s=median(row["refit_step_times_s"]) - row["plain_step_s"], refit_timed="in situ")
+            else:
+                isolated = time_controller_update(batch, device, seed, interval, queue_size, intervals=2)
+                row.update(refit_s=isolated["refit_s"], refit_timed="separately")
+            row["step_s"] = row["plain_step_s"] + row["refit_s"] / interval
+            row["ratio"] = row["step_s"] / baseline
+    return {
+        "model": model_name, "batch": batch, "device": str(device), "threads": used, "baseline": losses[0],
+        "warmup_steps": warmup, "steps_per_arm": steps, "interval": interval, "queue_size": queue_size,
+        "arms": rows,
+    }
+
+
+# ---------------------------------------------------------------- memory
+
+
+def ogc_state_bytes(loss: nn.Module) -> dict[str, Any]:
+    """Bytes of an OGC loss's state (queue, tau, mixture, generator): O(queue size), not O(data set size)."""
+    controller = getattr(loss, "controller", None)
+    if controller is None:
+        raise ValueError(f"{type(loss).__name__} holds no OGC state; pass an OGC loss (e.g. make_loss('ce+ogc', K))")
+    return {
+        "total_bytes": controller.state_nbytes(),
+        "queue_bytes": controller.queue.nbytes,
+        "queue_size": controller.queue_size,
+        "dtype": str(controller.dtype),
+    }
