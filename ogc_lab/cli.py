@@ -7,15 +7,8 @@ nothing that already exists is overwritten.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import os
-import queue
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,8 +43,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="override any field, e.g. --set loss_params='{\"gamma\": 0.5}'")
 
 
-def config_from_args(args: argparse.Namespace, **fixed: Any) -> Config:
-    """The recipe (or --config file) with every given field option, --set and ``fixed`` applied."""
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The recipe (or --config file) with every given field option and --set applied."""
     overrides: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -59,7 +52,6 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> Config:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip().replace("-", "_")] = value
     overrides.update({n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None})
-    overrides.update(fixed)
     if args.config is not None:
         if args.recipe is not None:
             raise UsageError("give --recipe or --config, not both")
@@ -102,110 +94,21 @@ def _csv_list(text: str) -> list[str]:
     return items
 
 
-def _slug(text: str) -> str:
-    """A path component for a loss or noise spec (':' and '/' are awkward in folder names)."""
-    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepError, default_jobs, grid, run_sweep
 
-
-@dataclass(frozen=True)
-class SweepRun:
-    config: Config
-    out: Path
-
-
-def sweep_runs(args: argparse.Namespace) -> list[SweepRun]:
-    """The grid losses x noises x seeds, every config validated before anything runs."""
     try:
         seeds = [int(s) for s in _csv_list(args.seeds)]
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
-    runs = []
-    for loss, noise, seed in itertools.product(_csv_list(args.losses), _csv_list(args.noises), seeds):
-        config = config_from_args(args, loss=loss, noise=noise, seed=seed)
-        runs.append(SweepRun(config, args.out / _slug(loss) / _slug(noise) / f"seed{seed}"))
-    return runs
-
-
-def _default_jobs() -> int:
-    """One process per GPU when there are several, else one run at a time."""
-    import torch
-
-    return max(torch.cuda.device_count(), 1)
-
-
-def _run_in_subprocess(run: SweepRun, slots: "queue.Queue[int]", gpus: int, jobs: int) -> tuple[int, str, float]:
-    """Train one run with ``python -m ogc_lab train`` on a free slot (its own GPU, or a share of the CPU cores).
-
-    Returns the exit code, the last line of its stderr and the seconds it took.
-    """
-    from .io import atomic_write_json
-
-    slot = slots.get()
-    began = time.perf_counter()
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    runs = grid(config_from_args(args), _csv_list(args.losses), _csv_list(args.noises), seeds, args.out)
     try:
-        config_file = run.out / "config.json"
-        atomic_write_json(config_file, {"config": run.config.to_dict()})
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-        else:
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-        cmd = [sys.executable, "-m", "ogc_lab", "train", "--config", str(config_file), "--out", str(run.out),
-               "--resume", "--no-progress"]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-        return proc.returncode, last, time.perf_counter() - began
-    finally:
-        slots.put(slot)
-
-
-def _run_in_process(run: SweepRun) -> tuple[int, str, float]:
-    """Train one run in this process; (exit code, error message, seconds)."""
-    from .train import train
-
-    began = time.perf_counter()
-    try:
-        train(run.config, run.out, resume=True, progress=False)
-    except ValueError as err:
-        return USAGE_ERROR, str(err), time.perf_counter() - began
-    return 0, "", time.perf_counter() - began
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from .train import finished_result
-
-    runs = sweep_runs(args)
-    todo = [r for r in runs if finished_result(r.out, r.config) is None]
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run", flush=True)
-    jobs = args.jobs or _default_jobs()
-    if jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {jobs}")
-    began = time.perf_counter()
-    failures = []
-
-    def report(i: int, run: SweepRun, code: int, message: str, seconds: float) -> None:
-        status = "ok" if code == 0 else f"FAILED ({message})"
-        print(f"[{i}/{len(todo)}] {run.out}: {status}, {seconds:.1f} s", flush=True)
-        if code:
-            failures.append(run.out)
-
-    if jobs == 1:
-        for i, run in enumerate(todo, 1):
-            report(i, run, *_run_in_process(run))
-    else:
-        import torch
-
-        slots: queue.Queue[int] = queue.Queue()
-        for slot in range(jobs):
-            slots.put(slot)
-        gpus = torch.cuda.device_count()
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(_run_in_subprocess, r, slots, gpus, jobs): r for r in todo}
-            for i, future in enumerate(as_completed(futures), 1):
-                code, message, seconds = future.result()
-                report(i, futures[future], code, message, seconds)
-    print(f"sweep: done in {time.perf_counter() - began:.1f} s; {len(failures)} failed", flush=True)
-    return 1 if failures else 0
+        run_sweep(runs, jobs=args.jobs or default_jobs(), progress=True)
+    except SweepError:
+        return 1  # each failure was printed as it happened
+    return 0
 
 
 # ---------------------------------------------------------------- report and noise

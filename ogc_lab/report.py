@@ -1,19 +1,23 @@
-"""Summaries of a folder of runs: mean +- std over seeds, and the standard plots.
+"""Summaries of runs: mean +- std over seeds, the standard plots, and a run's saved internals.
 
-Every run is found by its ``result.json`` (anywhere under the folder); runs are grouped by
-(dataset, noise, loss), so the folder layout does not matter.  Output goes to ``DIR/report/``.
+``write_report`` finds every run of a folder by its ``result.json`` (anywhere under the folder) and
+groups them by (dataset, noise, loss), so the folder layout does not matter; output goes to
+``DIR/report/``.  The smaller pieces (``load_steps``, ``lr_phases``, ``results_frame``, ``mean_std``, ``pm_table``,
+``markdown_table``, ``plot_tau``, ``plot_ratio``, ``queue_snapshot``, ``training_h``) are shared by
+the command line and the book's chapters.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text, read_json
+from .sweep import slug
 
 GROUP = ["dataset", "noise", "loss"]
 REPORT_DIR = "report"
@@ -33,10 +37,77 @@ def load_runs(root: Path) -> list[dict[str, Any]]:
     return runs
 
 
-def _steps(run: dict[str, Any]) -> pd.DataFrame:
-    """The run's steps.csv (empty frame if it logged none)."""
-    path = run["dir"] / "steps.csv"
+def load_steps(run_dir: Path) -> pd.DataFrame:
+    """A run's per-step diagnostics (steps.csv) as a frame; empty if it logged none."""
+    path = Path(run_dir) / "steps.csv"
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def lr_phases(steps: pd.DataFrame) -> pd.DataFrame:
+    """One row per learning-rate phase of a run's steps.csv: lr, target, its epochs, and where it ended.
+
+    ``tau``, ``ratio_before`` and ``ratio_after`` are medians over the logged rows of the phase's last
+    epoch (what the controller settled on before the next lr step); a phase is a run of equal lr.
+    """
+    if not len(steps):
+        raise ValueError("steps is empty: the run logged no diagnostics (log_interval > its steps?)")
+    phase = steps["lr"].ne(steps["lr"].shift()).cumsum()
+    rows = []
+    for _, part in steps.groupby(phase, sort=True):
+        last = part[part["epoch"] == part["epoch"].max()]
+        rows.append({
+            "lr": float(part["lr"].iloc[0]), "target": float(part["target"].iloc[0]),
+            "first_epoch": int(part["epoch"].min()), "last_epoch": int(part["epoch"].max()),
+            **{c: float(last[c].median()) for c in ("tau", "ratio_before", "ratio_after")},
+        })
+    return pd.DataFrame(rows)
+
+
+SUMMARY_METRICS = ("last10_test_acc", "best_test_acc", "final_test_acc", "wall_time_s")
+
+
+def results_frame(results: Sequence[dict[str, Any]], fields: Sequence[str] = ("loss", "noise", "seed")) -> pd.DataFrame:
+    """One row per result (as ``train`` returns it): the config ``fields`` and the summary accuracies."""
+    rows = [{f: _config_value(r["config"], f) for f in fields} | {m: r[m] for m in SUMMARY_METRICS} for r in results]
+    return pd.DataFrame(rows, columns=[*fields, *SUMMARY_METRICS])
+
+
+def _config_value(config: dict[str, Any], name: str) -> Any:
+    if name not in config:
+        raise ValueError(f"unknown config field {name!r}; allowed: {', '.join(config)}")
+    return config[name]
+
+
+def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:
+    """Mean, sample std (ddof 1; NaN for one run) and count of ``value`` per group of ``by``, in first-seen order."""
+    for column in [*by, value]:
+        if column not in frame:
+            raise ValueError(f"no column {column!r}; have: {', '.join(map(str, frame.columns))}")
+    grouped = frame.groupby(list(by), sort=False)[value]
+    return grouped.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def pm_table(frame: pd.DataFrame, index: str, columns: str, value: str, scale: float = 100.0,
+             digits: int = 1) -> pd.DataFrame:
+    """A table of 'mean ± std' strings of ``value`` (times ``scale``): rows ``index``, columns ``columns``."""
+    stats = mean_std(frame, [index, columns], value)
+    stats["cell"] = [format_pm(m, s, scale, digits) for m, s in zip(stats["mean"], stats["std"])]
+    table = stats.pivot(index=index, columns=columns, values="cell")
+    return table.reindex(index=_first_seen(frame[index]), columns=_first_seen(frame[columns])).fillna("")
+
+
+def _first_seen(values: pd.Series) -> list[Any]:
+    """The distinct values in the order they first appear (tables follow the order the runs were listed)."""
+    return list(dict.fromkeys(values))
+
+
+def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
+    """``frame`` as a GitHub/MyST markdown table (the index as the first column when ``index``)."""
+    data = frame.reset_index() if index else frame
+    head = [str(c) for c in data.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in data.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +120,7 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "final_test_acc": run["final_test_acc"],
         "wall_time_s": run["wall_time_s"],
     }
-    steps = _steps(run)
+    steps = load_steps(run["dir"])
     last = steps[steps["epoch"] == steps["epoch"].max()] if len(steps) else steps
     for column in ("ratio_before", "ratio_after", "target", "auc_h"):
         row[f"{column}_last_epoch"] = float(last[column].median()) if column in last else math.nan
@@ -69,8 +140,8 @@ def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
-    """'mean ± std' (std left out for a single seed)."""
+def format_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
+    """'mean ± std' of values times ``scale`` (std left out when NaN, e.g. for a single seed)."""
     if math.isnan(std):
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
@@ -84,8 +155,8 @@ def to_markdown(summary: pd.DataFrame) -> str:
     for r in summary.itertuples(index=False):
         cells = [
             r.dataset, r.noise, r.loss, r.seed,
-            _pm(r.last10_test_acc_mean, r.last10_test_acc_std),
-            _pm(r.best_test_acc_mean, r.best_test_acc_std),
+            format_pm(r.last10_test_acc_mean, r.last10_test_acc_std),
+            format_pm(r.best_test_acc_mean, r.best_test_acc_std),
             f"{r.ratio_after_last_epoch:.3g}", f"{r.target_last_epoch:.3g}", f"{r.auc_h_last_epoch:.3f}",
             f"{r.wall_time_s_mean:.1f}",
         ]
@@ -102,71 +173,141 @@ def _curves(runs: list[dict[str, Any]], noise: str) -> dict[str, np.ndarray]:
     return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "+-." else "_" for c in text)
+def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
+    """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
+    scale = 100.0 if percent else 1.0
+    for loss, curves in _curves(list(results), noise).items():
+        epochs = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0)
+        (line,) = ax.plot(epochs, scale * mean, label=f"{loss} (n={len(curves)})")
+        ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel="test accuracy" + (" (%)" if percent else ""))
+    ax.grid(alpha=0.3)
+
+
+def plot_tau(ax: Any, steps: pd.DataFrame, **style: Any) -> None:
+    """On ``ax`` (log scale): the clipping threshold tau at each logged step; steps without clipping are left out."""
+    finite = steps["tau"].where(np.isfinite(steps["tau"]))
+    ax.plot(steps["step"], finite, **style)
+    ax.set(xlabel="step", ylabel="τ (threshold on |dℓ/dp|)", yscale="log")
+    ax.grid(alpha=0.3)
+
+
+def plot_ratio(ax: Any, steps: pd.DataFrame, column: str = "ratio_after", target: bool = True, **style: Any) -> None:
+    """On ``ax`` (log scale): a noisy/clean gradient ratio of steps.csv, and the target 1 + lr·ε dashed."""
+    if column not in steps:
+        raise ValueError(f"steps has no column {column!r}; have: {', '.join(steps.columns)}")
+    ax.plot(steps["step"], steps[column], **style)
+    if target:
+        ax.plot(steps["step"], steps["target"], "k--", lw=1, label="target 1 + lr·ε")
+    ax.set(xlabel="step", ylabel="E|g| noisy / E|g| clean", yscale="log")
+    ax.grid(alpha=0.3)
+
+
+def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],
+                      panels: int = 1) -> list[Path]:
+    """One PNG per noise spec, ``draw(axes, runs_of_that_noise, noise)`` filling its panels.
+
+    Figures are made without pyplot, so writing a report never changes the caller's matplotlib backend.
+    """
+    from matplotlib.figure import Figure
+
+    paths = []
+    for noise in sorted({r["config"]["noise"] for r in runs}):
+        fig = Figure(figsize=size)
+        axes = fig.subplots(1, panels, squeeze=False)
+        draw(axes[0], [r for r in runs if r["config"]["noise"] == noise], noise)
+        for ax in axes[0]:
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        paths.append(out_dir / f"{prefix}_{slug(noise)}.png")
+        fig.tight_layout()
+        fig.savefig(paths[-1], dpi=120)
+    return paths
 
 
 def plot_test_accuracy(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """One figure per noise spec: mean test accuracy over seeds per loss, with a ±1 std band."""
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(axes: Any, of_noise: list[dict[str, Any]], noise: str) -> None:
+        plot_accuracy_curves(axes[0], of_noise, noise)
+        axes[0].set_title(f"test accuracy, noise {noise}")
 
-    paths = []
-    for noise in sorted({r["config"]["noise"] for r in runs}):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for loss, curves in _curves(runs, noise).items():
-            epochs = np.arange(1, curves.shape[1] + 1)
-            mean, std = curves.mean(0), curves.std(0)
-            ax.plot(epochs, 100 * mean, label=f"{loss} (n={len(curves)})")
-            ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), alpha=0.2)
-        ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"test accuracy, noise {noise}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        paths.append(out_dir / f"test_acc_{_slug(noise)}.png")
-        fig.tight_layout()
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
-    return paths
+    return _figure_per_noise(runs, out_dir, "test_acc", draw, (6, 4))
 
 
 def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Per noise spec: tau over steps (OGC runs) and the noisy/clean gradient ratio after clipping vs target."""
-    import matplotlib
+    colours = {loss: f"C{i}" for i, loss in enumerate(sorted({r["config"]["loss"] for r in runs}))}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for noise in sorted({r["config"]["noise"] for r in runs}):
-        fig, (ax_tau, ax_ratio) = plt.subplots(1, 2, figsize=(11, 4))
-        colours = {loss: f"C{i}" for i, loss in enumerate(sorted({r["config"]["loss"] for r in runs}))}
+    def draw(axes: Any, of_noise: list[dict[str, Any]], noise: str) -> None:
+        ax_tau, ax_ratio = axes
         target_drawn = False
-        for run in (r for r in runs if r["config"]["noise"] == noise):
-            steps, loss = _steps(run), run["config"]["loss"]
+        for run in of_noise:
+            steps, loss = load_steps(run["dir"]), run["config"]["loss"]
             if not len(steps) or "ratio_after" not in steps:
                 continue
-            label = f"{loss} seed {run['config']['seed']}"
-            finite_tau = steps["tau"].replace([np.inf], np.nan)
-            if finite_tau.notna().any():
-                ax_tau.plot(steps["step"], finite_tau, color=colours[loss], alpha=0.7, label=label)
-            ax_ratio.plot(steps["step"], steps["ratio_after"], color=colours[loss], alpha=0.7, label=label)
-            if not target_drawn:
-                ax_ratio.plot(steps["step"], steps["target"], "k--", label="target 1 + lr·ε")
-                target_drawn = True
-        ax_tau.set(xlabel="step", ylabel="tau (|dl/dp| threshold)", yscale="log", title=f"tau, noise {noise}")
-        ax_ratio.set(xlabel="step", ylabel="E|g| noisy / E|g| clean after clipping", yscale="log",
-                     title="gradient ratio after clipping")
-        for ax in (ax_tau, ax_ratio):
-            ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-        paths.append(out_dir / f"clipping_{_slug(noise)}.png")
-        fig.tight_layout()
-        fig.savefig(paths[-1], dpi=120)
-        plt.close(fig)
-    return paths
+            style = dict(color=colours[loss], alpha=0.7, label=f"{loss} seed {run['config']['seed']}")
+            if np.isfinite(steps["tau"]).any():
+                plot_tau(ax_tau, steps, **style)
+            plot_ratio(ax_ratio, steps, target=not target_drawn, **style)
+            target_drawn = True
+        ax_tau.set_title(f"tau, noise {noise}")
+        ax_ratio.set_title("gradient ratio after clipping")
+
+    return _figure_per_noise(runs, out_dir, "clipping", draw, (11, 4), panels=2)
+
+
+# ---------------------------------------------------------------- a run's saved internals
+
+
+def queue_snapshot(run_dir: Path) -> dict[str, Any]:
+    """The OGC controller in a run's last checkpoint: the queued H values, tau and the mixture behind it.
+
+    Returns ``h`` (the filled queue slots, float64 array), ``tau``, ``target``, ``step`` and the
+    mixture's ``means``, ``variances`` and ``weights`` (clean component first).
+    """
+    from .train import CHECKPOINT, load_checkpoint
+
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    controller = state["loss"].get("_extra_state")
+    if not isinstance(controller, dict) or "queue" not in controller:
+        raise ValueError(f"run {str(run_dir)!r} (loss {state['config']['loss']!r}) has no OGC controller; "
+                         "allowed: a run of an OGC loss (<base>+ogc)")
+    queue = controller["queue"].double().numpy()
+    snapshot = {"h": queue[np.isfinite(queue)], "tau": float(controller["tau"]), "target": float(controller["target"]),
+                "step": int(controller["step"])}
+    return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
+
+
+def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
+    """H = -log p of its training label for every training sample, under the model of a run's last checkpoint.
+
+    Columns ``h`` and ``noisy`` (the label was flipped by the noise).  The model is in eval mode and
+    sees the images without augmentation, so these are the values the network settles on, not the
+    augmented training-mode values that OGC's queue holds.
+    """
+    import torch
+
+    from .data import load_dataset, normalise
+    from .models import make_model
+    from .ogc import label_prob
+    from .recipes import Config
+    from .train import CHECKPOINT, corrupt_labels, load_checkpoint
+
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    config = Config.from_dict(state["config"])
+    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
+    labels = corrupt_labels(config.noise, split, config.seed)
+    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
+    net.load_state_dict(state["model"])
+    net.eval()
+    h = []
+    with torch.no_grad():
+        for chunk in torch.arange(len(split.train_y)).split(config.eval_batch_size):
+            logits = net(normalise(split.train_x[chunk].to(device), split.mean, split.std))
+            h.append(-torch.log(label_prob(logits.float(), labels.labels[chunk].to(device))).double().cpu())
+    return pd.DataFrame({"h": torch.cat(h).numpy(), "noisy": labels.flipped.cpu().numpy().astype(bool)})
 
 
 def write_report(root: Path) -> str:

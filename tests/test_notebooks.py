@@ -86,10 +86,161 @@ def check_03(metrics: dict[str, Any], scale: str) -> None:
         assert gap[taus[-1]] > gap[taus[0]] + 0.01
 
 
+def check_06(metrics: dict[str, Any], scale: str) -> None:
+    # The paper-scale grid is declared in full (five experiments, validated configs).
+    assert [row["experiment"] for row in metrics["paper_grid"]] == [
+        "CIFAR-10", "CIFAR-10N", "CIFAR-100", "CIFAR-100N", "WebVision-mini"]
+    assert metrics["paper_grid_runs"] == sum(row["runs"] for row in metrics["paper_grid"])
+    assert all("ce" in row["losses"].split(", ") and "ce+ogc" in row["losses"].split(", ") for row in metrics["paper_grid"])
+    if scale == "gpu":
+        return
+    # What ran: every planned run finished, with finite accuracies, the device, the date and the data recorded.
+    assert not metrics["failures"]
+    assert metrics["runs_done"] == metrics["runs_planned"] == len(metrics["ran"]) == 2
+    assert {run["loss"] for run in metrics["ran"]} == {"ce", "ce+ogc"}
+    for run in metrics["ran"]:
+        for key in ("final test acc", "best test acc", "last-10 test acc", "realised noise"):
+            assert 0.0 <= run[key] <= 1.0, (key, run)
+        assert run["device"] == "cpu" and run["date"][:10] in metrics["dates"]
+        assert run["epochs"] == metrics["ran_epochs"]
+    # symmetric noise with exact per-class counts: the realised rate is the nominal one (to rounding)
+    assert all(abs(run["realised noise"] - 0.4) <= 0.01 for run in metrics["ran"])
+    # The data source is recorded; the smoke scale never needs the CIFAR file.
+    assert len(metrics["data_sources"]) == 1 and metrics["data_source"] == metrics["data_sources"][0]
+    if scale == "smoke":
+        assert metrics["data_kind"] == "digits" and "load_digits" in metrics["data_source"]
+    if metrics["data_kind"] == "cifar10-npz":
+        assert metrics["npz_found"] and "sha256" in metrics["data_source"]
+    # The same code path: the runs are the official-cifar10 recipe with CPU-sized overrides only.
+    cpu_overrides = {"dataset", "data_root", "subset", "epochs", "milestones", "model", "threads", "device",
+                     "crop_padding", "flip", "rotation"}
+    assert set(metrics["config_differences_from_recipe"]) <= cpu_overrides
+    # No GPU number is shown unless a GPU run was committed.
+    assert (metrics["gpu_result_count"] == 0) == (metrics["gpu_results"] == [])
+    assert metrics["gpu_status"].startswith("No GPU result") == (metrics["gpu_result_count"] == 0)
+
+
+def check_08(metrics: dict[str, Any], scale: str) -> None:
+    assert metrics["device"] == metrics["machine"]["device"] and metrics["threads"] >= 1
+    if scale != "gpu":
+        assert metrics["threads"] == metrics["machine"]["threads"] == 1
+    methods = metrics["refit_methods"]
+    assert set(methods) == {"torch exact", "torch grid", "reference (sklearn + grid)"}
+    assert all(m["seconds"] > 0 and 1.0 < m["tau"] < 1e7 for m in methods.values())
+    # The torch grid and the reference's grid path solve the same problem: the same tau.
+    reference = methods["reference (sklearn + grid)"]["tau"]
+    tolerance = 1e-4 if metrics["device"] == "cpu" else 1e-3  # float32 on CUDA
+    assert abs(methods["torch grid"]["tau"] - reference) <= tolerance * reference
+    # The closed form matches a 200,000-point grid; the 1000-point grid's error is what separates it.
+    assert metrics["tau_rel_diff_exact_fine"] <= 1e-4
+    assert metrics["tau_rel_diff_exact"] > metrics["tau_rel_diff_exact_fine"]
+    rows = {row["model"]: row for row in metrics["step_rows"]}
+    assert set(rows) == {"cnn-small", "resnet18"}
+    for row in rows.values():
+        assert row["ce_ms"] > 0 and row["ogc_ms"] > 0 and 0 < row["ratio"] < 100
+        assert row["ogc_ms"] == pytest.approx(row["ogc_plain_ms"] + row["refit_ms"] / 32)
+        assert row["ratio"] == pytest.approx(row["ogc_ms"] / row["ce_ms"])
+    # The digits CNN is timed over whole refit intervals after the queue is full: one refit in 32 steps.
+    digits = rows["cnn-small"]
+    assert digits["warmup_steps"] == 32 and digits["refit_timed"] == "in situ"
+    assert digits["refits_timed"] == digits["steps_per_arm"] // 32
+    if metrics["device"] == "cpu":
+        assert rows["resnet18"]["refit_timed"] == "separately" and rows["resnet18"]["refits_timed"] == 0
+    # The state is O(q): a fixed part plus one value per queue slot.
+    sizes, total, queue = metrics["state_queue_sizes"], metrics["state_total_bytes"], metrics["state_queue_bytes"]
+    assert queue == [metrics["bytes_per_value"] * q for q in sizes] and metrics["bytes_per_value"] in (4, 8)
+    assert len({t - b for t, b in zip(total, queue)}) == 1
+
+
+def check_04(metrics: dict[str, Any], scale: str) -> None:
+    # One mixture snapshot per drawn epoch, from prefix runs that are the full run's first epochs.
+    assert [row["epoch"] for row in metrics["snapshots"]] == metrics["snapshot_epochs"]
+    assert all(0.0 <= row["agreement"] <= 1.0 for row in metrics["snapshots"] if "agreement" in row)
+    assert metrics["prefix_max_acc_diff"] <= 0.01  # identical on CPU; a GPU may differ by a sample or two
+    rows = metrics["ratio_rows"]
+    # No clipping before the first refit; once clipping starts, tau is finite (>= 1) at every logged step.
+    assert metrics["first_tau_step"] >= metrics["first_refit_step"] == 16
+    assert rows["step"] == list(range(metrics["first_tau_step"], rows["step"][-1] + 1, metrics["log_interval"]))
+    assert all(tau >= 1.0 for tau in rows["tau"])
+    # The solve: under its own mixture r(tau) equals the target wherever tau was set for that target.
+    for model, target, same in zip(rows["model_ratio"], rows["target"], rows["same_target"]):
+        if same:
+            assert abs(model / target - 1.0) <= 1e-6, (model, target)
+    # E_noisy[min(g, tau)] <= tau and E_clean[min(g, tau)] >= 1, so r(tau) <= tau: tau >= target.
+    assert all(tau >= target * (1 - 1e-9) for tau, target, same in zip(rows["tau"], rows["target"], rows["same_target"]) if same)
+    # The noisy component's weight estimates the noise rate.
+    assert abs(metrics["weight_noisy_median"] - metrics["noise_rate"]) <= 0.1
+    if scale == "smoke":
+        return
+    # After the warm-up the true noisy/clean ratio after clipping holds the target within 5% (measured:
+    # at most 1.034 times the target), while before clipping it is orders of magnitude above it.
+    assert metrics["ratio_after_over_target_max"] <= 1.05
+    assert metrics["ratio_before_median"] >= 100.0
+    # tau settles just above each phase's target (measured within 6%) and falls at each lr step.
+    phases = metrics["phases"]
+    assert len(phases) == 3 and [p["tau"] for p in phases] == sorted((p["tau"] for p in phases), reverse=True)
+    assert all(p["target"] <= p["tau"] <= 1.1 * p["target"] for p in phases)
+    # The mixture separates noisy from clean (AUC of H 0.997, 98% of samples labelled right at the end).
+    assert metrics["auc_last_ogc"] >= 0.99 and metrics["auc_last_ogc"] > metrics["auc_last_ce"]
+    assert metrics["agreement_last"] >= 0.95
+    # CE+OGC beats CE (measured 97.1% vs 84.3%, seed 0), and CE's noisy gradients stay several times the clean.
+    assert metrics["ogc_last10"] >= metrics["ce_last10"] + 0.08
+    assert metrics["ce_ratio_before_last"] >= 3.0
+
+
+def check_05(metrics: dict[str, Any], scale: str) -> None:
+    losses, noises, acc = metrics["losses"], metrics["noises"], metrics["acc"]
+    # Every (loss, noise) cell ran on every seed, and the table has one row per loss.
+    assert metrics["runs"] == len(losses) * len(noises) * metrics["n_seeds"]
+    assert sorted(acc) == sorted(noises) and all(sorted(row) == sorted(losses) for row in acc.values())
+    assert all(0.0 <= a <= 1.0 for row in acc.values() for a in row.values())
+    assert len(metrics["table"].splitlines()) == len(losses) + 2
+    # Symmetric noise with exact per-class counts: the realised rate is the nominal one (to rounding).
+    assert abs(metrics["realised_0"] - 0.4) <= 0.01
+    if scale == "smoke":
+        return
+    # asym-mnist flips 40% of five classes: a fifth of all labels.
+    assert abs(metrics["realised_1"] - 0.2) <= 0.01
+    # CE+OGC beats CE (measured +12.6 points symmetric, +14.2 instance, +3.5 asymmetric; 2 seeds).
+    gain = metrics["ogc_gain"]
+    assert gain["symmetric:0.4"] >= 8.0 and gain["instance:0.4"] >= 5.0 and gain["asym-mnist:0.4"] >= 0.0
+    # A fixed threshold recovers less than OGC (PHuber-CE 92.5% vs CE+OGC 97.3% under symmetric noise).
+    assert acc["symmetric:0.4"]["ce+ogc"] >= acc["symmetric:0.4"]["phuber-ce"] + 0.02
+    # Worst case over the noise types: every OGC loss above CE's (measured >= 87.5% vs 79.2%).
+    worst = metrics["worst"]
+    assert all(worst[loss] >= worst["ce"] + 0.03 for loss in losses if loss.endswith("+ogc"))
+
+
+def check_07(metrics: dict[str, Any], scale: str) -> None:
+    curves = metrics["curves"]
+    assert set(curves) == {"ogc_epsilon", "ogc_queue_size", "ogc_interval"}
+    for curve in curves.values():
+        assert len(curve["values"]) == len(curve["mean"]) == len(curve["std"])
+        assert all(0.0 <= m <= 1.0 for m in curve["mean"]) and all(s >= 0.0 for s in curve["std"])
+    # tau follows the target: r(tau) <= tau, so a phase's tau is never below its target (None: no clipping).
+    for eps, taus in metrics["phase_tau"].items():
+        for tau, target in zip(taus, metrics["phase_target"][eps]):
+            assert tau is None or tau >= target * (1 - 1e-9), (eps, tau, target)
+    if scale == "smoke":
+        return
+    # epsilon = 0: target 1, tau at its floor (clip nearly everything) in every phase.
+    assert all(tau <= 1.001 for tau in metrics["phase_tau"]["0"])
+    # Every OGC setting beats CE (the worst by 4.9 points as measured), epsilon matters most (range 8.2
+    # points) and q and s little (ranges 0.9 and 0.7 points, within the spread over 2 seeds).
+    assert metrics["eps_margin_over_ce"] >= 2.0
+    assert metrics["eps_range"] >= 3.0 and metrics["q_range"] <= 2.5 and metrics["s_range"] <= 2.5
+    assert metrics["eps_range"] > max(metrics["q_range"], metrics["s_range"])
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], str], None]] = {
     "01_fixed_threshold": check_01,
     "02_transformed_loss": check_02,
     "03_noise_tolerance": check_03,
+    "04_ogc_in_motion": check_04,
+    "05_robustness_cpu": check_05,
+    "06_cifar": check_06,
+    "07_sensitivity": check_07,
+    "08_cost": check_08,
 }
 
 

@@ -1,0 +1,208 @@
+"""Grids of training runs, run resumably: the engine behind ``ogc-lab sweep`` and the book's chapters.
+
+A sweep is a list of ``SweepRun`` (a config and its folder).  ``run_sweep`` skips finished runs,
+resumes unfinished ones from their checkpoint and trains the rest: one at a time in this process, or
+with ``jobs > 1`` in a pool of worker processes, each owning one GPU when there are GPUs, else an
+equal share of the CPU cores.  Workers live for the whole sweep, so torch is imported once per
+worker, not once per run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .recipes import Config, get_recipe
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: what to train and where its files go."""
+
+    config: Config
+    out: Path
+
+
+class SweepError(RuntimeError):
+    """Some runs failed (the others still ran); ``failures`` maps each failed run's folder to its error."""
+
+    def __init__(self, failures: dict[Path, str]) -> None:
+        self.failures = failures
+        listed = "; ".join(f"{out}: {message}" for out, message in failures.items())
+        super().__init__(f"{len(failures)} run(s) failed: {listed}")
+
+
+def slug(text: str) -> str:
+    """A folder name for a loss or noise spec (':' and '/' are awkward in paths)."""
+    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
+
+
+def run_dir(root: Path, config: Config) -> Path:
+    """The grid layout: ROOT/<loss>/<noise>/seed<k>."""
+    return Path(root) / slug(config.loss) / slug(config.noise) / f"seed{config.seed}"
+
+
+def _non_empty(name: str, values: Sequence[Any]) -> list[Any]:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} must list at least one value, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} lists a value twice: {values!r}")
+    return values
+
+
+def grid(
+    recipe: str | Config,
+    losses: Sequence[str],
+    noises: Sequence[str],
+    seeds: Sequence[int],
+    out: Path,
+    overrides: dict[str, Any] | None = None,
+) -> list[SweepRun]:
+    """Every (loss, noise, seed) of ``recipe`` (a name or a Config) with ``overrides``, under ``out``.
+
+    All configs are built, hence validated, before anything runs: a bad name fails the whole grid.
+    """
+    base = get_recipe(recipe, **(overrides or {})) if isinstance(recipe, str) else recipe.replace(**(overrides or {}))
+    seeds = _non_empty("seeds", seeds)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be integers >= 0, got {seeds!r}")
+    runs = []
+    for loss, noise, seed in itertools.product(_non_empty("losses", losses), _non_empty("noises", noises), seeds):
+        config = base.replace(loss=loss, noise=noise, seed=seed)
+        runs.append(SweepRun(config, run_dir(out, config)))
+    return runs
+
+
+def pending(runs: Sequence[SweepRun]) -> list[SweepRun]:
+    """The runs without a finished result; a folder shared by two runs or holding another config's result raises."""
+    from .train import finished_result
+
+    seen: dict[Path, Config] = {}
+    for run in runs:
+        if run.out in seen and seen[run.out] != run.config:
+            raise ValueError(f"two runs of different configs share the folder {str(run.out)!r}")
+        seen[run.out] = run.config
+    unique = list({run.out: run for run in runs}.values())
+    return [run for run in unique if finished_result(run.out, run.config) is None]
+
+
+def default_jobs(threads_per_run: int = 0) -> int:
+    """Runs at once: one per GPU when there are GPUs; on CPU one per ``threads_per_run`` cores (0: one)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    if threads_per_run < 0:
+        raise ValueError(f"threads_per_run must be >= 0, got {threads_per_run}")
+    return max(1, (os.cpu_count() or 1) // threads_per_run) if threads_per_run else 1
+
+
+# ---------------------------------------------------------------- running
+
+
+def _train_one(run: SweepRun) -> tuple[str, float]:
+    """Train (or resume) one run in this process; ('', seconds) or (error message, seconds).
+
+    A ValueError (bad input, divergence, a foreign checkpoint) fails this run only; anything else
+    is a bug or an interruption and propagates.
+    """
+    from .train import train
+
+    began = time.perf_counter()
+    try:
+        train(run.config, run.out, resume=True, progress=False)
+    except ValueError as err:
+        return " ".join(str(err).split()) or type(err).__name__, time.perf_counter() - began
+    return "", time.perf_counter() - began
+
+
+def _init_worker(slots: Any, gpus: int, jobs: int) -> None:
+    """Give a pool worker its slot: its own GPU, or its share of the CPU cores (before CUDA starts)."""
+    slot = slots.get()
+    if gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+Report = Callable[[SweepRun, str, float], None]
+
+
+def _run_sequential(todo: Sequence[SweepRun], report: Report) -> None:
+    for run in todo:
+        report(run, *_train_one(run))
+
+
+def _run_pool(todo: Sequence[SweepRun], jobs: int, report: Report) -> None:
+    """Train ``todo`` on ``jobs`` worker processes (spawned: safe with torch threads and CUDA)."""
+    import multiprocessing
+
+    import torch
+
+    context = multiprocessing.get_context("spawn")
+    slots = context.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(slots, gpus, jobs))
+    try:
+        futures: dict[Future[tuple[str, float]], SweepRun] = {pool.submit(_train_one, run): run for run in todo}
+        for future in as_completed(futures):
+            report(futures[future], *future.result())
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -> list[dict[str, Any]]:
+    """Train every unfinished run of ``runs`` and return all their results, in the order of ``runs``.
+
+    Finished runs are skipped, unfinished ones resumed from their checkpoint.  ``jobs`` > 1 trains
+    that many at once in worker processes.  ``progress`` prints one line per run.  Runs that fail
+    with a ValueError do not stop the others; a SweepError naming them is raised at the end.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    todo = pending(runs)
+    say = print if progress else (lambda *args, **kwargs: None)
+    say(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to run", flush=True)
+    failures: dict[Path, str] = {}
+    done = 0
+
+    def report(run: SweepRun, error: str, seconds: float) -> None:
+        nonlocal done
+        done += 1
+        say(f"[{done}/{len(todo)}] {run.out}: {f'FAILED ({error})' if error else 'ok'}, {seconds:.1f} s", flush=True)
+        if error:
+            failures[run.out] = error
+
+    began = time.perf_counter()
+    if jobs == 1 or len(todo) <= 1:
+        _run_sequential(todo, report)
+    else:
+        _run_pool(todo, min(jobs, len(todo)), report)
+    say(f"sweep: done in {time.perf_counter() - began:.1f} s; {len(failures)} failed", flush=True)
+    if failures:
+        raise SweepError(failures)
+    return [_finished(run) for run in runs]
+
+
+def _finished(run: SweepRun) -> dict[str, Any]:
+    """The result of a run that ``run_sweep`` has just trained or skipped."""
+    from .train import finished_result
+
+    result = finished_result(run.out, run.config)
+    if result is None:
+        raise RuntimeError(f"run {str(run.out)!r} ended without a result.json")
+    return result

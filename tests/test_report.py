@@ -1,0 +1,138 @@
+"""ogc_lab.report's shared pieces: tables of mean ± std, steps.csv, the plot helpers and a run's saved internals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ogc_lab import report
+from ogc_lab.data import load_dataset, normalise
+from ogc_lab.models import make_model
+from ogc_lab.ogc import H_MAX, H_MIN
+from ogc_lab.recipes import get_recipe
+from ogc_lab.train import CHECKPOINT, load_checkpoint, train
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "loss": ["gce", "gce", "ce", "ce", "ce"],
+        "noise": ["sym", "sym", "sym", "sym", "asym"],
+        "acc": [0.5, 0.6, 0.8, 0.9, 0.7],
+    })
+
+
+def test_mean_std_counts_exactly_and_uses_the_sample_std_in_first_seen_order() -> None:
+    stats = report.mean_std(_frame(), ["loss", "noise"], "acc")
+    assert list(zip(stats["loss"], stats["noise"])) == [("gce", "sym"), ("ce", "sym"), ("ce", "asym")]
+    assert list(stats["n"]) == [2, 2, 1]
+    assert stats["mean"].tolist() == pytest.approx([0.55, 0.85, 0.7])
+    assert stats["std"].iloc[0] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    assert math.isnan(stats["std"].iloc[2])  # one run: no spread to report
+    with pytest.raises(ValueError, match="no column 'seed'"):
+        report.mean_std(_frame(), ["seed"], "acc")
+
+
+def test_pm_table_and_markdown_table() -> None:
+    table = report.pm_table(_frame(), "loss", "noise", "acc")
+    assert list(table.index) == ["gce", "ce"] and list(table.columns) == ["sym", "asym"]
+    assert table.loc["gce", "sym"] == f"55.0 ± {100 * np.std([0.5, 0.6], ddof=1):.1f}"
+    assert table.loc["ce", "asym"] == "70.0"
+    assert table.loc["gce", "asym"] == ""  # never run
+    assert report.markdown_table(table).splitlines() == [
+        "| loss | sym | asym |",
+        "|---|---|---|",
+        "| gce | 55.0 ± 7.1 |  |",
+        "| ce | 85.0 ± 7.1 | 70.0 |",
+    ]
+    assert report.format_pm(0.12345, 0.01, digits=2) == "12.35 ± 1.00"
+
+
+def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
+    results = [
+        {"config": {"loss": "ce", "seed": s, "ogc_epsilon": 20.0}, "last10_test_acc": 0.1 * s,
+         "best_test_acc": 0.5, "final_test_acc": 0.4, "wall_time_s": 2.0}
+        for s in (1, 2)
+    ]
+    frame = report.results_frame(results, ["loss", "seed", "ogc_epsilon"])
+    assert list(frame.columns) == ["loss", "seed", "ogc_epsilon", *report.SUMMARY_METRICS]
+    assert frame["last10_test_acc"].tolist() == pytest.approx([0.1, 0.2])
+    with pytest.raises(ValueError, match="unknown config field 'q'"):
+        report.results_frame(results, ["q"])
+
+
+def test_plot_helpers_draw_the_columns_they_name(tmp_path: Path) -> None:
+    steps = pd.DataFrame({"step": [10, 20, 30], "tau": [math.inf, 4.0, 2.0], "ratio_after": [1.0, 2.5, 1.1],
+                          "target": [3.0, 3.0, 1.2]})
+    fig, ax = plt.subplots()
+    report.plot_tau(ax, steps, label="tau")
+    y = ax.lines[0].get_ydata()
+    assert math.isnan(y[0]) and list(y[1:]) == [4.0, 2.0]  # no clipping yet: nothing drawn
+    report.plot_ratio(ax, steps, label="after")
+    assert list(ax.lines[1].get_ydata()) == [1.0, 2.5, 1.1] and list(ax.lines[2].get_ydata()) == [3.0, 3.0, 1.2]
+    with pytest.raises(ValueError, match="no column 'ratio_before'"):
+        report.plot_ratio(ax, steps, column="ratio_before")
+    plt.close(fig)
+    assert report.load_steps(tmp_path).empty
+
+
+def test_lr_phases_split_at_every_lr_change_and_take_the_last_epoch() -> None:
+    steps = pd.DataFrame({
+        "step": [10, 20, 30, 40, 50, 60], "epoch": [1, 1, 2, 3, 3, 4], "lr": [0.1, 0.1, 0.1, 0.01, 0.01, 0.01],
+        "target": [3.0, 3.0, 3.0, 1.2, 1.2, 1.2], "tau": [math.inf, 5.0, 4.0, 2.0, 1.5, 1.3],
+        "ratio_before": [1.0] * 6, "ratio_after": [1.0, 2.0, 2.5, 1.1, 1.2, 1.3],
+    })
+    phases = report.lr_phases(steps)
+    assert phases[["lr", "target", "first_epoch", "last_epoch"]].values.tolist() == [[0.1, 3.0, 1, 2], [0.01, 1.2, 3, 4]]
+    assert phases["tau"].tolist() == [4.0, 1.3] and phases["ratio_after"].tolist() == [2.5, 1.3]
+    with pytest.raises(ValueError, match="empty"):
+        report.lr_phases(steps.iloc[:0])
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CE+OGC and a CE run of the toy recipe (2 epochs, a small queue refitted every 2 steps)."""
+    root = tmp_path_factory.mktemp("runs")
+    for loss in ("ce+ogc", "ce"):
+        config = get_recipe("toy", loss=loss, noise="symmetric:0.3", epochs=2, ogc_queue_size=64, ogc_interval=2)
+        train(config, root / loss, progress=False)
+    return {loss: root / loss for loss in ("ce+ogc", "ce")}
+
+
+def test_queue_snapshot_is_the_controller_of_the_last_checkpoint(toy_runs: dict[str, Path]) -> None:
+    snap = report.queue_snapshot(toy_runs["ce+ogc"])
+    result = pd.read_csv(toy_runs["ce+ogc"] / "epochs.csv").iloc[-1]
+    assert snap["h"].shape == (64,)  # a full queue
+    assert ((snap["h"] >= H_MIN - 1e-12) & (snap["h"] <= H_MAX + 1e-9)).all()
+    assert snap["tau"] == pytest.approx(result["tau"], rel=1e-12)
+    assert snap["step"] == result["step"]
+    assert snap["target"] == pytest.approx(1.0 + 20.0 * 0.1)
+    assert snap["means"][0] < snap["means"][1] and snap["weights"].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'ce'.*no OGC controller|no OGC controller.*'ce'"):
+        report.queue_snapshot(toy_runs["ce"])
+
+
+def test_training_h_is_minus_log_p_of_the_noisy_label_under_the_saved_model(toy_runs: dict[str, Path]) -> None:
+    frame = report.training_h(toy_runs["ce+ogc"])
+    state = load_checkpoint(toy_runs["ce+ogc"] / CHECKPOINT)
+    split = load_dataset("toy2d", seed=0)
+    assert len(frame) == len(split.train_y)
+    assert int(frame["noisy"].sum()) == round(0.3 * len(split.train_y))  # exact counts per class
+    # independently: cross-entropy of the saved model at the noisy labels (samples the model is sure of
+    # have p clamped to 1 - 1e-7, hence H >= 1e-7)
+    net = make_model("mlp", split.num_classes, split.input_shape)
+    net.load_state_dict(state["model"])
+    net.eval()
+    noisy_y = torch.where(torch.tensor(frame["noisy"].to_numpy()), 1 - split.train_y, split.train_y)  # K = 2
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(net(normalise(split.train_x, split.mean, split.std)), noisy_y,
+                                               reduction="none").double().numpy()
+    assert np.allclose(frame["h"], np.clip(ce, H_MIN, H_MAX), atol=1e-5)

@@ -1,0 +1,123 @@
+"""ogc_lab.sweep: grids of configs, resumable runs, failures that do not stop the rest, worker pools."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ogc_lab import sweep
+from ogc_lab.recipes import get_recipe
+from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, pending, run_sweep
+
+FAST = {"epochs": 1, "ogc_queue_size": 64, "ogc_interval": 2}
+
+
+def test_grid_is_the_product_in_order_with_overrides_and_the_folder_layout(tmp_path: Path) -> None:
+    runs = grid("toy", ["ce", "ce+ogc"], ["none", "symmetric:0.2"], [0, 3], tmp_path, {"epochs": 2, "lr": 0.05})
+    assert len(runs) == 8
+    keys = [(r.config.loss, r.config.noise, r.config.seed) for r in runs]
+    assert keys == [(l, n, s) for l in ("ce", "ce+ogc") for n in ("none", "symmetric:0.2") for s in (0, 3)]
+    assert all(r.config.epochs == 2 and r.config.lr == 0.05 and r.config.dataset == "toy2d" for r in runs)
+    assert runs[7].out == tmp_path / "ce+ogc" / "symmetric_0.2" / "seed3"
+    # a Config works as the base as well as a recipe name
+    base = get_recipe("toy", epochs=2, lr=0.05)
+    assert [r.config for r in grid(base, ["ce", "ce+ogc"], ["none", "symmetric:0.2"], [0, 3], tmp_path)] == [
+        r.config for r in runs
+    ]
+
+
+@pytest.mark.parametrize(
+    "losses, noises, seeds, overrides, names",
+    [
+        (["ce", "nope"], ["none"], [0], None, ["'nope'", "ce+ogc"]),
+        (["ce"], ["bogus:0.4"], [0], None, ["'bogus'"]),
+        (["ce"], ["none"], [], None, ["seeds", "at least one"]),
+        ([], ["none"], [0], None, ["losses", "at least one"]),
+        (["ce"], ["none"], [0, 0], None, ["seeds", "twice"]),
+        (["ce"], ["none"], [-1], None, ["seeds", ">= 0"]),
+        (["ce"], ["none"], ["1"], None, ["seeds", "integers"]),
+        (["ce"], ["none"], [0], {"epoch": 3}, ["epoch", "allowed:"]),
+    ],
+)
+def test_grid_rejects_bad_input_before_anything_runs(
+    losses: list, noises: list, seeds: list, overrides: dict | None, names: list[str], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError) as err:
+        grid("toy", losses, noises, seeds, tmp_path / "grid", overrides)
+    for name in names:
+        assert name in str(err.value)
+    assert not (tmp_path / "grid").exists()
+
+
+def test_pending_dedupes_repeated_runs_and_refuses_a_shared_folder(tmp_path: Path) -> None:
+    runs = grid("toy", ["ce"], ["none"], [0, 1], tmp_path, FAST)
+    assert pending([*runs, runs[0]]) == runs
+    clash = SweepRun(runs[0].config.replace(lr=0.5), runs[0].out)
+    with pytest.raises(ValueError, match="share the folder"):
+        pending([*runs, clash])
+
+
+def test_run_sweep_returns_results_in_order_and_skips_finished_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = grid("toy", ["ce+ogc", "ce"], ["symmetric:0.3"], [1, 0], tmp_path, FAST)
+    results = run_sweep(runs[:2])
+    assert capsys.readouterr().out == ""  # progress=False is silent
+    results = run_sweep(runs, progress=True)
+    assert "4 runs, 2 already finished, 2 to run" in capsys.readouterr().out
+    assert [(r["config"]["loss"], r["config"]["seed"]) for r in results] == [
+        ("ce+ogc", 1), ("ce+ogc", 0), ("ce", 1), ("ce", 0)
+    ]
+    assert all(len(r["epochs"]) == 1 for r in results)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
+    assert len(stamps) == 4
+    assert run_sweep(runs) == results  # nothing retrained, the same results read back
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")} == stamps
+
+
+def test_a_failing_run_does_not_stop_the_others(tmp_path: Path) -> None:
+    runs = grid("toy", ["ce"], ["none"], [0, 1, 2], tmp_path, FAST)
+    runs[1].out.mkdir(parents=True)
+    (runs[1].out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SweepError) as err:
+        run_sweep(runs)
+    assert list(err.value.failures) == [runs[1].out]
+    assert "cannot read checkpoint" in err.value.failures[runs[1].out]
+    assert [(r.out / "result.json").exists() for r in runs] == [True, False, True]
+
+
+def test_run_sweep_rejects_a_bad_jobs_value(tmp_path: Path) -> None:
+    runs = grid("toy", ["ce"], ["none"], [0], tmp_path, FAST)
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+            run_sweep(runs, jobs=jobs)  # type: ignore[arg-type]
+
+
+def test_a_worker_pool_gives_the_same_numbers_as_this_process(tmp_path: Path) -> None:
+    """Spawned workers (two at once) train bit-for-bit the runs this process trains (toy: one thread)."""
+    pooled = run_sweep(grid("toy", ["ce", "ce+ogc"], ["symmetric:0.3"], [0], tmp_path / "pool", FAST), jobs=2)
+    here = run_sweep(grid("toy", ["ce", "ce+ogc"], ["symmetric:0.3"], [0], tmp_path / "here", FAST), jobs=1)
+    for a, b in zip(pooled, here):
+        assert a["config"] == b["config"]
+        assert [e["test_acc"] for e in a["epochs"]] == [e["test_acc"] for e in b["epochs"]]
+        assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+
+
+def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert (default_jobs(), default_jobs(1), default_jobs(2), default_jobs(16)) == (1, 8, 4, 1)
+    with pytest.raises(ValueError, match="threads_per_run"):
+        default_jobs(-1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert default_jobs() == default_jobs(1) == 3
+
+
+def test_slug_keeps_folder_names_readable() -> None:
+    assert sweep.slug("asym-cifar10:0.4") == "asym-cifar10_0.4"
+    assert sweep.slug("nce+rce") == "nce+rce"
+    assert sweep.slug("imagefolder:/data/x") == "imagefolder__data_x"
