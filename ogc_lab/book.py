@@ -69,12 +69,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _numbers(value: Any) -> list[float]:
+def numbers_in(value: Any) -> list[float]:
     """Every number inside a plain JSON value (bools excluded)."""
     if isinstance(value, dict):
-        return [n for item in value.values() for n in _numbers(item)]
+        return [n for item in value.values() for n in numbers_in(item)]
     if isinstance(value, list):
-        return [n for item in value for n in _numbers(item)]
+        return [n for item in value for n in numbers_in(item)]
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return [float(value)]
     return []
@@ -110,7 +110,7 @@ class Metrics:
         try:
             json.dumps(plain, allow_nan=False)
         except (TypeError, ValueError):
-            bad = [n for n in _numbers(plain) if not math.isfinite(n)]
+            bad = [n for n in numbers_in(plain) if not math.isfinite(n)]
             reason = f"non-finite numbers {bad}" if bad else f"a {type(value).__name__}"
             raise ValueError(
                 f"metric {name!r} holds {reason}; allowed: finite numbers, strings, lists and dicts of them"

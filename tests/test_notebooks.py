@@ -20,16 +20,6 @@ from ogc_lab import book
 NOTEBOOKS = book.chapters()
 
 
-def _numbers(value: Any) -> list[float]:
-    if isinstance(value, dict):
-        return [n for item in value.values() for n in _numbers(item)]
-    if isinstance(value, list):
-        return [n for item in value for n in _numbers(item)]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [float(value)]
-    return []
-
-
 # ---- per-chapter checks: metrics dict and scale -> assertions ------------------------------------
 
 
@@ -286,6 +276,6 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     assert not errors
     metrics = json.loads(executed_book.metrics(stem).read_text())
     assert metrics, "the chapter recorded no metrics"
-    assert all(math.isfinite(n) for n in _numbers(metrics))
+    assert all(math.isfinite(n) for n in book.numbers_in(metrics))
     if stem in CHECKS:
         CHECKS[stem](metrics, executed_book.scale)
