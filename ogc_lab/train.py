@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
 from .data import Augment, DataSplit, DeviceBatches, dataloader_batches, load_dataset, normalise
 from .io import atomic_torch_save, atomic_write_json, read_json, versions
