@@ -272,8 +272,11 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     stem = notebook.stem
     assert stem not in executed_book.failures, str(executed_book.failures.get(stem))
     executed = nbformat.read(executed_book.notebook(stem), as_version=4)
-    errors = [out for cell in executed.cells for out in cell.get("outputs", []) if out.output_type == "error"]
-    assert not errors
+    outputs = [out for cell in executed.cells for out in cell.get("outputs", [])]
+    assert not [out for out in outputs if out.output_type == "error"]
+    # Nothing on stderr either: a warning printed in a cell would be published in the book.
+    stderr = [out.text for out in outputs if out.output_type == "stream" and out.name == "stderr"]
+    assert not stderr, stderr
     metrics = json.loads(executed_book.metrics(stem).read_text())
     assert metrics, "the chapter recorded no metrics"
     assert all(math.isfinite(n) for n in book.numbers_in(metrics))
