@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from ogc_lab import cost
+from ogc_lab import cost, data
 from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts)
     GRAD_CLIP,
     machine_info,
@@ -30,8 +29,7 @@ from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts
     train_step,
 )
 
-NPZ_NAME = "cifar10_jpeg.npz"
-NPZ_ENV = "OGC_CIFAR_NPZ"  # explicit path to the project's JPEG CIFAR-10, if set
+NPZ_NAME, NPZ_ENV = data.NPZ_FILENAME, data.NPZ_ENV
 RATIO_PREFIX = "RATIO"  # every benchmark prints lines "RATIO <name>: <value>" (grep-able)
 
 
@@ -60,12 +58,8 @@ def setup(args: argparse.Namespace) -> torch.device:
 
 def find_cifar_npz() -> Path | None:
     """The project's JPEG CIFAR-10 if it is at hand ($OGC_CIFAR_NPZ, ./data, ./shared/data, ../shared/data)."""
-    explicit = os.environ.get(NPZ_ENV)
-    candidates = [Path(explicit)] if explicit else []
     root = Path(__file__).resolve().parent.parent
-    candidates += [root / "data" / NPZ_NAME, root / "shared" / "data" / NPZ_NAME,
-                   root.parent / "shared" / "data" / NPZ_NAME]
-    return next((p for p in candidates if p.is_file()), None)
+    return data.find_cifar_npz(folders=[root / "data", root / "shared" / "data", root.parent / "shared" / "data"])
 
 
 def interleaved(arms: dict[str, Callable[[], object]], repeats: int, device: torch.device,

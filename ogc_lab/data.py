@@ -375,6 +375,22 @@ def load_cifar(layout: CifarLayout, root: Path, download: bool, seed: int) -> Da
 
 
 NPZ_FILENAME = "cifar10_jpeg.npz"
+NPZ_ENV = "OGC_CIFAR_NPZ"  # environment variable naming the project's JPEG CIFAR-10, when set
+
+
+def find_cifar_npz(explicit: str | os.PathLike[str] | None = None, folders: Sequence[Path] = ()) -> Path | None:
+    """The project's JPEG CIFAR-10 if it is at hand: ``explicit``, then $OGC_CIFAR_NPZ, then ``folders``.
+
+    A path given explicitly or by the environment must exist (a typo should not silently fall back to
+    other data); the folders are only searched.  None when nothing is found.
+    """
+    for where, value in (("the given path", explicit), (f"${NPZ_ENV}", os.environ.get(NPZ_ENV))):
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise DataNotFoundError(f"{where} {str(path)!r} is not a file; expected the {NPZ_FILENAME} copy of CIFAR-10")
+            return path.resolve()
+    return next((Path(f) / NPZ_FILENAME for f in folders if (Path(f) / NPZ_FILENAME).is_file()), None)
 
 
 def decode_jpeg_blob(blob: np.ndarray, offsets: np.ndarray) -> Tensor:

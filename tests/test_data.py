@@ -453,3 +453,22 @@ def test_dataloader_batches_augmented_with_workers():
     vectors = dataloader_batches(torch.randn(9, 2), torch.zeros(9, dtype=torch.long), 4, False, None, None, None,
                                  seed=0, num_workers=0)
     assert [tuple(b[0].shape) for b in vectors] == [(4, 2), (4, 2), (1, 2)]
+
+
+def test_find_cifar_npz_takes_the_given_path_then_the_environment_then_the_folders(tmp_path: Path, monkeypatch) -> None:
+    from ogc_lab.data import NPZ_ENV, NPZ_FILENAME, find_cifar_npz
+
+    monkeypatch.delenv(NPZ_ENV, raising=False)
+    folder, other = tmp_path / "shared", tmp_path / "other"
+    folder.mkdir(), other.mkdir()
+    assert find_cifar_npz(folders=[folder]) is None
+    (folder / NPZ_FILENAME).write_bytes(b"x")
+    assert find_cifar_npz(folders=[other, folder]) == folder / NPZ_FILENAME
+    explicit = other / "mine.npz"
+    explicit.write_bytes(b"x")
+    monkeypatch.setenv(NPZ_ENV, str(folder / NPZ_FILENAME))
+    assert find_cifar_npz(explicit, folders=[folder]) == explicit.resolve()
+    assert find_cifar_npz(folders=[]) == (folder / NPZ_FILENAME).resolve()
+    monkeypatch.setenv(NPZ_ENV, str(tmp_path / "typo.npz"))
+    with pytest.raises(DataNotFoundError, match="typo.npz"):
+        find_cifar_npz(folders=[folder])
