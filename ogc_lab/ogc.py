@@ -32,7 +32,11 @@ H_MIN = -math.log(P_MAX)  # smallest H = -log p after clamping (about 1e-7)
 H_MAX = -math.log(P_MIN)  # largest H = -log p after clamping (about 16.118)
 
 SOLVE_POINTS = 62  # interior points per round of the tau search (a round's cost is mostly per call)
-SOLVE_ROUNDS = 3  # rounds: final bracket is (log g range) / 63**3, about 6.4e-5 in log tau for CE
+# Rounds of the tau search per ratio method: the last bracket is (log g range) / 63**rounds, 4e-3 in
+# log tau for CE after 2.  The closed form is smooth, so the curvature-corrected interpolation there
+# meets the target to ~4e-8 relative after 2 rounds; the grid's r has a kink at every grid node, so
+# it takes a third round for the same (measured on 300 random mixtures, targets 3, 1.2 and 1.02).
+SOLVE_ROUNDS = {"exact": 2, "grid": 3}
 MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
 
 TauLike = float | Tensor
@@ -210,25 +214,41 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
 # Array backend of the k-means init, r(tau) and the tau solve
 # ----------------------------------------------------------------------------------------------
 
-# These steps are written once against a small array namespace: NumPy/SciPy for CPU tensors, where
-# a call on up to a few thousand values costs ~0.5-1 us against ~1.5-3 us for torch (and NumPy's
-# sort is ~10x faster), and torch elsewhere, which keeps everything on the device.
+# The GMM fit, r(tau) and the solve are written once against a small array namespace: NumPy/SciPy
+# for CPU tensors, where a call on up to a few thousand values costs ~0.5-1 us against ~1.5-3 us for
+# torch (more between training steps, when the caches are cold; NumPy's sort is ~10x faster), and
+# torch elsewhere, which keeps everything on the device.  The per-component EM arithmetic runs on
+# host floats with NumPy and on 0-d tensors with torch (``values``).
+def _np_clip(v: Any, lo: Any, hi: Any) -> Any:
+    """np.clip without its wrapper (~2 us a call); a ``None`` bound is no bound."""
+    if lo is not None:
+        v = np.maximum(v, lo)
+    return v if hi is None else np.minimum(v, hi)
+
+
 _NUMPY = SimpleNamespace(
     array=lambda t: t.detach().numpy(),
     tensor=lambda value, like: torch.as_tensor(np.asarray(value), dtype=like.dtype),
     arange=lambda n, like: np.arange(n, dtype=like.dtype),
     index=lambda v: np.asarray(v).astype(np.intp),
+    cast=lambda v, like: v.astype(like.dtype),
+    values=lambda v: v.tolist(),  # host floats: arithmetic on them costs ~0.05 us against ~1.5 us
     quiet=lambda: np.errstate(all="ignore"),  # inf and NaN are meaningful results here, not errors
+    stack=np.stack,
+    ones_like=np.ones_like,
     sort=np.sort,
     cumsum=np.cumsum,
     argmax=np.argmax,
     concat=np.concatenate,
     where=np.where,
     minimum=np.minimum,
-    clip=np.clip,
+    clip=_np_clip,
     logaddexp=np.logaddexp,
     log=np.log,
     exp=np.exp,
+    log1p=np.log1p,
+    tanh=np.tanh,
+    abs=np.abs,
     expm1=np.expm1,
     sqrt=np.sqrt,
     isnan=np.isnan,
@@ -239,7 +259,11 @@ _TORCH = SimpleNamespace(
     tensor=lambda value, like: value,
     arange=lambda n, like: torch.arange(n, dtype=like.dtype, device=like.device),
     index=lambda v: v.long(),
+    cast=lambda v, like: v.to(like.dtype),
+    values=lambda v: v,  # 0-d tensors stay on the device: no sync
     quiet=contextlib.nullcontext,
+    stack=torch.stack,
+    ones_like=torch.ones_like,
     sort=lambda v: torch.sort(v).values,
     cumsum=lambda v: torch.cumsum(v, 0),
     argmax=torch.argmax,
@@ -250,6 +274,9 @@ _TORCH = SimpleNamespace(
     logaddexp=torch.logaddexp,
     log=torch.log,
     exp=torch.exp,
+    log1p=torch.log1p,
+    tanh=torch.tanh,
+    abs=torch.abs,
     expm1=torch.expm1,
     sqrt=torch.sqrt,
     isnan=torch.isnan,
@@ -303,15 +330,7 @@ def _as_samples(x: Tensor) -> Tensor:
 Scalar = float | Tensor  # one number of the EM state: a host float on the CPU, a 0-d tensor elsewhere
 Component = tuple[Scalar, Scalar, Scalar]  # (weight, mean, variance) of one mixture component
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _scalars(t: Tensor) -> Any:
-    """``t``'s values as Python floats (nested lists) on the CPU, ``t`` itself on an accelerator.
-
-    Reading a CPU tensor is no device sync, and host float arithmetic costs ~0.05 us against ~1.5 us
-    for a torch op on a 0-d tensor; the EM's per-component arithmetic is written once for both.
-    """
-    return t.tolist() if t.device.type == "cpu" else t
+LOG_2 = math.log(2.0)
 
 
 def _log(v: Scalar) -> Scalar:
@@ -328,7 +347,7 @@ def _reciprocal(v: Scalar) -> Scalar:
     return 1.0 / v if v != 0.0 else math.copysign(math.inf, v)
 
 
-def _kmeans_upper(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _kmeans_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> Any:
     """Hard responsibility of the upper cluster of the best 1-D 2-means split of centred ``x``.
 
     In 1-D the k-means clusters are contiguous in sorted order, so every split is scored at once
@@ -336,41 +355,38 @@ def _kmeans_upper(x: Tensor, generator: torch.Generator | None) -> Tensor:
     bimodal data (scikit-learn's k-means init), deterministic and without restarts or iterations.
     """
     del generator  # the k-means init is deterministic
-    xp = _backend(x)
-    n, values = x.numel(), xp.array(x)
-    ordered = xp.sort(values)
+    xp = _backend(like)
+    n = x.shape[0]
+    ordered = xp.sort(x)
     left_sum = xp.cumsum(ordered)[:-1]
-    left_count = xp.arange(n, values)[1:]
+    left_count = xp.arange(n, x)[1:]
     # x is centred, so the right sum is -left_sum: maximise S^2 (1/n_l + 1/n_r) = n S^2 / (n_l n_r).
     between = left_sum * left_sum / (left_count * (n - left_count))
     split = ordered[xp.argmax(between).reshape(1)]  # a 1-element index array: no host sync
-    return (x > xp.tensor(split, x)).to(x.dtype)
+    return xp.cast(x > split, x)
 
 
-def _random_upper(x: Tensor, generator: torch.Generator | None) -> Tensor:
+def _random_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> Any:
     """Uniform random responsibilities normalised per sample (scikit-learn's ``init_params='random'``)."""
     if generator is None:
         raise ValueError("init='random' needs a torch.Generator (generator=None given)")
-    resp = torch.rand(x.numel(), 2, generator=generator, dtype=x.dtype, device=x.device)
-    return resp[:, 1] / resp.sum(1)
+    resp = torch.rand(x.shape[0], 2, generator=generator, dtype=like.dtype, device=like.device)
+    return _backend(like).array(resp[:, 1] / resp.sum(1))
 
 
-# init name -> responsibilities of the second component, from the centred samples and a generator
-GMM_INITS: dict[str, Callable[[Tensor, torch.Generator | None], Tensor]] = {
+# init name -> responsibilities of the second component, from the centred samples (in the array
+# backend of ``like``), a tensor ``like`` them and a generator
+GMM_INITS: dict[str, Callable[[Any, Tensor, torch.Generator | None], Any]] = {
     "kmeans": _kmeans_upper,
     "random": _random_upper,
 }
 
 
-def _moments(powers: Tensor, upper: Tensor) -> list[Any]:
-    """Per component, (sum r, sum r x, sum r x^2) for responsibilities 1 - ``upper`` and ``upper``."""
-    return [_scalars(powers @ resp) for resp in (1.0 - upper, upper)]
-
-
 def _m_step(moments: Any, reg_covar: float, floor: float) -> list[Component]:
     """Each component's (weight, mean, variance + reg_covar) from its moments: scikit-learn's M-step.
 
-    ``floor`` (10 machine epsilons) keeps an empty component's count positive, as scikit-learn does.
+    ``moments`` holds (sum r, sum r x, sum r x^2) per component; ``floor`` (10 machine epsilons)
+    keeps an empty component's count positive, as scikit-learn does.
     """
     counts = [count + floor for count, _, _ in moments]
     total = counts[0] + counts[1]
@@ -390,22 +406,31 @@ def _log_joint(component: Component) -> tuple[Scalar, Scalar, Scalar]:
 
 
 def _em_step(
-    x: Tensor, powers: Tensor, totals: Any, components: list[Component], reg_covar: float, floor: float
+    x: Any, powers: Any, totals: Any, components: list[Component], reg_covar: float, floor: float,
+    xp: SimpleNamespace,
 ) -> tuple[Scalar, list[Component]]:
     """One EM iteration: the mean log-likelihood under ``components`` (EM's lower bound) and the update.
 
-    With two components the responsibilities are sigmoids of one log-odds, a quadratic in x (Horner,
-    elementwise: a BLAS matrix-vector product of this shape can stall when SciPy's BLAS is loaded),
-    and log(w_0 N_0 + w_1 N_1) = log(w_0 N_0) + softplus(log-odds), whose first term is linear in
-    the data's moments ``totals`` (sum of 1, x, x^2): one pass over x for the likelihood.
+    With two components everything follows from half the log-odds, u = [log(w_1 N_1) - log(w_0 N_0)]
+    / 2, a quadratic in x (Horner, elementwise: a BLAS product of this shape can stall when SciPy's
+    BLAS is loaded).  The responsibilities are (1 -/+ tanh u) / 2, so one product with the powers
+    (1, x, x^2) gives both components' moments; log(w_0 N_0 + w_1 N_1) is the mean of the two
+    log-joints (linear in the data's moments ``totals``) plus log(2 cosh u) = |u| + log 2 -
+    log1p(|tanh u|), which reuses tanh u and cannot overflow.
     """
     clean, noisy = (_log_joint(component) for component in components)
-    d0, d1, d2 = (b - a for a, b in zip(clean, noisy))
-    log_odds = x.mul(d2).add_(d1).mul_(x).add_(d0)
-    linear_part = clean[0] * totals[0] + clean[1] * totals[1] + clean[2] * totals[2]
-    log_likelihood = linear_part + _scalars(torch.nn.functional.softplus(log_odds).sum())
-    upper = torch.sigmoid(log_odds)
-    return log_likelihood / x.numel(), _m_step(_moments(powers, upper), reg_covar, floor)
+    c0, c1, c2 = (0.5 * (b - a) for a, b in zip(clean, noisy))
+    half = x * c2
+    half += c1
+    half *= x
+    half += c0
+    tanh_half = xp.tanh(half)
+    log_cosh = xp.abs(half).sum() - xp.log1p(xp.abs(tanh_half)).sum()
+    midpoint = sum(0.5 * (a + b) * total for a, b, total in zip(clean, noisy, totals))
+    log_likelihood = midpoint + x.shape[0] * LOG_2 + xp.values(log_cosh)
+    signed = xp.values(powers @ tanh_half)  # sum of (r_1 - r_0) x^k, k = 0, 1, 2
+    moments = [[0.5 * (total + sign * s) for total, s in zip(totals, signed)] for sign in (-1.0, 1.0)]
+    return log_likelihood / x.shape[0], _m_step(moments, reg_covar, floor)
 
 
 def _keep_if(frozen: bool | Tensor, old: list[Component], new: list[Component]) -> list[Component]:
@@ -421,9 +446,11 @@ def _as_gmm(components: list[Component], centre: Scalar, like: Tensor) -> GMM1D:
     rows = (weights, tuple(mean + centre for mean in means), variances)
     if isinstance(weights[0], Tensor):
         params = torch.stack([torch.stack(row) for row in rows])
-    else:
-        params = torch.tensor(rows, dtype=like.dtype, device=like.device)
-    weights, means, variances = params[:, torch.argsort(params[1])]  # smaller mean first
+        params = params[:, torch.argsort(params[1])]
+    else:  # host floats: sort on the host (a NaN mean keeps the fitted order)
+        order = [1, 0] if rows[1][1] < rows[1][0] else [0, 1]
+        params = torch.tensor([[row[i] for i in order] for row in rows], dtype=like.dtype, device=like.device)
+    weights, means, variances = params  # smaller mean first
     return GMM1D(means, variances, weights)
 
 
@@ -437,34 +464,38 @@ def fit_gmm_torch(
 ) -> GMM1D:
     """EM for a 2-component 1-D GMM on x's device, following scikit-learn's algorithm.
 
-    The data pass (log-odds, sigmoid, moments, likelihood) is a few torch ops per iteration; the
-    per-component arithmetic runs on host floats on the CPU and on 0-d tensors elsewhere (see
-    ``_scalars``).  Once the lower-bound change falls below ``tol`` the loop stops on the CPU; on an
-    accelerator it runs all ``max_iter`` iterations and freezes the parameters with ``torch.where``,
-    which equals stopping but needs no host sync.  The data are centred first (the likelihood is
-    shift-invariant) to keep float32 accurate.
+    The data pass is a dozen array operations per iteration, in NumPy for CPU tensors and in torch
+    on x's device otherwise (see ``_backend``).  Once the lower-bound change falls below ``tol`` the
+    loop stops on the CPU; on an accelerator it runs all ``max_iter`` iterations and freezes the
+    parameters with ``torch.where``, which equals stopping but needs no host sync.  The data are
+    centred first (the likelihood is shift-invariant) to keep float32 accurate.
     """
     if init not in GMM_INITS:
         raise ValueError(f"unknown GMM init {init!r}; allowed: {', '.join(GMM_INITS)}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    x = _as_samples(x)
-    centre = _scalars(x.mean())
+    like = _as_samples(x)
+    xp = _backend(like)
+    x = xp.array(like)
+    centre = xp.values(x.mean())
     x = x - centre
-    powers = torch.stack([torch.ones_like(x), x, x * x])
-    totals = _scalars(powers.sum(dim=1))
-    floor = 10.0 * torch.finfo(x.dtype).eps
-    components = _m_step(_moments(powers, GMM_INITS[init](x, generator)), reg_covar, floor)
+    powers = xp.stack([xp.ones_like(x), x, x * x])
+    totals = xp.values(powers.sum(1))
+    floor = 10.0 * torch.finfo(like.dtype).eps
+    upper = xp.values(powers @ GMM_INITS[init](x, like, generator))
+    moments = [[total - u for total, u in zip(totals, upper)], upper]
+    components = _m_step(moments, reg_covar, floor)
     previous: Scalar = -math.inf
     frozen: bool | Tensor = False
-    for _ in range(max_iter):
-        lower_bound, new_components = _em_step(x, powers, totals, components, reg_covar, floor)
-        components = _keep_if(frozen, components, new_components)
-        frozen = frozen | (abs(lower_bound - previous) < tol)
-        previous = lower_bound
-        if frozen is True:  # a host flag (CPU): stop where scikit-learn stops
-            break
-    return _as_gmm(components, centre, x)
+    with xp.quiet():
+        for _ in range(max_iter):
+            lower_bound, new_components = _em_step(x, powers, totals, components, reg_covar, floor, xp)
+            components = _keep_if(frozen, components, new_components)
+            frozen = frozen | (abs(lower_bound - previous) < tol)
+            previous = lower_bound
+            if frozen is True:  # a host flag (CPU): stop where scikit-learn stops
+                break
+    return _as_gmm(components, centre, like)
 
 
 def fit_gmm_sklearn(
@@ -609,27 +640,37 @@ RATIO_METHODS: dict[str, Callable[[GMM1D, BaseLoss, TauLike, TauLike, int], LogR
 }
 
 
-def _crossing(ratio: LogRatio, lo: Any, hi: Any, target: Any, xp: SimpleNamespace) -> tuple[Any, Any]:
+def _crossing(
+    ratio: LogRatio, lo: Any, hi: Any, target: Any, rounds: int, xp: SimpleNamespace
+) -> tuple[Any, Any]:
     """log tau* with r crossing ``target`` inside [lo, hi], and r at lo and hi.
 
-    ``SOLVE_ROUNDS`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
+    ``rounds`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
     (bisection is the 1-point case) and keep the step right of the LARGEST point with r <= target,
-    so r(left end) <= target < r(right end) throughout; the last bracket is then interpolated
-    linearly.  No host syncs and no data-dependent control flow.
+    so r(left end) <= target < r(right end) throughout.  In the last bracket, the linear
+    interpolation t is corrected once by the curvature of the parabola through three neighbouring
+    points, which makes the error third order in the step.  No host syncs, no data-dependent
+    control flow.
     """
     steps = xp.arange(SOLVE_POINTS + 2, lo)
-    left_steps, pair = steps[:-1], xp.index(steps[:2])
+    left_steps, pair, triple = steps[:-1], xp.index(steps[:2]), xp.index(steps[:3])
     width = (hi - lo) / (SOLVE_POINTS + 1)
-    for round_ in range(SOLVE_ROUNDS):
+    for round_ in range(rounds):
         if round_:
             width = width / (SOLVE_POINTS + 1)
         r = ratio(lo + steps * width)
         if round_ == 0:
             ends = r[pair * (SOLVE_POINTS + 1)]  # r at g(h_lo) and g(h_hi)
         last = ((r[:-1] <= target) * left_steps).max()  # an index kept as an array: no host sync
-        r_lo, r_hi = r[xp.index(last) + pair]
         lo = lo + width * last
-    return lo + width * xp.clip((target - r_lo) / (r_hi - r_lo), 0.0, 1.0), ends
+    r_lo, r_hi = r[xp.index(last) + pair]
+    r_a, r_b, r_c = r[xp.index(xp.clip(last - 1.0, 0.0, SOLVE_POINTS - 1.0)) + triple]
+    rise = r_hi - r_lo  # > 0 inside a bracket
+    t = xp.clip((target - r_lo) / rise, 0.0, 1.0)
+    # The parabola through the bracket's ends with second difference r_a - 2 r_b + r_c is
+    # r_lo + rise t + (r_a - 2 r_b + r_c) t (t - 1) / 2; one fixed-point step solves it for target.
+    t = xp.clip(t - 0.5 * (r_a - 2.0 * r_b + r_c) * t * (t - 1.0) / rise, 0.0, 1.0)
+    return lo + width * t, ends
 
 
 def solve_tau(
@@ -658,7 +699,7 @@ def solve_tau(
     target_t = xp.array(_bound(target, gmm.means))
     with xp.quiet():
         ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
-        log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, xp)
+        log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, SOLVE_ROUNDS[method], xp)
         tau = xp.exp(xp.where(ends[0] > target_t, log_lo, log_tau))
         tau = xp.where(ends[1] <= target_t, math.inf, tau)
         tau = xp.where(xp.isnan(ends).any(), math.nan, tau)

@@ -537,7 +537,6 @@ def accelerator_paths(monkeypatch):
     (no early stop) and the k-means init, r(tau) and the solve in torch instead of NumPy."""
     import ogc_lab.ogc as ogc
 
-    monkeypatch.setattr(ogc, "_scalars", lambda t: t)
     monkeypatch.setattr(ogc, "_backend", lambda like: ogc._TORCH)
 
 
