@@ -183,9 +183,12 @@ def reference_tau(h: Tensor | np.ndarray, target: float, seed: int, n_grid: int 
     return math.exp(lo)
 
 
+CE = base_loss("ce")  # built once, as the controller builds its base loss once
+
+
 def torch_tau(h: Tensor, target: float, method: str, n_grid: int = 1000) -> float:
-    """The library's refit for CE (torch EM fit + ``solve_tau``); the value is read back to the host."""
-    return float(solve_tau(fit_gmm_torch(h), target, base_loss("ce"), method=method, n_grid=n_grid))
+    """The library's refit for CE (``fit_gmm_torch`` + ``solve_tau``); the value is read back to the host."""
+    return float(solve_tau(fit_gmm_torch(h), target, CE, method=method, n_grid=n_grid))
 
 
 REFIT_METHODS: dict[str, Callable[[Tensor, float, int], float]] = {
@@ -215,11 +218,14 @@ def time_refit(
     threads: int = 0,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Median seconds and tau of one CE refit by each of ``methods`` on the same ``sample_queue``.
+    """Median seconds, speed-up over the reference and tau of one CE refit by each of ``methods``.
 
-    The target ratio is 1 + lr * epsilon.  The methods are timed in rotation with ``threads`` torch
-    threads (0: torch's setting); the torch paths run on ``device`` in the controller's dtype there
-    (float64 on the CPU, float32 on CUDA), the reference path always on the host.
+    All methods refit the same ``sample_queue`` towards the target ratio 1 + lr * epsilon, timed in
+    rotation with ``threads`` torch threads (0: torch's setting); the torch paths run on ``device``
+    in the controller's dtype there (float64 on the CPU, float32 on CUDA), the reference path always
+    on the host.  A method's ``speedup`` is the median over rounds of the reference's time over its
+    time in the same round (NaN when the reference is not among ``methods``): pairing the two calls
+    of a round cancels drift of a shared machine.
     """
     methods = _check_names("methods", methods, tuple(REFIT_METHODS))
     device = resolve_device(device)
@@ -227,11 +233,19 @@ def time_refit(
     target = 1.0 + lr * epsilon
     arms = {name: (lambda fn=REFIT_METHODS[name]: fn(h, target, seed)) for name in methods}
     with torch_threads(threads) as used:
-        seconds = interleaved_medians(arms, repeats, warmup, sync=device)
+        times = interleaved(arms, repeats, warmup, sync=device)
         taus = {name: fn() for name, fn in arms.items()}
+    reference = times.get(REFERENCE_METHOD)
+
+    def speedup(name: str) -> float:
+        return math.nan if reference is None else median([r / t for r, t in zip(reference, times[name])])
+
     return {
         "queue_size": queue_size, "seed": seed, "target": target, "repeats": repeats, "threads": used,
-        "device": str(device), "methods": {name: {"seconds": seconds[name], "tau": taus[name]} for name in methods},
+        "device": str(device),
+        "methods": {
+            name: {"seconds": median(times[name]), "speedup": speedup(name), "tau": taus[name]} for name in methods
+        },
     }
 
 

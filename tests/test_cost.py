@@ -131,6 +131,19 @@ def test_time_refit_calls_each_method_warmup_plus_repeats_plus_once(monkeypatch:
     assert all(r["tau"] == 2.0 for r in result["methods"].values())
 
 
+def test_time_refit_speedup_is_the_median_of_paired_round_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Round 2 is slow for both arms (drift): pairing cancels it, a ratio of medians would not.
+    times = {"torch exact": [1.0, 4.0, 1.0, 1.2], cost.REFERENCE_METHOD: [10.0, 40.0, 12.0, 9.0]}
+    monkeypatch.setattr(cost, "interleaved", lambda arms, repeats, warmup, sync: {n: times[n] for n in arms})
+    monkeypatch.setattr(cost, "REFIT_METHODS", {name: (lambda h, target, seed: 2.0) for name in cost.REFIT_METHODS})
+    result = cost.time_refit(queue_size=64, methods=list(times), repeats=4)["methods"]
+    assert result["torch exact"]["speedup"] == pytest.approx(10.0)  # median of 10, 10, 12, 7.5
+    assert result["torch exact"]["seconds"] == pytest.approx(1.1)
+    assert result[cost.REFERENCE_METHOD]["speedup"] == 1.0
+    alone = cost.time_refit(queue_size=64, methods=["torch exact"], repeats=4)["methods"]["torch exact"]
+    assert math.isnan(alone["speedup"])
+
+
 def test_time_refit_agrees_with_the_reference_path() -> None:
     result = cost.time_refit(queue_size=4096, seed=0, repeats=2, warmup=1, threads=1)
     assert result["target"] == pytest.approx(3.0) and result["threads"] == 1

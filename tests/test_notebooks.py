@@ -117,6 +117,8 @@ def check_08(metrics: dict[str, Any], scale: str) -> None:
     methods = metrics["refit_methods"]
     assert set(methods) == {"torch exact", "torch grid", "reference (sklearn + grid)"}
     assert all(m["seconds"] > 0 and 1.0 < m["tau"] < 1e7 for m in methods.values())
+    assert methods["reference (sklearn + grid)"]["speedup"] == 1.0 and all(m["speedup"] > 0 for m in methods.values())
+    assert metrics["speedup_exact"] == methods["torch exact"]["speedup"]
     # The torch grid and the reference's grid path solve the same problem: the same tau.
     reference = methods["reference (sklearn + grid)"]["tau"]
     tolerance = 1e-4 if metrics["device"] == "cpu" else 1e-3  # float32 on CUDA
