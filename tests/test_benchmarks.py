@@ -45,6 +45,17 @@ def run_quick(script: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, fl
     return payload, ratios
 
 
+def test_bench_refit_reports_paired_speedups_and_agreeing_taus(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_refit.py", tmp_path)
+    methods = payload["refit"]["methods"]
+    assert payload["refit"]["repeats"] == 3 and methods["reference (sklearn + grid)"]["speedup"] == 1.0
+    assert list(ratios.values()) == [pytest.approx(methods["torch exact"]["speedup"], abs=5e-4)]
+    reference = methods["reference (sklearn + grid)"]["tau"]
+    assert methods["torch grid"]["tau"] == pytest.approx(reference, rel=1e-4)  # the same grid problem
+    assert methods["torch exact"]["tau"] == pytest.approx(payload["fine_grid_tau"], rel=1e-4)
+    assert payload["state_bytes"] > 4096 * 4
+
+
 def test_bench_step_times_refits_in_situ_and_amortises_resnet_on_cpu(tmp_path: Path) -> None:
     payload, ratios = run_quick("bench_step.py", tmp_path)
     rows = {r["model"]: r for r in payload["results"]}
