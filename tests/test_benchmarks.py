@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures import write_cifar_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -118,3 +120,26 @@ def test_common_helpers_interleave_and_count_exactly() -> None:
     assert len(lines) == 3 and len({len(line) for line in lines}) == 1
     with pytest.raises(ValueError, match="--threads"):
         common.setup(type("Args", (), {"threads": -1, "seed": 0, "device": "cpu"})())
+
+
+def test_device_checks_script_rehearses_a_training_run_on_the_cpu(tmp_path: Path) -> None:
+    # OGC_DEVICE_QUICK=1 runs the GPU script's code path on the CPU; what it leaves under $OUT is
+    # what the device tool would bring back, so every name must be plain (no '+').
+    npz = tmp_path / "cifar10_jpeg.npz"
+    write_cifar_npz(npz, n_train=80, n_test=20)
+    out = tmp_path / "out"
+    env = {**os.environ, "OGC_DEVICE_QUICK": "1", "PYTHON": sys.executable, "OUT": str(out),
+           "OGC_CIFAR_NPZ": str(npz), "OGC_DEVICE_RUNS": str(tmp_path / "runs")}
+    script = str(BENCH / "device_checks.sh")
+    proc = subprocess.run(["bash", script, "train", "ce+ogc"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    kept = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    run = "official-cifar10_ce-ogc_symmetric-0.4_seed0"
+    assert kept == [f"{run}/epochs.csv", f"{run}/result.json", "train_ce-ogc.log"]
+    assert all(re.fullmatch(r"[A-Za-z0-9._/-]+", name) for name in kept)
+    config = json.loads((out / run / "result.json").read_text())["config"]
+    assert (config["loss"], config["noise"], config["dataset"], config["epochs"]) == ("ce+ogc", "symmetric:0.4",
+                                                                                    "cifar10-npz", 2)
+    bad = subprocess.run(["bash", script, "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "allowed: checks, train LOSS" in bad.stderr
