@@ -13,6 +13,7 @@ branches on tensor values); scikit-learn is kept only as the reference GMM.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import warnings
@@ -226,9 +227,15 @@ def _np_clip(v: Any, lo: Any, hi: Any) -> Any:
     return v if hi is None else np.minimum(v, hi)
 
 
+def _np_asarray(value: Any, like: Tensor) -> Any:
+    """``value`` (a number or a CPU tensor) as a NumPy array of CPU tensor ``like``'s dtype, no torch op."""
+    return np.asarray(value.detach().numpy() if isinstance(value, Tensor) else value, dtype=like.detach().numpy().dtype)
+
+
 _NUMPY = SimpleNamespace(
     array=lambda t: t.detach().numpy(),
-    tensor=lambda value, like: torch.as_tensor(np.asarray(value), dtype=like.dtype),
+    tensor=lambda value, like: torch.from_numpy(np.asarray(value, dtype=like.detach().numpy().dtype)),
+    asarray=_np_asarray,
     arange=lambda n, like: np.arange(n, dtype=like.dtype),
     index=lambda v: np.asarray(v).astype(np.intp),
     cast=lambda v, like: v.astype(like.dtype),
@@ -237,7 +244,7 @@ _NUMPY = SimpleNamespace(
     stack=np.stack,
     ones_like=np.ones_like,
     sort=np.sort,
-    cumsum=lambda v: torch.cumsum(torch.from_numpy(v), 0).numpy(),  # ~3x faster than np.cumsum
+    cumsum=np.cumsum,
     argmax=np.argmax,
     concat=np.concatenate,
     where=np.where,
@@ -257,6 +264,7 @@ _NUMPY = SimpleNamespace(
 _TORCH = SimpleNamespace(
     array=lambda t: t,
     tensor=lambda value, like: value,
+    asarray=lambda value, like: _bound(value, like),
     arange=lambda n, like: torch.arange(n, dtype=like.dtype, device=like.device),
     index=lambda v: v.long(),
     cast=lambda v, like: v.to(like.dtype),
@@ -319,12 +327,28 @@ def _work_dtype(x: Tensor) -> torch.dtype:
     return torch.float32
 
 
-def _as_samples(x: Tensor) -> Tensor:
-    """Flatten ``x`` to the 1-D sample vector the GMM fits, in the working dtype."""
-    x = torch.as_tensor(x)
+@dataclass(frozen=True)
+class _Work:
+    """Where a fit runs: the array backend, and the dtype and device of the tensors it returns."""
+
+    xp: SimpleNamespace
+    dtype: torch.dtype
+    device: torch.device
+
+
+def _as_samples(x: Tensor) -> tuple[Any, _Work]:
+    """``x`` flattened to the 1-D sample vector the GMM fits, in the working dtype and backend.
+
+    CPU tensors become NumPy arrays without a torch operation on the way: between training steps
+    a torch call's first run costs tens of microseconds.
+    """
+    x = x.detach() if isinstance(x, Tensor) else torch.as_tensor(x)
     if x.numel() < 2:
         raise ValueError(f"a 2-component GMM needs at least 2 values, got {x.numel()}")
-    return x.detach().reshape(-1).to(_work_dtype(x))
+    work = _Work(_backend(x), _work_dtype(x), x.device)
+    if work.xp is _NUMPY:
+        return x.numpy().reshape(-1).astype(np.float64, copy=False), work
+    return x.reshape(-1).to(work.dtype), work
 
 
 Scalar = float | Tensor  # one number of the EM state: a host float on the CPU, a 0-d tensor elsewhere
@@ -347,7 +371,7 @@ def _reciprocal(v: Scalar) -> Scalar:
     return 1.0 / v if v != 0.0 else math.copysign(math.inf, v)
 
 
-def _kmeans_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> Any:
+def _kmeans_upper(x: Any, work: _Work, generator: torch.Generator | None) -> Any:
     """Hard responsibility of the upper cluster of the best 1-D 2-means split of centred ``x``.
 
     In 1-D the k-means clusters are contiguous in sorted order, so every split is scored at once
@@ -355,7 +379,7 @@ def _kmeans_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> An
     bimodal data (scikit-learn's k-means init), deterministic and without restarts or iterations.
     """
     del generator  # the k-means init is deterministic
-    xp = _backend(like)
+    xp = work.xp
     n = x.shape[0]
     ordered = xp.sort(x)
     left_sum = xp.cumsum(ordered)[:-1]
@@ -366,17 +390,17 @@ def _kmeans_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> An
     return xp.cast(x > split, x)
 
 
-def _random_upper(x: Any, like: Tensor, generator: torch.Generator | None) -> Any:
+def _random_upper(x: Any, work: _Work, generator: torch.Generator | None) -> Any:
     """Uniform random responsibilities normalised per sample (scikit-learn's ``init_params='random'``)."""
     if generator is None:
         raise ValueError("init='random' needs a torch.Generator (generator=None given)")
-    resp = torch.rand(x.shape[0], 2, generator=generator, dtype=like.dtype, device=like.device)
-    return _backend(like).array(resp[:, 1] / resp.sum(1))
+    resp = torch.rand(x.shape[0], 2, generator=generator, dtype=work.dtype, device=work.device)
+    return work.xp.array(resp[:, 1] / resp.sum(1))
 
 
 # init name -> responsibilities of the second component, from the centred samples (in the array
-# backend of ``like``), a tensor ``like`` them and a generator
-GMM_INITS: dict[str, Callable[[Any, Tensor, torch.Generator | None], Any]] = {
+# backend of ``work``), where the fit runs and a generator
+GMM_INITS: dict[str, Callable[[Any, _Work, torch.Generator | None], Any]] = {
     "kmeans": _kmeans_upper,
     "random": _random_upper,
 }
@@ -440,17 +464,17 @@ def _keep_if(frozen: bool | Tensor, old: list[Component], new: list[Component]) 
     return [tuple(torch.where(frozen, a, b) for a, b in zip(*pair)) for pair in zip(old, new)]
 
 
-def _as_gmm(components: list[Component], centre: Scalar, like: Tensor) -> GMM1D:
-    """The fitted components (of centred data) as a sorted ``GMM1D`` in ``like``'s dtype and device."""
+def _as_gmm(components: list[Component], centre: Scalar, work: _Work) -> GMM1D:
+    """The fitted components (of centred data) as a sorted ``GMM1D`` in ``work``'s dtype and device."""
     weights, means, variances = zip(*components)
     rows = (weights, tuple(mean + centre for mean in means), variances)
     if isinstance(weights[0], Tensor):
         params = torch.stack([torch.stack(row) for row in rows])
         params = params[:, torch.argsort(params[1])]
-    else:  # host floats: sort on the host (a NaN mean keeps the fitted order)
+        weights, means, variances = params  # smaller mean first
+    else:  # host floats (float64 CPU work): sort on the host, a NaN mean keeps the fitted order
         order = [1, 0] if rows[1][1] < rows[1][0] else [0, 1]
-        params = torch.tensor([[row[i] for i in order] for row in rows], dtype=like.dtype, device=like.device)
-    weights, means, variances = params  # smaller mean first
+        weights, means, variances = (torch.from_numpy(np.array([row[i] for i in order])) for row in rows)
     return GMM1D(means, variances, weights)
 
 
@@ -474,15 +498,14 @@ def fit_gmm_torch(
         raise ValueError(f"unknown GMM init {init!r}; allowed: {', '.join(GMM_INITS)}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    like = _as_samples(x)
-    xp = _backend(like)
-    x = xp.array(like)
+    x, work = _as_samples(x)
+    xp = work.xp
     centre = xp.values(x.mean())
     x = x - centre
     powers = xp.stack([xp.ones_like(x), x, x * x])
     totals = xp.values(powers.sum(1))
-    floor = 10.0 * torch.finfo(like.dtype).eps
-    upper = xp.values(powers @ GMM_INITS[init](x, like, generator))
+    floor = 10.0 * torch.finfo(work.dtype).eps
+    upper = xp.values(powers @ GMM_INITS[init](x, work, generator))
     moments = [[total - u for total, u in zip(totals, upper)], upper]
     components = _m_step(moments, reg_covar, floor)
     previous: Scalar = -math.inf
@@ -495,7 +518,7 @@ def fit_gmm_torch(
             previous = lower_bound
             if frozen is True:  # a host flag (CPU): stop where scikit-learn stops
                 break
-    return _as_gmm(components, centre, like)
+    return _as_gmm(components, centre, work)
 
 
 def fit_gmm_sklearn(
@@ -550,7 +573,7 @@ def _bound(value: TauLike, like: Tensor) -> Tensor:
 LogRatio = Callable[[Any], Any]  # r as a function of log tau, vectorised, in the gmm's array backend
 
 
-def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: TauLike, h_hi: TauLike) -> LogRatio:
+def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: float, h_hi: float) -> LogRatio:
     """Closed-form r(log tau) for g(H) = exp(k H); the tau-independent terms are computed once.
 
     E[min(e^{kH}, tau)] over N(mu, s^2) truncated to [a, c], with h_t = log(tau)/k clamped to [a, c],
@@ -560,8 +583,8 @@ def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: TauLike, h_hi: TauLike) 
     evaluates U at g(a) instead of computing the masses apart.  Sums in log space (no overflow).
     """
     xp = _backend(gmm.means)
-    bounds = (_bound(h_lo, gmm.means), _bound(h_hi, gmm.means))
-    mu, var, a, c = (xp.array(t) for t in (gmm.means, gmm.variances, *bounds))
+    mu, var = xp.array(gmm.means), xp.array(gmm.variances)
+    a, c = xp.asarray(h_lo, gmm.means), xp.asarray(h_hi, gmm.means)
     s = xp.sqrt(var)
     inv_s = 1.0 / s
     shift = -mu * inv_s  # z = shift + h * inv_s standardises h
@@ -586,7 +609,7 @@ def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: TauLike, h_hi: TauLike) 
     return ratio
 
 
-def _grid_ratio_of_log_tau(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauLike, n_grid: int) -> LogRatio:
+def _grid_ratio_of_log_tau(gmm: GMM1D, base: BaseLoss, h_lo: float, h_hi: float, n_grid: int) -> LogRatio:
     """r(log tau) on ``n_grid`` equally spaced H values, densities computed once (the reference's way)."""
     mu, var = gmm.means, gmm.variances
     a, c = _bound(h_lo, mu), _bound(h_hi, mu)
@@ -606,11 +629,11 @@ def _ratio_at(build: Callable[[], LogRatio], tau: TauLike, gmm: GMM1D) -> Tensor
     """r(tau) as a tensor like the mixture's, from a ratio builder run in the mixture's backend."""
     xp = _backend(gmm.means)
     with xp.quiet():
-        r = build()(xp.log(xp.array(_bound(tau, gmm.means))))
+        r = build()(xp.log(xp.asarray(tau, gmm.means)))
     return xp.tensor(r, gmm.means)
 
 
-def ratio_exact(tau: TauLike, gmm: GMM1D, k: float, h_lo: TauLike = H_MIN, h_hi: TauLike = H_MAX) -> Tensor:
+def ratio_exact(tau: TauLike, gmm: GMM1D, k: float, h_lo: float = H_MIN, h_hi: float = H_MAX) -> Tensor:
     """r(tau) in closed form for g(H) = exp(k H) (CE: k = 1, GCE: k = 1 - q), any shape of ``tau``."""
     return _ratio_at(lambda: _exact_ratio_of_log_tau(gmm, k, h_lo, h_hi), tau, gmm)
 
@@ -619,25 +642,33 @@ def ratio_grid(
     tau: TauLike,
     gmm: GMM1D,
     base: BaseLoss,
-    h_lo: TauLike = H_MIN,
-    h_hi: TauLike = H_MAX,
+    h_lo: float = H_MIN,
+    h_hi: float = H_MAX,
     n_grid: int = 1000,
 ) -> Tensor:
     """r(tau) as the reference computes it: truncated normal densities on an n_grid-point H grid."""
     return _ratio_at(lambda: _grid_ratio_of_log_tau(gmm, base, h_lo, h_hi, n_grid), tau, gmm)
 
 
-def _exact_method(gmm: GMM1D, base: BaseLoss, h_lo: TauLike, h_hi: TauLike, n_grid: int) -> LogRatio:
+def _exact_method(gmm: GMM1D, base: BaseLoss, h_lo: float, h_hi: float, n_grid: int) -> LogRatio:
     del n_grid  # the closed form needs no grid
     if base.exp_rate is None:
         raise ValueError(f"method='exact' needs |l'| = exp(kH); base loss {base.name} has none: use 'grid'")
     return _exact_ratio_of_log_tau(gmm, base.exp_rate, h_lo, h_hi)
 
 
-RATIO_METHODS: dict[str, Callable[[GMM1D, BaseLoss, TauLike, TauLike, int], LogRatio]] = {
+RATIO_METHODS: dict[str, Callable[[GMM1D, BaseLoss, float, float, int], LogRatio]] = {
     "exact": _exact_method,
     "grid": _grid_ratio_of_log_tau,
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _log_grad_range(base: BaseLoss, h_lo: float, h_hi: float) -> tuple[float, float]:
+    """log |l'| at H = h_lo and H = h_hi, the ends of the tau search (host floats, once per loss and range)."""
+    ends = base.grad_of_h(torch.tensor([h_lo, h_hi], dtype=torch.float64))
+    low, high = torch.log(ends).tolist()
+    return low, high
 
 
 def _crossing(
@@ -652,7 +683,7 @@ def _crossing(
     points, which makes the error third order in the step.  No host syncs, no data-dependent
     control flow.
     """
-    steps = xp.arange(SOLVE_POINTS + 2, lo)
+    steps = xp.arange(SOLVE_POINTS + 2, target)
     left_steps, pair, triple = steps[:-1], xp.index(steps[:2]), xp.index(steps[:3])
     width = (hi - lo) / (SOLVE_POINTS + 1)
     for round_ in range(rounds):
@@ -678,8 +709,8 @@ def solve_tau(
     target: TauLike,
     base: BaseLoss,
     method: str = "exact",
-    h_lo: TauLike = H_MIN,
-    h_hi: TauLike = H_MAX,
+    h_lo: float = H_MIN,
+    h_hi: float = H_MAX,
     n_grid: int = 1000,
 ) -> Tensor:
     """The largest tau with r(tau) <= target (0-d tensor), without host syncs.
@@ -694,9 +725,8 @@ def solve_tau(
     if method not in RATIO_METHODS:
         raise ValueError(f"unknown ratio method {method!r}; allowed: {', '.join(RATIO_METHODS)}")
     xp = _backend(gmm.means)
-    ends_h = torch.stack([_bound(h, gmm.means) for h in (h_lo, h_hi)])
-    log_lo, log_hi = xp.array(torch.log(base.grad_of_h(ends_h)))
-    target_t = xp.array(_bound(target, gmm.means))
+    log_lo, log_hi = _log_grad_range(base, h_lo, h_hi)
+    target_t = xp.asarray(target, gmm.means)
     with xp.quiet():
         ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
         log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, SOLVE_ROUNDS[method], xp)
