@@ -260,6 +260,7 @@ _NUMPY = SimpleNamespace(
     sqrt=np.sqrt,
     isnan=np.isnan,
     log_ndtr=scipy.special.log_ndtr,
+    softmax0=lambda v: scipy.special.softmax(v, axis=0),
 )
 _TORCH = SimpleNamespace(
     array=lambda t: t,
@@ -289,6 +290,7 @@ _TORCH = SimpleNamespace(
     sqrt=torch.sqrt,
     isnan=torch.isnan,
     log_ndtr=torch.special.log_ndtr,
+    softmax0=lambda v: torch.softmax(v, dim=0),
 )
 
 
@@ -609,14 +611,25 @@ def _exact_ratio_of_log_tau(gmm: GMM1D, k: float, h_lo: float, h_hi: float) -> L
     return ratio
 
 
+@functools.lru_cache(maxsize=64)
+def _grid_of_h(
+    base: BaseLoss, h_lo: float, h_hi: float, n_grid: int, dtype: torch.dtype, device: torch.device
+) -> tuple[Any, Any]:
+    """``n_grid`` equally spaced H in [h_lo, h_hi] and |l'| there, in the device's array backend.
+
+    The same for every refit, so built once per loss, range, size, dtype and device.
+    """
+    h = h_lo + (h_hi - h_lo) * torch.linspace(0.0, 1.0, n_grid, dtype=dtype, device=device)
+    xp = _backend(h)
+    return xp.array(h), xp.array(base.grad_of_h(h))
+
+
 def _grid_ratio_of_log_tau(gmm: GMM1D, base: BaseLoss, h_lo: float, h_hi: float, n_grid: int) -> LogRatio:
     """r(log tau) on ``n_grid`` equally spaced H values, densities computed once (the reference's way)."""
-    mu, var = gmm.means, gmm.variances
-    a, c = _bound(h_lo, mu), _bound(h_hi, mu)
-    h = a + (c - a) * torch.linspace(0.0, 1.0, n_grid, dtype=mu.dtype, device=mu.device)
-    xp = _backend(mu)
-    g = xp.array(base.grad_of_h(h))
-    density = xp.array(torch.softmax(-0.5 * (h[:, None] - mu) ** 2 / var, dim=0))  # truncated, grid-normalised
+    xp = _backend(gmm.means)
+    h, g = _grid_of_h(base, h_lo, h_hi, n_grid, gmm.means.dtype, gmm.means.device)
+    mu, var = xp.array(gmm.means), xp.array(gmm.variances)
+    density = xp.softmax0(-0.5 * (h[:, None] - mu) ** 2 / var)  # truncated, grid-normalised
 
     def ratio(log_tau: Any) -> Any:
         means = xp.minimum(g, xp.exp(log_tau)[..., None]) @ density

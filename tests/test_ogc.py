@@ -538,6 +538,9 @@ def accelerator_paths(monkeypatch):
     import ogc_lab.ogc as ogc
 
     monkeypatch.setattr(ogc, "_backend", lambda like: ogc._TORCH)
+    ogc._grid_of_h.cache_clear()  # its arrays are cached per device, in the backend of that device
+    yield
+    ogc._grid_of_h.cache_clear()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
