@@ -9,6 +9,7 @@ bit-identical to an uninterrupted run.  Under ``torchrun`` it trains with Distri
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import os
 import random
@@ -297,9 +298,16 @@ SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_s
     "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
 }
 
-OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], Config], torch.optim.Optimizer]] = {
-    "sgd": lambda params, c: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=c.nesterov
+def fused_options(optimizer: type[torch.optim.Optimizer], device: torch.device) -> dict[str, bool]:
+    """``fused=True`` on CUDA where this torch's ``optimizer`` has a fused kernel (one launch a step), else nothing."""
+    return {"fused": True} if device.type == "cuda" and "fused" in inspect.signature(optimizer).parameters else {}
+
+
+# name -> optimiser from the parameters, the config and the training device
+OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], Config, torch.device], torch.optim.Optimizer]] = {
+    "sgd": lambda params, c, device: torch.optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=c.nesterov,
+        **fused_options(torch.optim.SGD, device),
     ),
 }
 
@@ -435,7 +443,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
         model = torch.compile(model)
 
     loss_fn = build_loss(config, split.num_classes, info).to(device)
-    optimizer = OPTIMIZERS[config.optimizer](net.parameters(), config)
+    optimizer = OPTIMIZERS[config.optimizer](net.parameters(), config, device)
     scheduler = SCHEDULERS[config.schedule](optimizer, config)
     generator = torch.Generator(device=on if on.type != "mps" else "cpu").manual_seed(config.seed + info.rank)
     return Run(
