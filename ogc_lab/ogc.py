@@ -259,6 +259,7 @@ _NUMPY = SimpleNamespace(
     expm1=np.expm1,
     sqrt=np.sqrt,
     isnan=np.isnan,
+    isfinite=np.isfinite,
     log_ndtr=scipy.special.log_ndtr,
     softmax0=lambda v: scipy.special.softmax(v, axis=0),
 )
@@ -289,6 +290,7 @@ _TORCH = SimpleNamespace(
     expm1=torch.expm1,
     sqrt=torch.sqrt,
     isnan=torch.isnan,
+    isfinite=torch.isfinite,
     log_ndtr=torch.special.log_ndtr,
     softmax0=lambda v: torch.softmax(v, dim=0),
 )
@@ -459,7 +461,7 @@ def _em_step(
     return log_likelihood / x.shape[0], _m_step(moments, reg_covar, floor)
 
 
-def _keep_if(frozen: bool | Tensor, old: list[Component], new: list[Component]) -> list[Component]:
+def _keep_if(frozen: bool | Tensor, old: list[tuple[Any, ...]], new: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """``old`` where ``frozen`` else ``new``: a host branch for a host flag, ``torch.where`` for a tensor."""
     if isinstance(frozen, bool):
         return old if frozen else new
@@ -890,21 +892,25 @@ class ThresholdController:
         return self.tau
 
     def _refit(self) -> None:
-        """Fit the mixture and solve for tau; keep the previous values where the fit is degenerate."""
+        """Fit the mixture and solve for tau; keep the previous values where the fit is degenerate.
+
+        The checks run in the queue's array backend (on the CPU a host bool: reading it is no sync).
+        """
         self.refits += 1
         fit = GMM_FITTERS[self.gmm](self.queue, self)
         tau = solve_tau(fit, self.target, self.base, self.method)
-        params = torch.stack([fit.means, fit.variances, fit.weights])
+        xp = _backend(self.queue)
+        params = xp.concat([xp.array(t) for t in (fit.means, fit.variances, fit.weights)])
         usable = (
-            params.isfinite().all()
-            & (fit.weights.min() * self.queue_size >= 1.0)
-            & (self.queue.var() > MIN_QUEUE_VAR)
-            & ~tau.isnan()
+            xp.isfinite(params).all()
+            & (params[4:].min() * self.queue_size >= 1.0)  # each component holds >= 1 sample of weight
+            & (xp.array(self.queue).var() > MIN_QUEUE_VAR)
+            & ~xp.isnan(xp.array(tau))
         )
-        self.tau = torch.where(usable, tau, self.tau)
-        self.means = torch.where(usable, fit.means, self.means)
-        self.variances = torch.where(usable, fit.variances, self.variances)
-        self.weights = torch.where(usable, fit.weights, self.weights)
+        keep = not usable if xp is _NUMPY else ~usable  # a host bool on the CPU: a branch, no torch.where
+        old = (self.tau, self.means, self.variances, self.weights)
+        new = (tau, fit.means, fit.variances, fit.weights)
+        ((self.tau, self.means, self.variances, self.weights),) = _keep_if(keep, [old], [new])
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: queue, counters, tau, mixture, generator."""

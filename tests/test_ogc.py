@@ -319,7 +319,10 @@ def test_queue_ring_buffer_partial_wrap_and_oversized_batches():
     assert torch.equal(ctrl.queue[(38 - 1) % 10], big[-1])  # the newest value sits before the write position
 
 
-def test_degenerate_queue_keeps_previous_tau():
+@pytest.mark.parametrize("paths", ["cpu", "accelerator"])  # host branch vs torch.where
+def test_degenerate_queue_keeps_previous_tau(paths, request):
+    if paths == "accelerator":
+        request.getfixturevalue("accelerator_paths")
     ctrl = ThresholdController(base_loss("ce"), interval=2, queue_size=64)
     for _ in range(4):
         ctrl.update(torch.full((32,), 0.7, dtype=F64), lr=0.1)
