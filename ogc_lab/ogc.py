@@ -33,11 +33,10 @@ H_MIN = -math.log(P_MAX)  # smallest H = -log p after clamping (about 1e-7)
 H_MAX = -math.log(P_MIN)  # largest H = -log p after clamping (about 16.118)
 
 SOLVE_POINTS = 62  # interior points per round of the tau search (a round's cost is mostly per call)
-# Rounds of the tau search per ratio method: the last bracket is (log g range) / 63**rounds, 4e-3 in
-# log tau for CE after 2.  The closed form is smooth, so the curvature-corrected interpolation there
-# meets the target to ~4e-8 relative after 2 rounds; the grid's r has a kink at every grid node, so
-# it takes a third round for the same (measured on 300 random mixtures, targets 3, 1.2 and 1.02).
-SOLVE_ROUNDS = {"exact": 2, "grid": 3}
+# Rounds of the tau search: the last bracket is (log g range) / 63**3, 6.4e-5 in log tau for CE.  With
+# the curvature-corrected interpolation r(tau) meets the target to ~4e-12 relative (closed form, 2000
+# random mixtures with variances down to 1e-3); two rounds left up to 1e-6 on narrow mixtures.
+SOLVE_ROUNDS = 3
 MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
 
 TauLike = float | Tensor
@@ -686,12 +685,10 @@ def _log_grad_range(base: BaseLoss, h_lo: float, h_hi: float) -> tuple[float, fl
     return low, high
 
 
-def _crossing(
-    ratio: LogRatio, lo: Any, hi: Any, target: Any, rounds: int, xp: SimpleNamespace
-) -> tuple[Any, Any]:
+def _crossing(ratio: LogRatio, lo: Any, hi: Any, target: Any, xp: SimpleNamespace) -> tuple[Any, Any]:
     """log tau* with r crossing ``target`` inside [lo, hi], and r at lo and hi.
 
-    ``rounds`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
+    ``SOLVE_ROUNDS`` rounds each evaluate r at ``SOLVE_POINTS`` + 2 equally spaced points at once
     (bisection is the 1-point case) and keep the step right of the LARGEST point with r <= target,
     so r(left end) <= target < r(right end) throughout.  In the last bracket, the linear
     interpolation t is corrected once by the curvature of the parabola through three neighbouring
@@ -701,7 +698,7 @@ def _crossing(
     steps = xp.arange(SOLVE_POINTS + 2, target)
     left_steps, pair, triple = steps[:-1], xp.index(steps[:2]), xp.index(steps[:3])
     width = (hi - lo) / (SOLVE_POINTS + 1)
-    for round_ in range(rounds):
+    for round_ in range(SOLVE_ROUNDS):
         if round_:
             width = width / (SOLVE_POINTS + 1)
         r = ratio(lo + steps * width)
@@ -744,7 +741,7 @@ def solve_tau(
     target_t = xp.asarray(target, gmm.means)
     with xp.quiet():
         ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
-        log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, SOLVE_ROUNDS[method], xp)
+        log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, xp)
         tau = xp.exp(xp.where(ends[0] > target_t, log_lo, log_tau))
         tau = xp.where(ends[1] <= target_t, math.inf, tau)
         tau = xp.where(xp.isnan(ends).any(), math.nan, tau)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ogc_lab.ogc import (
@@ -258,6 +258,23 @@ def test_exact_solve_meets_target(target, name, k):
     assert tau.ndim == 0 and math.isfinite(float(tau))
     assert float(ratio_exact(tau, model, k)) == pytest.approx(target, rel=1e-6)
     assert float(ratio_exact(tau * (1 + 1e-5), model, k)) > target  # r increasing: tau is the largest
+
+
+@SETTINGS
+@given(
+    clean_mean=st.floats(0.0, 1.0),
+    noisy_mean=st.floats(0.0, 6.0),
+    variances=st.tuples(st.floats(1e-3, 10.0), st.floats(1e-3, 10.0)),
+    noisy_weight=st.floats(0.05, 0.95),
+    target=st.sampled_from([1.02, 1.2, 3.0]),
+)
+def test_exact_solve_meets_target_on_narrow_mixtures(clean_mean, noisy_mean, variances, noisy_weight, target):
+    # Regression: two search rounds left r(tau) up to 1e-6 off the target on narrow mixtures
+    # (variances near the 1e-3 floor of reg_covar); three rounds with the curvature step: ~4e-12.
+    model = gmm((clean_mean, max(clean_mean, noisy_mean)), variances, (1.0 - noisy_weight, noisy_weight))
+    tau = float(solve_tau(model, target, base_loss("ce")))
+    assume(math.isfinite(tau) and tau > 1.0 + 1e-6)  # inf: no clipping needed; g(h_lo): clip everything
+    assert float(ratio_exact(torch.tensor(tau, dtype=F64), model, 1.0)) == pytest.approx(target, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["ce", "fl"])
