@@ -700,8 +700,19 @@ def augment_batch(x_uint8: Tensor, aug: Augment, generator: torch.Generator) -> 
     return x
 
 
-def normalise(x_uint8: Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> Tensor:
-    """uint8 images to float32 in 0..1, then (x - mean) / std per channel; keeps the memory format."""
+PerChannel = Sequence[float] | Tensor | None  # per-channel mean or std: host values or a device tensor
+
+
+def channel_tensors(mean: PerChannel, std: PerChannel, device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+    """Per-channel mean and std as float32 tensors on ``device``, to build once rather than per batch:
+    a tensor built from host values is a host-to-device copy, which synchronises on CUDA."""
+    return tuple(None if v is None else torch.as_tensor(v, dtype=torch.float32).to(device) for v in (mean, std))
+
+
+def normalise(x_uint8: Tensor, mean: PerChannel, std: PerChannel) -> Tensor:
+    """uint8 images to float32 in 0..1, then (x - mean) / std per channel; keeps the memory format.
+
+    ``mean``/``std`` from ``channel_tensors`` (tensors on x's device) cost no copy per call."""
     if (mean is None) != (std is None):
         raise ValueError("normalise needs both mean and std, or neither")
     x = x_uint8.to(torch.float32)
@@ -724,7 +735,7 @@ class DeviceBatches:
     """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool, augment: Augment | None,
-                 mean: Sequence[float] | None, std: Sequence[float] | None, generator: torch.Generator,
+                 mean: PerChannel, std: PerChannel, generator: torch.Generator,
                  drop_last: bool = False, extra: dict[str, Tensor] | None = None,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
         if batch_size < 1:
@@ -737,7 +748,8 @@ class DeviceBatches:
         self.x, self.y = x, y.to(x.device)
         self.extra = {k: v.to(x.device) for k, v in (extra or {}).items()}
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment, self.mean, self.std = augment, mean, std
+        self.augment = augment
+        self.mean, self.std = channel_tensors(mean, std, x.device)
         self.generator = generator
         self.memory_format = memory_format if x.dim() == 4 else torch.contiguous_format
 

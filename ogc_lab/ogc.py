@@ -569,8 +569,14 @@ def _log_ndtr_diff(lo: Any, hi: Any, xp: SimpleNamespace) -> Any:
 
 
 def _bound(value: TauLike, like: Tensor) -> Tensor:
-    """A float or tensor bound as a tensor with ``like``'s dtype and device."""
-    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    """A float or tensor as a tensor with ``like``'s dtype and device.
+
+    A float becomes ``torch.full`` on the device (a fill kernel): building a tensor from a host value
+    (``torch.tensor``/``as_tensor``) is a host-to-device copy, which synchronises on CUDA.
+    """
+    if isinstance(value, Tensor):
+        return value.to(device=like.device, dtype=like.dtype)
+    return torch.full((), value, dtype=like.dtype, device=like.device)
 
 
 LogRatio = Callable[[Any], Any]  # r as a function of log tau, vectorised, in the gmm's array backend

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
-from .data import Augment, DataSplit, DeviceBatches, dataloader_batches, load_dataset, normalise
+from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
 from .io import atomic_torch_save, atomic_write_json, read_json, versions
 from .losses import make_loss
 from .models import make_model
@@ -512,8 +512,9 @@ def accuracy(run: Run, x: Tensor, y: Tensor) -> float:
     if info.is_main:  # the remainder left by equal shards goes to rank 0
         idx = torch.cat([idx, torch.arange(len(idx) * info.world, len(y))])
     counts = torch.zeros(2, dtype=torch.float64, device=dev)
+    mean, std = channel_tensors(split.mean, split.std, dev)
     for chunk in idx.split(c.eval_batch_size):
-        inputs = normalise(x[chunk].to(dev), split.mean, split.std)
+        inputs = normalise(x[chunk].to(dev), mean, std)
         if run.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with run.autocast():

@@ -40,3 +40,25 @@ def executed_book(tmp_path_factory: pytest.TempPathFactory) -> ExecutedBook:
 
 
 # ---- end of book section ----
+
+
+# ---- device paths: what would synchronise on CUDA, observed on the CPU ----
+
+
+@pytest.fixture
+def host_value_tensors(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """Every tensor built on a named device from host values (``torch.tensor``/``as_tensor`` with
+    ``device=``) while the test runs: on CUDA each is a host-to-device copy, which synchronises."""
+    import torch
+
+    built: list[tuple[str, object]] = []
+    for factory in ("tensor", "as_tensor"):
+        real = getattr(torch, factory)
+
+        def spy(data, *args, _real=real, _factory=factory, **kwargs):
+            if not isinstance(data, torch.Tensor) and kwargs.get("device") is not None:
+                built.append((_factory, data))
+            return _real(data, *args, **kwargs)
+
+        monkeypatch.setattr(torch, factory, spy)
+    return built

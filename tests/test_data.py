@@ -419,6 +419,16 @@ def test_device_batches_no_augment_matches_normalise_and_vectors_pass_through():
     assert torch.equal(torch.cat([xb for xb, _, _ in out]), v)
 
 
+def test_device_batches_build_no_tensor_from_host_values_per_batch(host_value_tensors):
+    # mean/std become device tensors once, at construction; an epoch then copies nothing from the
+    # host (on CUDA each such copy would synchronise the step).
+    x, y = _images(40)
+    it = DeviceBatches(x, y, 8, True, Augment(crop_padding=2, flip=True, rotation=10.0), (0.5,) * 3, (0.2,) * 3,
+                       _gen())
+    host_value_tensors.clear()
+    assert sum(len(idx) for _, _, idx in it) == 40 and host_value_tensors == []
+
+
 def test_device_batches_channels_last_and_extra():
     x, y = _images(12)
     clean = torch.arange(12) * 10

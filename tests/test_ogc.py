@@ -442,7 +442,7 @@ def test_cuda_update_does_not_sync():
             ctrl.update(h, lr=0.1)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert ctrl.tau.device.type == "cuda" and ctrl.refits == 4 and math.isfinite(float(ctrl.tau))
+    assert ctrl.tau.device.type == "cuda" and ctrl.refits == 3 and math.isfinite(float(ctrl.tau))  # steps 4, 6, 8
 
 
 # ------------------------------------------------------------------------------------------------
@@ -579,6 +579,29 @@ def test_accelerator_paths_match_the_cpu_shortcuts(seed, request):
     taus = [solve_tau(cpu_fit, t, ce) for t in (3.0, 1.2, 1.02)] + [solve_tau(cpu_fit, 1.2, fl, method="grid")]
     torch.testing.assert_close(torch.stack(taus), torch.stack(cpu), rtol=1e-9, atol=0)
     torch.testing.assert_close(ratio_exact(TAUS, cpu_fit, 1.0), cpu_ratio, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("name", ["ce", "fl"])  # closed-form and grid solve
+def test_accelerator_paths_build_no_tensor_from_host_values(name, accelerator_paths, request):
+    """The controller's torch path builds no device tensor from host values (each would be a
+    synchronising copy on CUDA): device scalars come from torch.full, a fill kernel."""
+    ctrl = ThresholdController(base_loss(name, **BASES[name]), interval=2, queue_size=256)
+    built = request.getfixturevalue("host_value_tensors")
+    for h in batches(8, 64):
+        ctrl.update(h, lr=0.1)
+    assert ctrl.refits == 3 and math.isfinite(float(ctrl.tau)) and built == []  # steps 4, 6, 8
+
+
+def test_accelerator_paths_ogc_loss_steps_build_no_tensor_from_host_values(accelerator_paths, request):
+    # Forward and backward of OGCLoss over refits, as in a training step (validate=False: the
+    # trainer checks the loss once an epoch, since the NaN check reads a device value).
+    loss_fn = OGCLoss("ce", queue_size=128, interval=2, validate=False)
+    x, y = toy_problem(64 * 6)
+    weights = torch.zeros(2, 3, requires_grad=True)
+    built = request.getfixturevalue("host_value_tensors")
+    for xb, yb in zip(x.split(64), y.split(64)):
+        loss_fn(xb @ weights, yb, lr=0.1).backward()
+    assert loss_fn.controller.refits == 3 and weights.grad is not None and built == []  # steps 2, 4, 6
 
 
 def test_accelerator_paths_freeze_where_the_cpu_stops(accelerator_paths):
