@@ -254,7 +254,7 @@ def diagnostic_base(loss_fn: nn.Module) -> BaseLoss:
 def loss_tau(loss_fn: nn.Module, device: torch.device) -> Tensor:
     """The clipping threshold in force (a 0-d tensor; inf for losses without one)."""
     tau = getattr(loss_fn, "tau", None)
-    return tau if isinstance(tau, Tensor) else torch.tensor(float("inf"), device=device)
+    return tau if isinstance(tau, Tensor) else torch.full((), math.inf, device=device)  # fill kernel: no copy
 
 
 class CsvLog:

@@ -314,3 +314,14 @@ def test_sgd_is_fused_on_cuda_only_and_takes_the_same_step() -> None:
         steps[device] = net.weight.detach().clone()
     torch.testing.assert_close(steps["cuda"], steps["cpu"], rtol=1e-6, atol=1e-7)
     assert train_module.fused_options(torch.optim.SGD, torch.device("cpu")) == {}
+
+
+@pytest.mark.parametrize("loss", ["ce", "ce+ogc"])
+def test_training_steps_build_no_tensor_from_host_values(loss: str, host_value_tensors: list) -> None:
+    # Between logging steps a training step copies nothing from the host to the device (on CUDA
+    # each copy would synchronise the step): the digits run exercises augmentation and OGC refits.
+    config = DIGITS.replace(loss=loss, epochs=1, log_interval=1000)
+    run = train_module._build(config, train_module.DistInfo(), torch.device("cpu"))
+    host_value_tensors.clear()  # building the run may copy; the steps may not
+    _, steps = train_module._train_epoch(run, 0, 0, None, progress=False)
+    assert steps == 5 and host_value_tensors == []
