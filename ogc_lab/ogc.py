@@ -211,14 +211,16 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
-# Array backend of the k-means init, r(tau) and the tau solve
+# Array backend of the GMM fit, r(tau), the tau solve and the refit checks
 # ----------------------------------------------------------------------------------------------
 
-# The GMM fit, r(tau) and the solve are written once against a small array namespace: NumPy/SciPy
-# for CPU tensors, where a call on up to a few thousand values costs ~0.5-1 us against ~1.5-3 us for
-# torch (more between training steps, when the caches are cold; NumPy's sort is ~10x faster), and
+# These are written once against a small array namespace: NumPy/SciPy for CPU tensors, where a call
+# on up to a few thousand values costs ~0.5-1 us against ~1.5-3 us for torch (tens of us for a
+# torch call between training steps, when the caches are cold; NumPy's sort is ~10x faster), and
 # torch elsewhere, which keeps everything on the device.  The per-component EM arithmetic runs on
 # host floats with NumPy and on 0-d tensors with torch (``values``).
+
+
 def _np_clip(v: Any, lo: Any, hi: Any) -> Any:
     """np.clip without its wrapper (~2 us a call); a ``None`` bound is no bound."""
     if lo is not None:
@@ -227,13 +229,14 @@ def _np_clip(v: Any, lo: Any, hi: Any) -> Any:
 
 
 def _np_asarray(value: Any, like: Tensor) -> Any:
-    """``value`` (a number or a CPU tensor) as a NumPy array of CPU tensor ``like``'s dtype, no torch op."""
-    return np.asarray(value.detach().numpy() if isinstance(value, Tensor) else value, dtype=like.detach().numpy().dtype)
+    """``value`` (a number, array or CPU tensor) as a NumPy array of CPU tensor ``like``'s dtype, no torch op."""
+    host = value.detach().numpy() if isinstance(value, Tensor) else value
+    return np.asarray(host, dtype=like.detach().numpy().dtype)
 
 
 _NUMPY = SimpleNamespace(
     array=lambda t: t.detach().numpy(),
-    tensor=lambda value, like: torch.from_numpy(np.asarray(value, dtype=like.detach().numpy().dtype)),
+    tensor=lambda value, like: torch.from_numpy(_np_asarray(value, like)),
     asarray=_np_asarray,
     arange=lambda n, like: np.arange(n, dtype=like.dtype),
     index=lambda v: np.asarray(v).astype(np.intp),
@@ -350,7 +353,8 @@ def _as_samples(x: Tensor) -> tuple[Any, _Work]:
         raise ValueError(f"a 2-component GMM needs at least 2 values, got {x.numel()}")
     work = _Work(_backend(x), _work_dtype(x), x.device)
     if work.xp is _NUMPY:
-        return x.numpy().reshape(-1).astype(np.float64, copy=False), work
+        host = x.double() if x.dtype == torch.bfloat16 else x  # NumPy has no bfloat16
+        return host.numpy().reshape(-1).astype(np.float64, copy=False), work
     return x.reshape(-1).to(work.dtype), work
 
 

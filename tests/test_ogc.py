@@ -181,6 +181,9 @@ def test_gmm_is_deterministic_sorted_and_float64_on_cpu():
     a, b = fit_gmm_torch(x), fit_gmm_torch(x)
     assert all(torch.equal(getattr(a, n), getattr(b, n)) for n in ("means", "variances", "weights"))
     assert a.means.dtype == F64 and float(a.means[0]) < float(a.means[1])
+    for dtype in (torch.bfloat16, torch.float16, torch.int64):  # any CPU dtype fits in float64
+        low = fit_gmm_torch((x * 100).to(dtype))
+        assert low.means.dtype == F64 and float(low.means[0]) < float(low.means[1])
 
 
 def test_random_init_is_reproducible_from_generator():
