@@ -228,14 +228,19 @@ def _np_clip(v: Any, lo: Any, hi: Any) -> Any:
     return v if hi is None else np.minimum(v, hi)
 
 
+def _np_array(t: Tensor) -> Any:
+    """A CPU tensor's values as a NumPy array: a view, but bfloat16 (which NumPy lacks) widened."""
+    t = t.detach()
+    return (t.double() if t.dtype == torch.bfloat16 else t).numpy()
+
+
 def _np_asarray(value: Any, like: Tensor) -> Any:
     """``value`` (a number, array or CPU tensor) as a NumPy array of CPU tensor ``like``'s dtype, no torch op."""
-    host = value.detach().numpy() if isinstance(value, Tensor) else value
-    return np.asarray(host, dtype=like.detach().numpy().dtype)
+    return np.asarray(_np_array(value) if isinstance(value, Tensor) else value, dtype=_np_array(like).dtype)
 
 
 _NUMPY = SimpleNamespace(
-    array=lambda t: t.detach().numpy(),
+    array=_np_array,
     tensor=lambda value, like: torch.from_numpy(_np_asarray(value, like)),
     asarray=_np_asarray,
     arange=lambda n, like: np.arange(n, dtype=like.dtype),
@@ -353,8 +358,7 @@ def _as_samples(x: Tensor) -> tuple[Any, _Work]:
         raise ValueError(f"a 2-component GMM needs at least 2 values, got {x.numel()}")
     work = _Work(_backend(x), _work_dtype(x), x.device)
     if work.xp is _NUMPY:
-        host = x.double() if x.dtype == torch.bfloat16 else x  # NumPy has no bfloat16
-        return host.numpy().reshape(-1).astype(np.float64, copy=False), work
+        return _np_array(x).reshape(-1).astype(np.float64, copy=False), work
     return x.reshape(-1).to(work.dtype), work
 
 
@@ -917,6 +921,8 @@ class ThresholdController:
         keep = not usable if xp is _NUMPY else ~usable  # a host bool on the CPU: a branch, no torch.where
         old = (self.tau, self.means, self.variances, self.weights)
         new = (tau, fit.means, fit.variances, fit.weights)
+        if tau.dtype != self.dtype:  # the state keeps the controller's dtype (the CPU fit is float64)
+            new = tuple(t.to(self.dtype) for t in new)
         ((self.tau, self.means, self.variances, self.weights),) = _keep_if(keep, [old], [new])
 
     def state_dict(self) -> dict[str, Any]:

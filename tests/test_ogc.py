@@ -422,6 +422,18 @@ def test_distributed_gather_single_process(tmp_path):
         dist.destroy_process_group()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_controller_state_keeps_its_dtype_across_refits(dtype):
+    # The CPU fit works in float64; the state it leaves stays in the controller's dtype.
+    ctrl = ThresholdController(base_loss("ce"), interval=2, queue_size=128, dtype=dtype)
+    reference = ThresholdController(base_loss("ce"), interval=2, queue_size=128)
+    for h in batches(4, 64):
+        ctrl.update(h, lr=0.1)
+        reference.update(h, lr=0.1)
+    assert ctrl.refits == 2 and {t.dtype for t in (ctrl.tau, ctrl.means, ctrl.variances, ctrl.weights)} == {dtype}
+    assert float(ctrl.tau) == pytest.approx(float(reference.tau), rel=0.02)  # the queue's rounding apart
+
+
 def test_controller_rejects_bad_arguments():
     with pytest.raises(ValueError, match="exact"):
         ThresholdController(base_loss("fl"), method="exact")
