@@ -19,6 +19,8 @@ import torch
 from ogc_lab import cost, data
 from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts)
     GRAD_CLIP,
+    LR,
+    REFERENCE,
     machine_info,
     median,
     resolve_device,

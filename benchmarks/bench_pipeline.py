@@ -23,14 +23,14 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from ogc_lab.data import Augment, DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
+from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
 from ogc_lab.losses import make_loss  # noqa: E402
 from ogc_lab.models import MODELS, make_model  # noqa: E402
+from ogc_lab.train import augmentation  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
-AUGMENT = Augment(crop_padding=4, flip=True, rotation=15.0)  # the reference recipe's augmentation
-LR = 0.1
+AUGMENT = augmentation(C.REFERENCE)  # the reference recipe's: crop 4, flip, rotation 15
 DATA_SOURCES = ("auto", "npz", "random")
 
 
@@ -101,7 +101,7 @@ def make_step(model_name: str, device: torch.device, seed: int) -> Callable[[Ten
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss = make_loss("ce+ogc", NUM_CLASSES, validate=False).to(device)
-    return C.train_step(model, loss, C.sgd(model, LR), LR, amp=device.type == "cuda")
+    return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=device.type == "cuda")
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from .losses import LOSSES, make_loss
 from .models import make_model
 from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
+from .recipes import get_recipe
 
 Sync = torch.device | str | None  # the device whose queued work a timed call waits for (None: none)
 
@@ -251,8 +252,9 @@ def time_refit(
 
 # ---------------------------------------------------------------- training steps
 
-GRAD_CLIP = 5.0  # the trainer's global gradient-norm clip (all methods of the reference recipe)
-LR = 0.1  # the recipe's first learning rate: OGC's target ratio 1 + 0.1 * 20 = 3
+REFERENCE = get_recipe("official-cifar10")  # the reference recipe the step timings follow
+GRAD_CLIP = REFERENCE.grad_clip  # the trainer's global gradient-norm clip (5.0, all methods)
+LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio 1 + 0.1 * 20 = 3
 NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
     "cnn-small": (1, 8, 8),  # digits

@@ -163,7 +163,7 @@ def _batches(run: "Run", epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
     """
     c, split = run.config, run.split
     batch_size = c.batch_size // run.info.world  # batch_size is the global batch, as in the recipes
-    augment = Augment(c.crop_padding, c.flip, c.rotation) if split.is_image else None
+    augment = augmentation(c) if split.is_image else None
     if c.pipeline == "device":
         fmt = torch.channels_last if run.channels_last else torch.contiguous_format
         return DeviceBatches(run.train_x, run.train_noisy, batch_size, shuffle=True, augment=augment,
@@ -249,6 +249,11 @@ def diagnostic_base(loss_fn: nn.Module) -> BaseLoss:
     """The base loss whose |dl/dp| is diagnosed: the OGC loss's own, else CE's 1/p (what CE would see)."""
     base = getattr(loss_fn, "base", None)
     return base if isinstance(base, BaseLoss) else base_loss("ce")
+
+
+def augmentation(config: Config) -> Augment:
+    """The training augmentation a config asks for (applied to image data only)."""
+    return Augment(config.crop_padding, config.flip, config.rotation)
 
 
 def loss_tau(loss_fn: nn.Module, device: torch.device) -> Tensor:
