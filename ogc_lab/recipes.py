@@ -30,6 +30,7 @@ class Config:
     data_root: str = "data"
     download: bool = False
     subset: int | None = None  # keep only this many training samples (fast experiments)
+    test_subset: int | None = None  # test samples kept (None: subset // 5 with a subset, else all)
     noise: str = "none"  # e.g. symmetric:0.4, asym-cifar10:0.4, instance:0.4, human:worse
     seed: int = 0  # drives torch, numpy, random, the noise and the OGC mixture fits
     # model and loss
@@ -228,7 +229,7 @@ def _check_ranges(cfg: Config) -> None:
             raise ValueError(f"config field {name}={getattr(cfg, name)!r} must be >= 0")
     if not 0.0 < cfg.gamma <= 1.0:
         raise ValueError(f"config field gamma={cfg.gamma!r} must be in (0, 1]")
-    for name in ["subset", "grad_clip"]:
+    for name in ["subset", "test_subset", "grad_clip"]:
         value = getattr(cfg, name)
         if value is not None and not value > 0:
             raise ValueError(f"config field {name}={value!r} must be > 0 or None")

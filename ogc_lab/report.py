@@ -23,8 +23,12 @@ GROUP = ["dataset", "noise", "loss"]
 REPORT_DIR = "report"
 
 
-def load_runs(root: Path) -> list[dict[str, Any]]:
-    """Every finished run under ``root`` (its result plus the path of its folder)."""
+def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Every finished run under ``root`` (its result plus the path of its folder).
+
+    No run is an error (a mistyped folder, most likely) unless ``allow_empty``: then an empty list,
+    for readers of optional folders such as the book's committed results.
+    """
     runs = []
     for path in sorted(Path(root).rglob("result.json")):
         if REPORT_DIR in path.relative_to(root).parts[:-1]:
@@ -32,7 +36,7 @@ def load_runs(root: Path) -> list[dict[str, Any]]:
         result = read_json(path)
         result["dir"] = path.parent
         runs.append(result)
-    if not runs:
+    if not runs and not allow_empty:
         raise ValueError(f"no finished runs (result.json) under {str(root)!r}")
     return runs
 
@@ -145,6 +149,26 @@ def format_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) ->
     if math.isnan(std):
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Committed runs per (dataset, noise, loss), in first-seen order: seeds, last-10 test accuracy as
+    'mean ± std' (%), and the devices, dates and data files that produced them, so a table of results
+    never loses where they came from."""
+    columns = [*GROUP, "seeds", "last-10 test acc (%)", "device", "dates", "data"]
+    frame = pd.DataFrame([{
+        **{k: r["config"][k] for k in GROUP}, "seed": r["config"]["seed"], "acc": r["last10_test_acc"],
+        "device": r["device"], "date": r["date"][:10], "data": r["data_source"].split(" ")[0],
+    } for r in runs])
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [{
+        **dict(zip(GROUP, key)), "seeds": ",".join(map(str, sorted(group["seed"]))),
+        "last-10 test acc (%)": format_pm(group["acc"].mean(), group["acc"].std()),
+        **{name: ", ".join(sorted(set(group[field]))) for name, field in
+           (("device", "device"), ("dates", "date"), ("data", "data"))},
+    } for key, group in frame.groupby(GROUP, sort=False)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def to_markdown(summary: pd.DataFrame) -> str:

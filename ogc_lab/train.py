@@ -430,7 +430,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     """Load data, corrupt labels, build model, loss and optimiser, in a fixed order (so RNG use is fixed)."""
     seed_everything(config.seed)
     split = load_dataset(config.dataset, root=config.data_root, download=config.download, seed=config.seed,
-                         subset=config.subset)
+                         subset=config.subset, test_subset=config.test_subset)
     noisy = corrupt_labels(config.noise, split, config.seed)
     labels = Labels(noisy.labels.to(split.train_y.device), split.train_y.clone(), noisy.report.to_dict())
     shard = _shard(len(labels.noisy), info)

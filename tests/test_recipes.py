@@ -70,6 +70,7 @@ def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
         ({"flip": "maybe"}, "flip='maybe' is not a valid bool"),
         ({"lr": True}, "lr=True is not a valid float"),
         ({"subset": "x"}, "subset='x' is not a valid int or None"),
+        ({"test_subset": 0}, "test_subset=0 must be > 0 or None"),
         ({"loss_params": "{bad json"}, "loss_params="),
         ({"epochs": 0}, "epochs=0 must be > 0"),
         ({"lr": -0.1}, "lr=-0.1 must be > 0"),

@@ -69,6 +69,29 @@ def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
         report.results_frame(results, ["q"])
 
 
+def _committed(loss: str, seed: int, acc: float, device: str, date: str) -> dict:
+    config = {"dataset": "cifar10", "noise": "symmetric:0.4", "loss": loss, "seed": seed}
+    return {"config": config, "last10_test_acc": acc, "device": device, "date": f"{date}T10:00:00+00:00",
+            "data_source": "data/c.npz sha256 abc"}
+
+
+def test_provenance_table_groups_seeds_and_keeps_every_device_date_and_file() -> None:
+    runs = [
+        _committed("ce+ogc", 1, 0.70, "cuda:0 (H100)", "2026-11-26"),
+        _committed("ce", 0, 0.50, "cpu", "2026-11-25"),
+        _committed("ce+ogc", 0, 0.80, "cpu", "2026-11-25"),
+    ]
+    table = report.provenance_table(runs)
+    assert table["loss"].tolist() == ["ce+ogc", "ce"]  # first-seen order
+    ogc = table.iloc[0]
+    assert ogc["seeds"] == "0,1"
+    assert ogc["last-10 test acc (%)"] == f"75.00 ± {100 * np.std([0.7, 0.8], ddof=1):.2f}"
+    assert ogc["device"] == "cpu, cuda:0 (H100)" and ogc["dates"] == "2026-11-25, 2026-11-26"
+    assert ogc["data"] == "data/c.npz"
+    assert table.iloc[1]["last-10 test acc (%)"] == "50.00"  # one seed: no spread
+    assert report.provenance_table([]).columns.tolist() == table.columns.tolist()
+
+
 def test_plot_helpers_draw_the_columns_they_name(tmp_path: Path) -> None:
     steps = pd.DataFrame({"step": [10, 20, 30], "tau": [math.inf, 4.0, 2.0], "ratio_after": [1.0, 2.5, 1.1],
                           "target": [3.0, 3.0, 1.2]})
@@ -136,3 +159,10 @@ def test_training_h_is_minus_log_p_of_the_noisy_label_under_the_saved_model(toy_
         ce = torch.nn.functional.cross_entropy(net(normalise(split.train_x, split.mean, split.std)), noisy_y,
                                                reduction="none").double().numpy()
     assert np.allclose(frame["h"], np.clip(ce, H_MIN, H_MAX), atol=1e-5)
+
+
+def test_load_runs_refuses_an_empty_folder_unless_told_it_may_be_empty(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no finished runs"):
+        report.load_runs(tmp_path)
+    assert report.load_runs(tmp_path, allow_empty=True) == []
+    assert report.load_runs(tmp_path / "absent", allow_empty=True) == []

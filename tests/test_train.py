@@ -99,6 +99,12 @@ def test_noise_touches_training_labels_only() -> None:
     assert ((flipped - 0.4 * counts).abs() < 1).all()  # exact counts up to rounding, per class
 
 
+def test_test_subset_sets_the_evaluated_test_images() -> None:
+    assert train_module._build(DIGITS, DistInfo(), torch.device("cpu")).split.test_y.numel() == DIGITS.subset // 5
+    whole = train_module._build(DIGITS.replace(test_subset=360), DistInfo(), torch.device("cpu"))
+    assert whole.split.test_y.numel() == 360  # all of the digits' test images, whatever the train subset
+
+
 def test_lr_follows_the_schedule(tmp_path: Path) -> None:
     multistep = train(TOY.replace(epochs=3, milestones=(1, 2), gamma=0.5), tmp_path / "m", progress=False)
     assert [e["lr"] for e in multistep["epochs"]] == pytest.approx([0.1, 0.05, 0.025])
