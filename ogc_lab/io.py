@@ -2,7 +2,8 @@
 
 A run that is killed half way must never leave a truncated ``result.json`` or checkpoint, so
 every write goes to a temporary file in the same folder and is moved into place with
-``os.replace`` (atomic on POSIX and Windows).
+``os.replace`` (atomic on POSIX and Windows).  ``folder_lock`` keeps two processes from writing one
+run folder at once (a second sweep started on the same folder, say).
 """
 
 from __future__ import annotations
@@ -17,6 +18,55 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; folder_lock then guards nothing
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_FILE = ".lock"
+
+
+class FolderBusyError(ValueError):
+    """Another process holds the folder's lock (it is writing there now)."""
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for the block, or raise FolderBusyError at once if another
+    process holds it.  The OS drops the lock when its holder dies, so a killed run never blocks a resume."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with _locked(folder / LOCK_FILE, folder):
+            yield
+    finally:  # a run that failed before writing anything leaves no folder behind
+        if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            (folder / LOCK_FILE).unlink()
+            for made in created:
+                made.rmdir()
+
+
+@contextmanager
+def _locked(path: Path, folder: Path) -> Iterator[None]:
+    """flock ``path`` (created if missing) without waiting; record this process's pid in it."""
+    with open(path, "a+", encoding="utf-8") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
+                raise FolderBusyError(
+                    f"folder {str(folder)!r} is in use by another process (pid {holder}); "
+                    "wait for it to finish or stop it, then resume"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
 
 
 @contextmanager

@@ -4,13 +4,14 @@ A sweep is a list of ``SweepRun`` (a config and its folder).  ``run_sweep`` skip
 resumes unfinished ones from their checkpoint and trains the rest: one at a time in this process, or
 with ``jobs > 1`` in a pool of worker processes, each owning one GPU when there are GPUs, else an
 equal share of the CPU cores.  Workers live for the whole sweep, so torch is imported once per
-worker, not once per run.
+worker, not once per run, and end with it even when it is killed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -122,8 +123,24 @@ def _train_one(run: SweepRun) -> tuple[str, float]:
     return "", time.perf_counter() - began
 
 
-def _init_worker(slots: Any, gpus: int, jobs: int) -> None:
+def exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this process soon after process ``parent`` is gone (checked every ``every_s`` seconds).
+
+    A sweep killed by a signal it cannot catch would otherwise leave its workers training on, writing
+    run folders that the next sweep wants to resume.  Checkpoints are written atomically, so the exit
+    loses at most the epoch in progress.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker(slots: Any, gpus: int, jobs: int, parent: int) -> None:
     """Give a pool worker its slot: its own GPU, or its share of the CPU cores (before CUDA starts)."""
+    exit_with_parent(parent)
     slot = slots.get()
     if gpus:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
@@ -154,7 +171,8 @@ def _run_pool(todo: Sequence[SweepRun], jobs: int, report: Report) -> None:
     for slot in range(jobs):
         slots.put(slot)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(slots, gpus, jobs))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker,
+                               initargs=(slots, gpus, jobs, os.getpid()))
     try:
         futures: dict[Future[tuple[str, float]], SweepRun] = {pool.submit(_train_one, run): run for run in todo}
         for future in as_completed(futures):

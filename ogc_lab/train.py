@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
 from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
-from .io import atomic_torch_save, atomic_write_json, read_json, versions
+from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, versions
 from .losses import make_loss
 from .models import make_model
 from .noise import NoisyLabels, make_noise
@@ -619,6 +619,12 @@ def train(config: Config, out_dir: Path, resume: bool = False, progress: bool | 
     info = dist_info()
     if config.batch_size % info.world:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the {info.world} processes")
+    with folder_lock(out_dir) if info.is_main else nullcontext():  # the main process alone writes out_dir
+        return _train_locked(config, out_dir, info, resume, progress)
+
+
+def _train_locked(config: Config, out_dir: Path, info: DistInfo, resume: bool, progress: bool | None) -> dict[str, Any]:
+    """``train`` once this process may write ``out_dir``: check what is there, resume or start, and train."""
     finished = _prepare_out_dir(out_dir, config, resume)
     if finished is not None:
         return finished

@@ -1,9 +1,12 @@
-"""Atomic writes: a reader sees the old file or the new one, and a failed write loses nothing."""
+"""Atomic writes: a reader sees the old file or the new one, and a failed write loses nothing; one writer per run folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,47 @@ def test_read_json_names_a_malformed_file(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="result.json"):
         io.read_json(path)
+
+
+needs_flock = pytest.mark.skipif(io.fcntl is None, reason="no advisory file locks on this platform")
+
+
+@needs_flock
+def test_a_locked_folder_refuses_a_second_writer_naming_the_holder(tmp_path: Path) -> None:
+    with io.folder_lock(tmp_path):
+        with pytest.raises(io.FolderBusyError, match=rf"{tmp_path.name}.*in use by another process \(pid {os.getpid()}\)"):
+            with io.folder_lock(tmp_path):
+                pass
+    with io.folder_lock(tmp_path):  # released: the next writer gets it
+        assert (tmp_path / io.LOCK_FILE).read_text() == str(os.getpid())
+
+
+@needs_flock
+def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from ogc_lab import io\n"
+         "with io.folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(io.FolderBusyError, match=f"pid {holder.pid}"):
+            with io.folder_lock(tmp_path):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with io.folder_lock(tmp_path):  # killed mid-run: nothing stale blocks the resume
+        pass
+
+
+def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with io.folder_lock(tmp_path / "a" / "b"):
+            raise RuntimeError("bad config")
+    assert os.listdir(tmp_path) == []  # both folders it made are gone
+    with io.folder_lock(tmp_path / "kept"):
+        (tmp_path / "kept" / "result.json").write_text("{}")
+    assert sorted(os.listdir(tmp_path / "kept")) == [io.LOCK_FILE, "result.json"]
+    with io.folder_lock(tmp_path):  # a folder that was already there stays
+        pass
+    assert tmp_path.is_dir()

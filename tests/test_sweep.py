@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,36 @@ def test_slug_keeps_folder_names_readable() -> None:
     assert sweep.slug("asym-cifar10:0.4") == "asym-cifar10_0.4"
     assert sweep.slug("nce+rce") == "nce+rce"
     assert sweep.slug("imagefolder:/data/x") == "imagefolder__data_x"
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a reaper (containers may have none)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
+def test_a_worker_ends_soon_after_its_sweep_is_killed() -> None:
+    # The sweep stand-in starts a worker that watches it, then is killed by SIGKILL (nothing can clean up).
+    child = ("import os, time; from ogc_lab.sweep import exit_with_parent; exit_with_parent(os.getppid(), 0.05); "
+             "print(os.getpid(), flush=True); time.sleep(600)")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', sys.argv[1]]); "
+         "time.sleep(600)", child], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        time.sleep(0.3)
+        assert _alive(worker)  # the watcher leaves a worker alone while its sweep lives
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(worker)
+    finally:  # never leave a sleeper behind, whatever failed
+        parent.kill()
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)

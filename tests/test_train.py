@@ -15,6 +15,7 @@ import torch.multiprocessing as mp
 from sklearn.metrics import roc_auc_score
 
 import ogc_lab.train as train_module
+from ogc_lab import io
 from ogc_lab.data import load_dataset
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
@@ -238,6 +239,15 @@ def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path: Path, toy_run) 
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path: Path) -> None:
     result = train(TOY.replace(epochs=1), tmp_path / "new", resume=True, progress=False)
     assert len(result["epochs"]) == 1
+
+
+@pytest.mark.skipif(io.fcntl is None, reason="no advisory file locks on this platform")
+def test_a_run_folder_being_written_refuses_a_second_trainer(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with io.folder_lock(out):  # as a trainer in another process would hold it
+        with pytest.raises(io.FolderBusyError, match="in use by another process"):
+            train(TOY.replace(epochs=1), out, resume=True, progress=False)
+    assert train(TOY.replace(epochs=1), out, resume=True, progress=False)["epochs"]
 
 
 # ------------------------------------------------------------------ DistributedDataParallel on gloo
