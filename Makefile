@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # The torch build used on the project's machines; set TORCH_PINS= to keep whatever torch you have.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test book bench lab clean browser-deps regress
+.PHONY: setup test lint book bench lab clean browser-deps regress
 
 setup: $(STAMP)
 
@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[book,dev]"
 	touch $@
 
-test: $(STAMP) browser-deps
+test: lint browser-deps
 	$(PY) -m pytest -q
+
+# Style and the bugs a linter finds (ruff, configured in pyproject.toml), on the package, tests, benchmarks and chapters.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # The book: every chapter executed at cpu scale into build/, then jupyter-book into _build/html.
 book: $(STAMP)

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
           f"DataLoader workers {args.workers}")
     rows = [[p, f"{seconds[p]:.2f}", sum(r["epochs_timed"] for r in runs[p]), f"{first['num_train'] / seconds[p]:.0f}",
              " ".join(f"{t:.2f}" for r in runs[p] for t in r["epoch_times_s"])] for p in PIPELINES]
-    print(C.format_table(["pipeline", "s/epoch", "epochs timed", "train img/s (incl. eval)", "all epoch times s"], rows))
+    head = ["pipeline", "s/epoch", "epochs timed", "train img/s (incl. eval)", "all epoch times s"]
+    print(C.format_table(head, rows))
     target = f">= {GPU_TARGET_SPEEDUP:g} on an H100, full CIFAR-10, with device <= {GPU_TARGET_S:g} s/epoch"
     print(C.ratio_line("epoch dataloader/device", speedup, target))
     C.write_json(args.json, {"benchmark": "epoch", "machine": info, "args": vars(args), "recipe": recipe,

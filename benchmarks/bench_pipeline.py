@@ -13,9 +13,10 @@ Run: ``python benchmarks/bench_pipeline.py [--quick] [--model cnn8] [--json out.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -119,7 +120,8 @@ def throughput(images: Images, batch: int, device: torch.device, seed: int, work
 
 def main(argv: list[str] | None = None) -> int:
     parser = C.base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="model fed by the pipelines (default: cnn8 on CPU, resnet18 on CUDA)")
+    parser.add_argument("--model", default=None,
+                        help="model fed by the pipelines (default: cnn8 on CPU, resnet18 on CUDA)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
     parser.add_argument("--data", default="auto", help=f"one of {', '.join(DATA_SOURCES)}")
@@ -146,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     C.print_machine(info)
     print(f"data: {images.source}; batch {args.batch}; augmentation crop 4 + flip + rotation 15; "
           f"DataLoader workers {args.workers}; model {model} with CE+OGC")
-    rows = [[name, r["images"], f"{r['device_img_per_s']:.0f}", f"{r['dataloader_img_per_s']:.0f}", f"{r['speedup']:.2f}"]
-            for name, r in (("data only", data), (f"training ({model})", training))]
+    rows = [[name, r["images"], f"{r['device_img_per_s']:.0f}", f"{r['dataloader_img_per_s']:.0f}",
+             f"{r['speedup']:.2f}"] for name, r in (("data only", data), (f"training ({model})", training))]
     print(C.format_table(["measure", "images/epoch", "device img/s", "DataLoader img/s", "device/DataLoader"], rows))
     print(C.ratio_line("pipeline data-only device/dataloader", data["speedup"]))
     print(C.ratio_line(f"pipeline training device/dataloader [{model}]", training["speedup"]))

@@ -16,9 +16,10 @@ Run: ``python benchmarks/bench_step.py [--quick] [--json out.json]``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -13,11 +13,12 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
         "cpu": cpu_name(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -405,7 +406,8 @@ def time_controller_update(batch: int = 128, device: str | torch.device = "cpu",
 
 def _arm_summary(times: list[float], flags: list[bool], is_ogc: bool) -> dict[str, Any]:
     """Per-step figures of one arm: median step and, for OGC, its non-refit steps and refit steps apart."""
-    row: dict[str, Any] = {"step_times_s": times, "median_step_s": median(times), "mean_step_s": sum(times) / len(times)}
+    row: dict[str, Any] = {"step_times_s": times, "median_step_s": median(times),
+                           "mean_step_s": sum(times) / len(times)}
     if is_ogc:
         plain, refit = split_by(times, flags)
         if not plain:
@@ -452,7 +454,7 @@ def time_training_steps(
         times = interleaved(calls, steps, warmup=0, sync=device)
         rows = {name: _arm_summary(times[name], flags[name], name.endswith("+ogc")) for name in losses}
         baseline = rows[losses[0]]["median_step_s"]
-        for name, row in rows.items():
+        for row in rows.values():
             if "plain_step_s" not in row:
                 row.update(step_s=row["median_step_s"], ratio=row["median_step_s"] / baseline)
                 continue

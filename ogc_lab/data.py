@@ -31,10 +31,10 @@ import pickle
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -388,7 +388,8 @@ def find_cifar_npz(explicit: str | os.PathLike[str] | None = None, folders: Sequ
         if value:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise DataNotFoundError(f"{where} {str(path)!r} is not a file; expected the {NPZ_FILENAME} copy of CIFAR-10")
+                raise DataNotFoundError(
+                    f"{where} {str(path)!r} is not a file; expected the {NPZ_FILENAME} copy of CIFAR-10")
             return path.resolve()
     return next((Path(f) / NPZ_FILENAME for f in folders if (Path(f) / NPZ_FILENAME).is_file()), None)
 

@@ -9,8 +9,8 @@ channels_last inputs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 import torch
 import torchvision

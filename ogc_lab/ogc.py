@@ -17,9 +17,10 @@ import functools
 import inspect
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import scipy.special

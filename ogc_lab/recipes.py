@@ -12,8 +12,9 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 OPTIMIZERS = ("sgd",)
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -81,12 +82,12 @@ class Config:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Config":
+    def from_dict(cls, values: dict[str, Any]) -> Config:
         """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
         _check_fields(values)
         return cls(**values)
 
-    def replace(self, **overrides: Any) -> "Config":
+    def replace(self, **overrides: Any) -> Config:
         """A copy with ``overrides`` applied (names and types checked)."""
         _check_fields(overrides)
         return dataclasses.replace(self, **overrides)

@@ -15,11 +15,12 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,7 +156,7 @@ def _shard(n: int, info: DistInfo) -> Tensor:
     return torch.arange(n)[info.rank :: info.world][:per_rank]
 
 
-def _batches(run: "Run", epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
+def _batches(run: Run, epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
     """One epoch of shuffled, augmented, normalised training batches.
 
     The device pipeline draws order and augmentation from the run's generator (checkpointed); the
@@ -577,7 +578,7 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "last10_test_acc": float(np.mean(test[-10:])),
         "final_tau": history[-1]["tau"],
         "wall_time_s": elapsed,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fixtures import write_cifar_npz
 
 ROOT = Path(__file__).resolve().parents[1]

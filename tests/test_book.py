@@ -185,6 +185,7 @@ def test_execute_rejects_a_bad_scale_and_a_missing_notebook(tmp_path: Path) -> N
 def test_build_fails_loudly_when_a_listed_chapter_is_missing(tmp_path: Path) -> None:
     (tmp_path / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')
     (tmp_path / "intro.md").write_text("# Intro\n")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: build/notebooks/01_missing\n")
+    toc = "format: jb-book\nroot: intro\nchapters:\n  - file: build/notebooks/01_missing\n"
+    (tmp_path / "_toc.yml").write_text(toc)
     with pytest.raises(RuntimeError, match="01_missing"):
         book.build(tmp_path)

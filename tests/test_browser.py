@@ -12,8 +12,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import nbformat
 import pytest
@@ -148,7 +148,8 @@ return {
   uncaptioned_images: [...article.querySelectorAll('img')]
     .filter((i) => !((i.closest('figure') || {}).querySelector?.('figcaption')?.textContent.trim()))
     .map((i) => i.src.slice(-60)),
-  empty_captions: [...article.querySelectorAll('figure')].filter((f) => !f.querySelector('figcaption')?.textContent.trim()).length,
+  empty_captions: [...article.querySelectorAll('figure')]
+    .filter((f) => !f.querySelector('figcaption')?.textContent.trim()).length,
 };
 """
 

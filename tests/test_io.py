@@ -1,4 +1,4 @@
-"""Atomic writes: a reader sees the old file or the new one, and a failed write loses nothing; one writer per run folder."""
+"""Atomic writes: a reader sees the old file or the new one, a failed write loses nothing; one writer per folder."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ needs_flock = pytest.mark.skipif(io.fcntl is None, reason="no advisory file lock
 @needs_flock
 def test_a_locked_folder_refuses_a_second_writer_naming_the_holder(tmp_path: Path) -> None:
     with io.folder_lock(tmp_path):
-        with pytest.raises(io.FolderBusyError, match=rf"{tmp_path.name}.*in use by another process \(pid {os.getpid()}\)"):
+        busy = rf"{tmp_path.name}.*in use by another process \(pid {os.getpid()}\)"
+        with pytest.raises(io.FolderBusyError, match=busy):
             with io.folder_lock(tmp_path):
                 pass
     with io.folder_lock(tmp_path):  # released: the next writer gets it

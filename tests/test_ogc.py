@@ -11,11 +11,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from ogc_lab.ogc import (
+    GMM1D,
     H_MAX,
     H_MIN,
     P_MAX,
     P_MIN,
-    GMM1D,
     OGCLoss,
     ThresholdController,
     base_loss,
@@ -551,7 +551,7 @@ def test_the_cached_threshold_follows_every_refit() -> None:
     generator = torch.Generator().manual_seed(5)
     loss_fn = OGCLoss(queue_size=64, interval=4, reduction="none")
     taus = set()
-    for step in range(40):
+    for _ in range(40):
         logits = 3.0 * torch.randn(32, 5, generator=generator)
         targets = torch.randint(0, 5, (32,), generator=generator)
         got = loss_fn(logits, targets, lr=0.1)

@@ -114,7 +114,8 @@ def test_lr_phases_split_at_every_lr_change_and_take_the_last_epoch() -> None:
         "ratio_before": [1.0] * 6, "ratio_after": [1.0, 2.0, 2.5, 1.1, 1.2, 1.3],
     })
     phases = report.lr_phases(steps)
-    assert phases[["lr", "target", "first_epoch", "last_epoch"]].values.tolist() == [[0.1, 3.0, 1, 2], [0.01, 1.2, 3, 4]]
+    columns = ["lr", "target", "first_epoch", "last_epoch"]
+    assert phases[columns].values.tolist() == [[0.1, 3.0, 1, 2], [0.01, 1.2, 3, 4]]
     assert phases["tau"].tolist() == [4.0, 1.3] and phases["ratio_after"].tolist() == [2.5, 1.3]
     with pytest.raises(ValueError, match="empty"):
         report.lr_phases(steps.iloc[:0])
