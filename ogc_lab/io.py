@@ -40,7 +40,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
     created = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        with _locked(folder / LOCK_FILE, folder):
+        with _locked(folder / LOCK_FILE):
             yield
     finally:  # a run that failed before writing anything leaves no folder behind
         if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
@@ -50,7 +50,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _locked(path: Path, folder: Path) -> Iterator[None]:
+def _locked(path: Path) -> Iterator[None]:
     """flock ``path`` (created if missing) without waiting; record this process's pid in it."""
     with open(path, "a+", encoding="utf-8") as handle:
         if fcntl is not None:
@@ -60,7 +60,7 @@ def _locked(path: Path, folder: Path) -> Iterator[None]:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"
                 raise FolderBusyError(
-                    f"folder {str(folder)!r} is in use by another process (pid {holder}); "
+                    f"folder {str(path.parent)!r} is in use by another process (pid {holder}); "
                     "wait for it to finish or stop it, then resume"
                 ) from None
         handle.seek(0)

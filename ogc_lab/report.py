@@ -159,15 +159,14 @@ def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     columns = [*GROUP, "seeds", "last-10 test acc (%)", "device", "dates", "data"]
     frame = pd.DataFrame([{
         **{k: r["config"][k] for k in GROUP}, "seed": r["config"]["seed"], "acc": r["last10_test_acc"],
-        "device": r["device"], "date": r["date"][:10], "data": r["data_source"].split(" ")[0],
+        "device": r["device"], "dates": r["date"][:10], "data": r["data_source"].split(" ")[0],
     } for r in runs])
     if frame.empty:
         return pd.DataFrame(columns=columns)
     rows = [{
         **dict(zip(GROUP, key)), "seeds": ",".join(map(str, sorted(group["seed"]))),
         "last-10 test acc (%)": format_pm(group["acc"].mean(), group["acc"].std()),
-        **{name: ", ".join(sorted(set(group[field]))) for name, field in
-           (("device", "device"), ("dates", "date"), ("data", "data"))},
+        **{name: ", ".join(sorted(set(group[name]))) for name in ("device", "dates", "data")},
     } for key, group in frame.groupby(GROUP, sort=False)]
     return pd.DataFrame(rows, columns=columns)
 
