@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .hardware import autocast, cpu_has_native_bf16, cpu_name, resolve_amp
 from .losses import LOSSES, make_loss
 from .models import make_model
 from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
@@ -65,16 +65,6 @@ def torch_threads(threads: int) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo where there is one, else platform.processor()."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What figures are measured on: device and its name, torch version, threads now, CPU, date."""
     device = resolve_device(device)
@@ -86,6 +76,7 @@ def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cpu": cpu_name(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -275,7 +266,7 @@ def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Opti
                amp: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
     """The trainer's step: forward (bf16 autocast if ``amp``), loss on float logits, backward, clip 5.0, SGD."""
     def step(inputs: Tensor, targets: Tensor) -> Tensor:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        with autocast(inputs.device, amp):
             logits = model(inputs)
         loss = loss_fn(logits.float(), targets, lr=lr)
         optimizer.zero_grad(set_to_none=True)
@@ -329,18 +320,19 @@ class Arm:
 
 
 def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
-              interval: int = 32, queue_size: int = 4096) -> Arm:
-    """An arm as the trainer would run it (bf16 autocast + channels_last on CUDA), seeded weights."""
+              interval: int = 32, queue_size: int = 4096, amp: str = "auto") -> Arm:
+    """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights."""
     if model_name not in IN_SHAPES:
         raise ValueError(f"unknown model {model_name!r} for step timing; allowed: {', '.join(IN_SHAPES)}")
-    on_cuda = device.type == "cuda"
+    bf16, _ = resolve_amp(amp, device, is_image=True)
+    channels_last = device.type == "cuda" or bf16  # as the trainer: with CUDA or bf16 on the CPU
     torch.manual_seed(seed)  # identical initial weights in every arm
     model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
-    if on_cuda:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loss = make_loss_fn(loss_name, interval, queue_size).to(device)
-    step = train_step(model, loss, sgd(model, LR), LR, amp=on_cuda)
-    return Arm(loss, step, random_batches(IN_SHAPES[model_name], batch, device, seed, on_cuda))
+    step = train_step(model, loss, sgd(model, LR), LR, amp=bf16)
+    return Arm(loss, step, random_batches(IN_SHAPES[model_name], batch, device, seed, channels_last))
 
 
 def refit_count(loss: nn.Module) -> int:
@@ -469,6 +461,29 @@ def time_training_steps(
         "model": model_name, "batch": batch, "device": str(device), "threads": used, "baseline": losses[0],
         "warmup_steps": warmup, "steps_per_arm": steps, "interval": interval, "queue_size": queue_size,
         "arms": rows,
+    }
+
+
+PRECISIONS = ("off", "bf16")  # float32, then bf16 autocast + channels_last: the two arms of a precision timing
+
+
+def time_precision_steps(model_name: str, loss: str = "ce", batch: int = 128, steps: int = 8,
+                         device: str | torch.device = "cpu", threads: int = 1, warmup_steps: int = 2,
+                         seed: int = 0) -> dict[str, Any]:
+    """Per-step seconds of the trainer's step in float32 and under bf16 autocast, single steps alternating.
+
+    Both arms have the same initial weights and batches; ``speedup`` is float32's median step over
+    bf16's.  On a CPU without native bf16 the bf16 arm is emulated (and the speed-up below 1).
+    """
+    device = resolve_device(device)
+    with torch_threads(threads) as used:
+        arms = {amp: build_arm(model_name, loss, batch, device, seed, amp=amp) for amp in PRECISIONS}
+        calls = {amp: (lambda arm=arm: arm.run(1)) for amp, arm in arms.items()}
+        medians = interleaved_medians(calls, steps, warmup=warmup_steps, sync=device)
+    return {
+        "model": model_name, "loss": loss, "batch": batch, "device": str(device), "threads": used,
+        "steps_per_arm": steps, "float32_step_s": medians["off"], "bf16_step_s": medians["bf16"],
+        "speedup": medians["off"] / medians["bf16"], "native_bf16": device.type == "cuda" or cpu_has_native_bf16(),
     }
 
 

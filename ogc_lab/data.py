@@ -490,6 +490,58 @@ def load_cifar_n(spec: CifarNSpec, root: Path, download: bool, seed: int) -> Dat
     return replace(split, name=spec.key, noisy_sets=sets, source=source)
 
 
+def official_order_from_class_sorted(sorted_labels: Tensor, official_labels: Tensor) -> Tensor:
+    """Index map from the official training order into a copy sorted by class (stable within a class).
+
+    Entry i is the position, in the class-sorted copy, of the official sample i: its class's first
+    position plus its rank among that class's samples in official order.  Raises DataIntegrityError
+    when the copy is not sorted by class or the class counts differ.
+    """
+    k = int(max(sorted_labels.max(), official_labels.max())) + 1
+    if bool((sorted_labels[1:] < sorted_labels[:-1]).any()):
+        raise DataIntegrityError("the class-sorted copy's training labels are not sorted by class")
+    counts_sorted = torch.bincount(sorted_labels, minlength=k)
+    counts_official = torch.bincount(official_labels, minlength=k)
+    if not torch.equal(counts_sorted, counts_official):
+        raise DataIntegrityError(
+            f"class counts differ: {counts_sorted.tolist()} in the class-sorted copy vs {counts_official.tolist()} "
+            "in the label file's clean labels")
+    order = torch.argsort(official_labels, stable=True)  # official indices grouped by class, official order within
+    mapping = torch.empty_like(official_labels)
+    mapping[order] = torch.arange(len(official_labels))
+    return mapping
+
+
+def load_cifar10n_npz(root: Path, download: bool, seed: int) -> DataSplit:
+    """CIFAR-10N's human labels on the project's JPEG CIFAR-10: the npz reordered to the official order.
+
+    ``root`` is a folder holding cifar10_jpeg.npz and CIFAR-10_human.pt, or the npz's path with the
+    label file beside it.  The npz stores each class's images in official order, so the label file's
+    clean labels fix the map (see ``official_order_from_class_sorted``); the CIFAR-N checks then run on
+    the reordered split as for ``cifar10n``.
+    """
+    split = load_cifar10_npz(root, download, seed)
+    folder = root.parent if root.suffix == ".npz" else root
+    spec, remote = CIFAR_N_SPECS["cifar10n"], REMOTE_FILES["cifar10n"]
+    path = folder / remote.filename
+    if not path.exists() and not download:
+        raise _not_found("cifar10n labels", path,
+                         f"Put {remote.filename} beside {NPZ_FILENAME}, or pass download=True.")
+    path = fetch(remote, folder)
+    table = _load_label_table(path)
+    if "clean_label" not in table:
+        raise DataIntegrityError(f"{path} lacks key 'clean_label'; it has {sorted(table)}")
+    mapping = official_order_from_class_sorted(split.train_y, _labels(table["clean_label"]))
+    official = replace(split, train_x=split.train_x[mapping], train_y=split.train_y[mapping])
+    sets = check_cifar_n(table, spec, official.train_y, official.num_classes, path)
+    as_npy = io.BytesIO()
+    np.save(as_npy, mapping.numpy().astype("<i8"))  # hashed as an int64 .npy file, as shared/data/README.md does
+    map_hash = hashlib.sha256(as_npy.getvalue()).hexdigest()
+    source = (f"{split.source}; labels {path} (sha256 {sha256_of(path)}), "
+              f"official order by class rank (map sha256 {map_hash})")
+    return replace(official, name="cifar10n-npz", noisy_sets=sets, source=source)
+
+
 def _scan_class_tree(folder: Path, classes: list[str]) -> tuple[list[Path], Tensor]:
     """Image files under ``folder/<class>/`` in sorted order, with the class index as label."""
     unknown = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name not in classes)
@@ -588,6 +640,7 @@ DATASETS: dict[str, Callable[..., DataSplit]] = {
     "digits": load_digits,
     **{key: partial(load_cifar, layout) for key, layout in CIFAR_LAYOUTS.items()},
     "cifar10-npz": load_cifar10_npz,
+    "cifar10n-npz": load_cifar10n_npz,
     **{key: partial(load_cifar_n, spec) for key, spec in CIFAR_N_SPECS.items()},
     "imagefolder": load_imagefolder,
     "webvision-mini": load_webvision_mini,

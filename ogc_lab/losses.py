@@ -3,9 +3,10 @@
 Each loss is an ``nn.Module`` called as ``loss(logits, targets, lr=None)``; ``lr`` is used only by
 the OGC losses (their clipping target depends on it) and accepted by the rest, so a trainer calls
 every loss the same way.  ``reduction`` is 'mean', 'sum' or 'none'.  Defaults are those the
-robust-loss literature and its reference code use on CIFAR-10.  Probabilities of the label come from
-``ogc.label_prob`` (clamped to [1e-7, 1 - 1e-7]), so CE, FL and GCE here are the very functions that
-``ogc`` clips, at tau = infinity.
+robust-loss literature and its reference code use on CIFAR-10.  CE, FL, GCE are the very base losses
+that ``ogc`` clips.  CE and FL (and SCE's CE term) are computed from the unclamped log-probability, as
+their reference code trains them: a floor on p would silently clip exactly the samples that
+memorisation is about.  Only the OGC losses clamp p to [1e-7, 1 - 1e-7] (the method's H range).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ogc_lab import ogc
-from ogc_lab.ogc import base_loss, label_prob, reduce_loss, transformed_loss
+from ogc_lab.ogc import base_loss, label_log_prob, label_prob, reduce_loss, transformed_loss
 
 REDUCTIONS = ("mean", "sum", "none")
 RCE_LOG_ZERO = math.log(1e-4)  # A: the value RCE gives log 0 (one-hot label clamped at 1e-4)
@@ -132,10 +133,18 @@ class RobustLoss(nn.Module):
 
 
 class LabelProbLoss(RobustLoss):
-    """A loss that sees the logits only through p = softmax(z)[y] (``ogc.label_prob``)."""
+    """A loss that sees the logits only through p = softmax(z)[y].
+
+    ``of_log_p`` gets the unclamped log p; by default it hands ``of_p`` the clamped p
+    (``ogc.label_prob``), which losses exact at any p override.
+    """
 
     def per_sample(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return self.of_p(label_prob(logits, targets))
+        return self.of_log_p(label_log_prob(logits, targets))
+
+    def of_log_p(self, log_p: Tensor) -> Tensor:
+        """Per-sample loss from the unclamped log-probability of the label."""
+        return self.of_p(log_p.exp().clamp(ogc.P_MIN, ogc.P_MAX))
 
     def of_p(self, p: Tensor) -> Tensor:
         """Per-sample loss as a function of the label's probability."""
@@ -152,6 +161,11 @@ class _OGCBaseLossModule(LabelProbLoss):
     def of_p(self, p: Tensor) -> Tensor:
         return self.base.value(p)
 
+    def of_log_p(self, log_p: Tensor) -> Tensor:
+        if self.base.value_of_log_p is None:  # GCE: bounded gradient, the clamp changes nothing that trains
+            return super().of_log_p(log_p)
+        return self.base.value_of_log_p(log_p)
+
 
 # ---------------------------------------------------------------------------------------------
 # the losses
@@ -161,8 +175,8 @@ class _OGCBaseLossModule(LabelProbLoss):
 class CrossEntropy(_OGCBaseLossModule):
     """Cross entropy, l = -log p_y.
 
-    Built from ``ogc.base_loss('ce')``; p is clamped to [1e-7, 1 - 1e-7], so (unlike
-    ``nn.CrossEntropyLoss``) a sample with p_y < 1e-7 contributes no gradient.
+    Built from ``ogc.base_loss('ce')`` and computed as -log_softmax(z)[y] with no floor on p, so its
+    gradient in the logits is softmax(z) - e_y at any p_y (as ``nn.CrossEntropyLoss``).
     """
 
     def __init__(self, num_classes: int, reduction: str = "mean") -> None:
@@ -222,10 +236,11 @@ class SymmetricCE(LabelProbLoss):
         _check(alpha >= 0, "sce", "alpha", alpha, ">= 0")
         _check(beta >= 0, "sce", "beta", beta, ">= 0")
         self.alpha, self.beta = alpha, beta
-        self._ce = base_loss("ce")
 
-    def of_p(self, p: Tensor) -> Tensor:
-        return self.alpha * self._ce.value(p) + self.beta * reverse_ce_of_p(p)
+    def of_log_p(self, log_p: Tensor) -> Tensor:
+        """CE from the unclamped log p (as the reference trains it), RCE from p clamped at 1e-7."""
+        p = log_p.exp().clamp(ogc.P_MIN, ogc.P_MAX)
+        return -self.alpha * log_p + self.beta * reverse_ce_of_p(p)
 
 
 class NCEandRCE(RobustLoss):

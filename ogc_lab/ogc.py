@@ -54,7 +54,8 @@ class BaseLoss:
 
     ``exp_rate`` is k when |dl/dp| = exp(k * H) with H = -log p (CE: 1, GCE: 1 - q): the ratio of
     clipped gradients then has a closed form.  ``None`` means only the grid estimate applies.
-    ``value_of_log_p`` is l written in log p, where that is exact and cheaper (CE: -log p).
+    ``value_of_log_p`` is l written in log p, exact for every log p <= 0 with no floor on p (CE:
+    -log p): the unclipped losses use it so that a sample with a tiny p keeps its full gradient.
     """
 
     name: str
@@ -110,12 +111,17 @@ def _fl(gamma: float = 0.5) -> BaseLoss:
             hi = torch.where(above, hi, mid)
         return torch.exp(0.5 * (lo + hi))
 
+    def value_of_log_p(log_p: Tensor) -> Tensor:
+        # 1 - p from expm1 (exact near p = 1), floored so that d/dp (1 - p)^gamma stays finite at p = 1
+        return -((-torch.expm1(log_p)).clamp_min(1.0 - P_MAX) ** gamma) * log_p
+
     return BaseLoss(
         name=f"fl(gamma={gamma})",
         value=lambda p: -((1.0 - p) ** gamma) * torch.log(p),
         grad=grad,
         threshold_prob=threshold_prob,
         exp_rate=None,
+        value_of_log_p=value_of_log_p,
     )
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
+AMP_MODES = ("auto", "bf16", "off")
 OPTIMIZERS = ("sgd",)
 SCHEDULES = ("multistep", "cosine", "constant")
 PIPELINES = ("device", "dataloader")
@@ -59,8 +61,8 @@ class Config:
     rotation: float = 15.0
     # engine
     device: str = "auto"  # auto = cuda, then mps, then cpu
-    amp: bool = True  # bf16 autocast (CUDA only)
-    channels_last: bool = True  # memory format for image models (CUDA only)
+    amp: AmpMode = AmpMode("auto")  # bf16 autocast: auto (where native: CUDA, AVX512-BF16/AMX CPUs), bf16, off
+    channels_last: bool = True  # memory format for image models (on CUDA, and on a CPU under bf16)
     compile: bool = False  # torch.compile the model
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
     pipeline: str = "device"  # device: whole data set on the device; dataloader: torch DataLoader
@@ -181,7 +183,15 @@ def _to_dict(value: Any) -> dict[str, Any]:
     raise TypeError
 
 
+def _to_amp(value: Any) -> str:
+    """An amp mode; the booleans of configs written before 2026-11-28 read as auto (true) and off (false)."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    return _to_str(value).strip().lower()
+
+
 _COERCERS: dict[Any, Callable[[Any], Any]] = {
+    AmpMode: _to_amp,
     bool: _to_bool,
     int: _to_int,
     float: _to_float,
@@ -210,7 +220,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _check_choices(cfg: Config) -> None:
-    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("pipeline", PIPELINES)]:
+    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("pipeline", PIPELINES),
+                          ("amp", AMP_MODES)]:
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; allowed: {', '.join(allowed)}")
     if not _DEVICE_RE.match(cfg.device):

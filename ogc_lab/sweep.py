@@ -75,7 +75,8 @@ def grid(
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be integers >= 0, got {seeds!r}")
     runs = []
-    for loss, noise, seed in itertools.product(_non_empty("losses", losses), _non_empty("noises", noises), seeds):
+    # seed-major: a sweep stopped part-way leaves whole seeds of the grid, each a complete comparison
+    for seed, noise, loss in itertools.product(seeds, _non_empty("noises", noises), _non_empty("losses", losses)):
         config = base.replace(loss=loss, noise=noise, seed=seed)
         runs.append(SweepRun(config, run_dir(out, config)))
     return runs

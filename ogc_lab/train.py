@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
 from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
+from .hardware import autocast, device_name, resolve_amp, select_device
 from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, versions
 from .losses import make_loss
 from .models import make_model
@@ -75,21 +76,6 @@ def dist_info() -> DistInfo:
     """Read RANK / WORLD_SIZE / LOCAL_RANK as set by torchrun (single process when unset)."""
     env = os.environ
     return DistInfo(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks cuda (this process's local GPU), then mps, then cpu; else the named device."""
-    if name != "auto":
-        device = torch.device(name)
-        available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
-        if device.type in available and not available[device.type]():
-            raise ValueError(f"device {name!r} is not available here; use 'auto' or 'cpu'")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -411,10 +397,11 @@ class Run:
     train_clean: Tensor
     channels_last: bool
     amp: bool
+    amp_reason: str  # why amp is on or off here (recorded in the result)
 
     def autocast(self) -> AbstractContextManager[Any]:
-        """bf16 autocast on CUDA when amp is on, else nothing."""
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        """bf16 autocast on the run's device when amp is on, else nothing."""
+        return autocast(self.device, self.amp)
 
 
 def build_loss(config: Config, num_classes: int, info: DistInfo) -> nn.Module:
@@ -439,7 +426,8 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     train_x, train_noisy, train_clean = (t[shard].to(on) for t in (split.train_x, labels.noisy, labels.clean))
 
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
-    channels_last = split.is_image and config.channels_last and device.type == "cuda"
+    amp, amp_reason = resolve_amp(config.amp, device, split.is_image)
+    channels_last = split.is_image and config.channels_last and (device.type == "cuda" or amp)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model: nn.Module = net
@@ -454,7 +442,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     generator = torch.Generator(device=on if on.type != "mps" else "cpu").manual_seed(config.seed + info.rank)
     return Run(
         config, info, device, split, labels, net, model, loss_fn, optimizer, scheduler, generator,
-        train_x, train_noisy, train_clean, channels_last, amp=config.amp and device.type == "cuda",
+        train_x, train_noisy, train_clean, channels_last, amp, amp_reason,
     )
 
 
@@ -466,7 +454,7 @@ def _train_epoch(
     run.model.train()
     lr = run.optimizer.param_groups[0]["lr"]
     target = 1.0 + lr * float(c.loss_kwargs().get("epsilon", c.ogc_epsilon))
-    totals = torch.zeros(4, dtype=torch.float64, device=dev)  # loss sum, correct noisy, correct clean, n
+    totals = torch.zeros(len(TRAIN_COUNTS), dtype=torch.float64, device=dev)
     stats = GradStats(diagnostic_base(run.loss_fn), dev)
     batches = _batches(run, epoch)
     for inputs, targets, idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
@@ -483,9 +471,7 @@ def _train_epoch(
         step += 1
 
         logits = logits.detach().float()
-        pred = logits.argmax(1)
-        n = targets.new_full((), len(targets))  # a fill kernel: no host-to-device copy
-        totals += torch.stack([loss.detach() * n, (pred == targets).sum(), (pred == clean).sum(), n]).double()
+        totals += batch_counts(loss.detach(), logits.argmax(1), targets, clean)
         stats.update(logits, targets, clean, loss_tau(run.loss_fn, dev))
         if step % c.log_interval == 0:
             row = {"step": step, "epoch": epoch + 1, "lr": lr, "target": target, **stats.read(run.info)}
@@ -495,11 +481,35 @@ def _train_epoch(
                 steps_log.append(row)
     if run.info.world > 1:
         dist.all_reduce(totals)
-    loss_sum, correct_noisy, correct_clean, n = totals.tolist()
-    if not math.isfinite(loss_sum):
-        raise ValueError(f"training diverged: the loss is {loss_sum} in epoch {epoch + 1}; lower lr={c.lr}")
-    metrics = {"train_loss": loss_sum / n, "train_acc_noisy": correct_noisy / n, "train_acc_clean": correct_clean / n}
+    t = dict(zip(TRAIN_COUNTS, totals.tolist()))
+    if not math.isfinite(t["loss"]):
+        raise ValueError(f"training diverged: the loss is {t['loss']} in epoch {epoch + 1}; lower lr={c.lr}")
+    n, flipped = t["n"], t["flipped"]
+    metrics = {
+        "train_loss": t["loss"] / n,
+        "train_acc_noisy": t["pred_noisy"] / n,
+        "train_acc_clean": t["pred_clean"] / n,
+        # memorisation: how the flipped samples are predicted (their given label vs their true one)
+        "flipped_fit_noisy": _div(t["flipped_pred_noisy"], flipped),
+        "flipped_fit_clean": _div(t["flipped_pred_clean"], flipped),
+        "unflipped_acc": _div(t["pred_clean"] - t["flipped_pred_clean"], n - flipped),
+    }
     return metrics, step
+
+
+# per-epoch training counts, summed on the device (one host read an epoch)
+TRAIN_COUNTS = ("loss", "n", "pred_noisy", "pred_clean", "flipped", "flipped_pred_noisy", "flipped_pred_clean")
+
+
+def batch_counts(loss: Tensor, pred: Tensor, targets: Tensor, clean: Tensor) -> Tensor:
+    """One batch's contribution to ``TRAIN_COUNTS`` (float64, no host sync)."""
+    n = targets.new_full((), len(targets))  # a fill kernel: no host-to-device copy
+    flipped = targets != clean
+    hit_noisy, hit_clean = pred == targets, pred == clean
+    return torch.stack([
+        loss * n, n, hit_noisy.sum(), hit_clean.sum(),
+        flipped.sum(), (hit_noisy & flipped).sum(), (hit_clean & flipped).sum(),
+    ]).double()
 
 
 def _loss_diagnostics(loss_fn: nn.Module, device: torch.device) -> dict[str, float]:
@@ -559,13 +569,12 @@ def _restore(run: Run, state: dict[str, Any]) -> None:
 def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
     """The run's record: config, versions, device, noise report, curves and summary accuracies."""
     test = [h["test_acc"] for h in history]
-    device = str(run.device)
-    if run.device.type == "cuda":
-        device += f" ({torch.cuda.get_device_name(run.device)})"
     return {
         "config": run.config.to_dict(),
         "versions": versions(),
-        "device": device,
+        "device": device_name(run.device),
+        "amp": run.amp_reason,
+        "channels_last": run.channels_last,
         "world_size": run.info.world,
         "num_train": len(run.labels.noisy),
         "num_test": len(run.split.test_y),

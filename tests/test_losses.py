@@ -316,6 +316,40 @@ def test_ce_matches_torch_cross_entropy():
     torch.testing.assert_close(make_loss("ce", 10)(z, y), torch.nn.functional.cross_entropy(z, y))
 
 
+def far_wrong_logits(log_p_label: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 logits of 3 samples over 10 classes whose label has log-probability about ``log_p_label``."""
+    z = torch.zeros(3, 10, dtype=torch.float64)
+    z[:, 1] = -log_p_label  # label 0 at logit 0, class 1 far above it
+    return z, torch.zeros(3, dtype=torch.long)
+
+
+@pytest.mark.parametrize("name", ["ce", "fl", "sce"])
+def test_unclipped_ce_terms_have_no_floor_on_p(name):
+    """A far-wrong sample (p_y = 1e-12, far below the 1e-7 clamp) keeps its full CE value and gradient."""
+    z, y = far_wrong_logits(math.log(1e-12))
+    z.requires_grad_()
+    loss = make_loss(name, 10, reduction="sum")(z, y)
+    loss.backward()
+    log_p = torch.log_softmax(z.detach(), 1)[:, 0]
+    assert float(-log_p[0]) > 27.0  # above the clamped ceiling -log(1e-7) = 16.1
+    softmax_minus_onehot = torch.softmax(z.detach(), 1) - torch.nn.functional.one_hot(y, 10)
+    if name == "ce":
+        torch.testing.assert_close(loss, -log_p.sum())
+        torch.testing.assert_close(z.grad, softmax_minus_onehot)
+    elif name == "fl":  # (1 - p)^0.5 = 1 to 1e-12: FL is CE here
+        torch.testing.assert_close(z.grad, softmax_minus_onehot, rtol=1e-6, atol=1e-9)
+    else:  # SCE = 0.1 CE + RCE; RCE's gradient at p_y = 1e-12 is about 9.2 p_y, i.e. nil
+        torch.testing.assert_close(z.grad, 0.1 * softmax_minus_onehot, rtol=1e-6, atol=1e-9)
+
+
+def test_fl_gradient_is_finite_at_p_one():
+    """(1 - p)^gamma has an infinite slope at p = 1; FL from log p floors 1 - p, so a certain sample trains."""
+    z, y = far_wrong_logits(math.log(1e-12))
+    z = (-z).requires_grad_()  # now the label holds all the mass: p_y rounds to 1
+    make_loss("fl", 10)(z.float(), y).backward()
+    assert torch.isfinite(z.grad).all()
+
+
 @PROPERTY
 @given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.1, 6.0), tau=st.floats(1.0, 50.0))
 def test_phuber_gradient_in_p_is_clipped_at_tau(seed, scale, tau):

@@ -17,15 +17,18 @@ from sklearn.metrics import roc_auc_score
 import ogc_lab.train as train_module
 from ogc_lab import io
 from ogc_lab.data import load_dataset
+from ogc_lab.hardware import cpu_name
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
 from ogc_lab.recipes import Config, get_recipe
 from ogc_lab.train import (
+    TRAIN_COUNTS,
     CheckpointError,
     DistInfo,
     GradStats,
     RunExistsError,
     auc,
+    batch_counts,
     load_checkpoint,
     select_device,
     train,
@@ -57,7 +60,8 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     saved = json.loads((out / "result.json").read_text())
     assert saved["config"] == TOY.to_dict() and Config.from_dict(saved["config"]) == TOY
     assert set(saved["versions"]) == {"python", "ogc_lab", "torch", "torchvision", "numpy", "sklearn"}
-    assert saved["device"] == "cpu" and saved["world_size"] == 1
+    assert saved["device"] == f"cpu ({cpu_name()})" and saved["world_size"] == 1
+    assert saved["amp"].startswith("off (auto)")  # toy2d is not an image set: float32 whatever the CPU
     assert len(saved["epochs"]) == TOY.epochs
     test = [e["test_acc"] for e in saved["epochs"]]
     assert saved["final_test_acc"] == test[-1] and saved["best_test_acc"] == max(test)
@@ -150,6 +154,16 @@ def test_auc_matches_sklearn_with_ties() -> None:
     positive = rng.random(200) < 0.3
     assert auc(scores, positive) == pytest.approx(roc_auc_score(positive, scores), abs=1e-12)
     assert np.isnan(auc(scores, np.zeros(200, bool)))
+
+
+def testbatch_counts_count_memorisation_exactly() -> None:
+    """Flipped samples predicted as their given (noisy) label vs their true one, counted by hand."""
+    clean = torch.tensor([0, 1, 2, 3, 4, 5])
+    noisy = torch.tensor([0, 1, 9, 9, 9, 5])  # samples 2, 3, 4 flipped
+    pred = torch.tensor([0, 7, 9, 3, 8, 5])  # 2 fits its noisy label, 3 its clean one, 4 neither
+    totals = dict(zip(TRAIN_COUNTS, batch_counts(torch.tensor(0.5), pred, noisy, clean).tolist()))
+    assert totals == {"loss": 3.0, "n": 6, "pred_noisy": 3, "pred_clean": 3, "flipped": 3,
+                      "flipped_pred_noisy": 1, "flipped_pred_clean": 1}
 
 
 def test_select_device() -> None:

@@ -1,0 +1,89 @@
+"""The machine a run trains on: which device, which processor, and whether bf16 autocast pays there.
+
+One owner for these decisions, so that the trainer, the cost measurements and the benchmarks agree.
+bf16 autocast is a clear win on CUDA and on CPUs with native bf16 matrix units (AVX512-BF16, AMX:
+about 3-4x a CIFAR training step); on other CPUs torch emulates bf16 and it is slower than float32.
+"""
+
+from __future__ import annotations
+
+import platform
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .recipes import AMP_MODES
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` picks cuda (this process's local GPU), then mps, then cpu; else the named device."""
+    if name != "auto":
+        device = torch.device(name)
+        available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+        if device.type in available and not available[device.type]():
+            raise ValueError(f"device {name!r} is not available here; use 'auto' or 'cpu'")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@cache
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` reports."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 matrix products in hardware (AVX512-BF16 or AMX tiles)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def device_name(device: torch.device) -> str:
+    """``device`` with its hardware, as results record it: ``cuda:0 (NVIDIA H200)``, ``cpu (Intel Xeon ...)``."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({cpu_name()})"
+    return str(device)
+
+
+def resolve_amp(mode: str, device: torch.device, is_image: bool) -> tuple[bool, str]:
+    """Whether a run trains under bf16 autocast, and why (recorded in the result).
+
+    ``auto`` turns it on for image models on CUDA with bf16 support and on CPUs with native bf16;
+    ``bf16`` forces it (on a CPU without native bf16 it is emulated and slow); ``off`` is float32.
+    """
+    if mode not in AMP_MODES:
+        raise ValueError(f"unknown amp mode {mode!r}; allowed: {', '.join(AMP_MODES)}")
+    if mode == "off":
+        return False, "off: float32 as asked"
+    if device.type not in ("cuda", "cpu"):
+        return False, f"off: no bf16 autocast on {device.type}"
+    if mode == "bf16":
+        return True, f"bf16 as asked on {device_name(device)}"
+    if not is_image:
+        return False, "off (auto): not an image model, nothing to gain"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return True, "bf16 (auto): CUDA with bf16 support"
+        return False, "off (auto): this GPU has no bf16"
+    if cpu_has_native_bf16():
+        return True, "bf16 (auto): the CPU has native bf16 (AVX512-BF16/AMX)"
+    return False, "off (auto): the CPU has no native bf16, emulation would be slower than float32"
+
+
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[Any]:
+    """bf16 autocast on ``device`` (CUDA or CPU) when ``enabled``, else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
