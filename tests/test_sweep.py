@@ -23,7 +23,8 @@ def test_grid_is_the_product_in_order_with_overrides_and_the_folder_layout(tmp_p
     runs = grid("toy", ["ce", "ce+ogc"], ["none", "symmetric:0.2"], [0, 3], tmp_path, {"epochs": 2, "lr": 0.05})
     assert len(runs) == 8
     keys = [(r.config.loss, r.config.noise, r.config.seed) for r in runs]
-    assert keys == [(loss, n, s) for loss in ("ce", "ce+ogc") for n in ("none", "symmetric:0.2") for s in (0, 3)]
+    # seed-major, then noise, then loss: a sweep stopped part-way leaves whole seeds
+    assert keys == [(loss, n, s) for s in (0, 3) for n in ("none", "symmetric:0.2") for loss in ("ce", "ce+ogc")]
     assert all(r.config.epochs == 2 and r.config.lr == 0.05 and r.config.dataset == "toy2d" for r in runs)
     assert runs[7].out == tmp_path / "ce+ogc" / "symmetric_0.2" / "seed3"
     # a Config works as the base as well as a recipe name
