@@ -181,9 +181,11 @@ class _Killed(Exception):
     """Stands in for the process being killed."""
 
 
-def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("amp", ["off", "bf16"])  # float32, and bf16 autocast + channels_last (emulated where not native)
+def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amp: str) -> None:
+    config = DIGITS.replace(amp=amp)
     straight = tmp_path / "straight"
-    train(DIGITS, straight, progress=False)
+    train(config, straight, progress=False)
 
     killed = tmp_path / "killed"
     real_save = train_module._save_checkpoint
@@ -197,11 +199,11 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die_in_epoch_3)
     with pytest.raises(_Killed):
-        train(DIGITS, killed, progress=False)
+        train(config, killed, progress=False)
     assert load_checkpoint(killed / "checkpoint.pt")["epoch"] == 2
     assert len(_rows(killed / "epochs.csv")) == 3  # the stray epoch-3 row the resume must drop
     monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
-    resumed = train(DIGITS, killed, resume=True, progress=False)
+    resumed = train(config, killed, resume=True, progress=False)
 
     a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
     assert a["epoch"] == b["epoch"] == 3 and a["step"] == b["step"]
@@ -215,6 +217,7 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
     assert timeless(_rows(straight / "epochs.csv")) == timeless(_rows(killed / "epochs.csv"))
     assert [e["test_acc"] for e in resumed["epochs"]] == [e["test_acc"] for e in json.loads(
         (straight / "result.json").read_text())["epochs"]]
+    assert resumed["amp"].startswith(amp)  # the decision is recorded: "off: ..." or "bf16 as asked ..."
 
 
 def test_a_finished_run_is_never_overwritten(toy_run) -> None:
