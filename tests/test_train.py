@@ -181,7 +181,7 @@ class _Killed(Exception):
     """Stands in for the process being killed."""
 
 
-@pytest.mark.parametrize("amp", ["off", "bf16"])  # float32, and bf16 autocast + channels_last (emulated where not native)
+@pytest.mark.parametrize("amp", ["off", "bf16"])  # float32; bf16 autocast + channels_last (emulated if not native)
 def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, amp: str) -> None:
     config = DIGITS.replace(amp=amp)
     straight = tmp_path / "straight"
