@@ -35,6 +35,7 @@ NUM_CLASSES = cost.NUM_CLASSES
 LR = cost.LR  # the recipe's first learning rate: target ratio 1 + 0.1 * 20 = 3
 TARGET = 1.03
 IN_SHAPES = {name: cost.IN_SHAPES[name] for name in ("cnn-small", "resnet18")}
+PRECISION_TARGET = ">= 3 where the hardware has native bf16"
 FIXED_TAU = 4.0  # threshold of the fixed-tau transformed-loss piece (both branches in use)
 
 
@@ -167,6 +168,25 @@ def print_report(rows: list[dict[str, Any]], pieces: dict[str, float], state: di
         print(C.ratio_line(f"ce+ogc/ce step {r['model']} [{info['device']}]", r["ratio"], f"<= {TARGET}"))
 
 
+def time_precision(model: str, batch: int, args: Any, device: torch.device) -> dict[str, Any]:
+    """The CE training step of ``model`` in float32 and under bf16 autocast + channels_last, in rotation."""
+    return cost.time_precision_steps(model.strip(), "ce", batch, args.precision_steps, device, threads=0,
+                                     warmup_steps=1 if args.quick else 2, seed=args.seed)
+
+
+def print_precision(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    """Table and RATIO lines of the precision timings (float32 median step / bf16 median step)."""
+    if not rows:
+        return
+    print(f"\nTraining step, float32 vs bf16 autocast + channels_last (CE; steps alternate; medians; "
+          f"native bf16: {rows[0]['native_bf16']})")
+    table = [[r["model"], r["batch"], r["steps_per_arm"], f"{r['float32_step_s'] * 1e3:.1f}",
+              f"{r['bf16_step_s'] * 1e3:.1f}", f"{r['speedup']:.2f}x"] for r in rows]
+    print(C.format_table(["model", "batch", "steps/arm", "float32 ms", "bf16 ms", "speed-up"], table))
+    for r in rows:
+        print(C.ratio_line(f"float32/bf16 step {r['model']} [{info['device']}]", r["speedup"], PRECISION_TARGET))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="cnn-small,resnet18", help="comma-separated: cnn-small, resnet18")
@@ -176,13 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=10, help="refit intervals of timed steps per arm")
     parser.add_argument("--cpu-resnet-steps", type=int, default=3, help="timed single steps per arm, ResNet-18 on CPU")
     parser.add_argument("--piece-repeats", type=int, default=300)
+    parser.add_argument("--precision-models", default="cnn8,resnet18",
+                        help="models timed in float32 vs bf16 autocast (CE step); empty to skip")
+    parser.add_argument("--precision-steps", type=int, default=6, help="timed steps per precision arm")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in IN_SHAPES]
     if unknown or not models:
         raise ValueError(f"unknown model(s) {unknown or args.models!r}; allowed: {', '.join(IN_SHAPES)}")
     if args.quick:
-        args.blocks, args.cpu_resnet_steps, args.piece_repeats = 1, 1, 20
+        args.blocks, args.cpu_resnet_steps, args.piece_repeats, args.precision_steps = 1, 1, 20, 1
     device = C.setup(args)
     info = C.machine_info(device)
     batch_of = {m: (8 if args.quick and m == "resnet18" and device.type == "cpu" else args.batch) for m in models}
@@ -198,8 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     sync = {m: sync_check(m, batch_of[m], device, args.seed, args.interval, args.queue_size) for m in models}
     state = state_bytes(args.interval, args.queue_size, device)
     print_report(rows, pieces, state, sync, info, args.interval)
+    precision = [time_precision(m, batch_of.get(m, args.batch) if not args.quick else 8, args, device)
+                 for m in args.precision_models.split(",") if m.strip()]
+    print_precision(precision, info)
     C.write_json(args.json, {"benchmark": "step", "machine": info, "args": vars(args), "results": rows,
-                             "pieces_s": pieces, "ogc_state": state, "cuda_sync_check": sync, "target": TARGET})
+                             "pieces_s": pieces, "ogc_state": state, "cuda_sync_check": sync, "target": TARGET,
+                             "precision": precision, "precision_target": PRECISION_TARGET})
     return 0
 
 
