@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--noises", required=True, help="comma-separated, e.g. symmetric:0.4,asym-cifar10:0.4")
     sweep.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
     sweep.add_argument("--out", type=Path, required=True, help="grid root: OUT/<loss>/<noise>/seed<k>")
-    sweep.add_argument("--jobs", type=int, help="runs at once (default: one per GPU, or 1)")
+    sweep.add_argument("--jobs", type=int, help="runs at once (default: one per GPU, else one per CPU core)")
     sweep.set_defaults(func=cmd_sweep)
 
     report = sub.add_parser("report", help="tables and plots of a sweep folder")

@@ -122,7 +122,7 @@ def test_module_entry_point_runs_and_reports_errors_without_traceback(tmp_path: 
 
 
 SWEEP = ["sweep", "--recipe", "toy", "--epochs", "2", "--losses", "ce,ce+ogc", "--noises", "symmetric:0.3",
-         "--seeds", "0,1", "--set", "ogc_queue_size=64", "--set", "ogc_interval=2"]
+         "--seeds", "0,1", "--set", "ogc_queue_size=64", "--set", "ogc_interval=2", "--jobs", "1"]  # in-process
 
 
 class _Killed(Exception):

@@ -114,7 +114,7 @@ def test_a_worker_pool_gives_the_same_numbers_as_this_process(tmp_path: Path) ->
 def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert (default_jobs(), default_jobs(1), default_jobs(2), default_jobs(16)) == (1, 8, 4, 1)
+    assert (default_jobs(), default_jobs(0), default_jobs(2), default_jobs(16)) == (8, 1, 4, 1)  # a run per core
     with pytest.raises(ValueError, match="threads_per_run"):
         default_jobs(-1)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
