@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -123,24 +124,37 @@ def test_common_helpers_interleave_and_count_exactly() -> None:
         common.setup(type("Args", (), {"threads": -1, "seed": 0, "device": "cpu"})())
 
 
-def test_device_checks_script_rehearses_a_training_run_on_the_cpu(tmp_path: Path) -> None:
+def test_device_checks_script_rehearses_the_pair_on_the_cpu(tmp_path: Path) -> None:
     # OGC_DEVICE_QUICK=1 runs the GPU script's code path on the CPU; what it leaves under $OUT is
-    # what the device tool would bring back, so every name must be plain (no '+').
+    # what the device tool would bring back: at most 8 files, every name plain (no '+').
     npz = tmp_path / "cifar10_jpeg.npz"
     write_cifar_npz(npz, n_train=80, n_test=20)
     out = tmp_path / "out"
     env = {**os.environ, "OGC_DEVICE_QUICK": "1", "PYTHON": sys.executable, "OUT": str(out),
            "OGC_CIFAR_NPZ": str(npz), "OGC_DEVICE_RUNS": str(tmp_path / "runs")}
     script = str(BENCH / "device_checks.sh")
-    proc = subprocess.run(["bash", script, "train", "ce+ogc"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(["bash", script, "pair"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     kept = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    run = "official-cifar10_ce-ogc_symmetric-0.4_seed0"
-    assert kept == [f"{run}/epochs.csv", f"{run}/result.json", "train_ce-ogc.log"]
-    assert all(re.fullmatch(r"[A-Za-z0-9._/-]+", name) for name in kept)
-    config = json.loads((out / run / "result.json").read_text())["config"]
+    assert kept == ["device.log", "runs.tar.gz"]
+    with tarfile.open(out / "runs.tar.gz") as tar:
+        packed = sorted(tar.getnames())
+    runs = [f"official-cifar10_{tag}_symmetric-0.4_seed0" for tag in ("ce", "ce-ogc")]
+    assert packed == sorted(f"{r}/{f}" for r in runs for f in ("epochs.csv", "result.json", "steps.csv"))
+    assert all(re.fullmatch(r"[A-Za-z0-9._/-]+", name) for name in packed)
+    results = _packed_results(out / "runs.tar.gz")
+    config = json.loads(results[runs[1]])["config"]
     assert (config["loss"], config["noise"], config["dataset"], config["epochs"]) == ("ce+ogc", "symmetric:0.4",
                                                                                     "cifar10-npz", 2)
+    # a second call resumes from build/device-runs: both runs are finished, so their results stay as they were
+    again = subprocess.run(["bash", script, "pair"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0 and _packed_results(out / "runs.tar.gz") == results
     bad = subprocess.run(["bash", script, "bogus"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "allowed: checks, train LOSS" in bad.stderr
+    assert bad.returncode == 2 and "allowed: all, checks, pair" in bad.stderr
+
+
+def _packed_results(path: Path) -> dict[str, bytes]:
+    """Run name -> bytes of its result.json inside the tarball the device script brings back."""
+    with tarfile.open(path) as tar:
+        return {name.split("/")[0]: tar.extractfile(name).read() for name in tar.getnames()
+                if name.endswith("/result.json")}
