@@ -1,0 +1,108 @@
+"""Did a method keep the network from fitting wrong labels?  Memorisation and paired comparisons of runs.
+
+A run *memorises* when its training predictions on the flipped samples follow their given (wrong)
+labels and its test accuracy falls from its peak.  ``memorisation`` reads both from a run's epochs;
+``comparison`` puts methods side by side over seeds, with the per-seed paired difference to a
+baseline; ``verdict`` turns one paired difference into words chosen by its numbers (the book and the
+regression checks use the same words, so a sentence cannot drift from its table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LAST_EPOCHS = 10  # the reported figure: mean test accuracy of the last 10 epochs (the reference recipe's)
+
+
+def memorisation(run: dict[str, Any]) -> dict[str, float]:
+    """Peak and final test accuracy, the drop between them, and the flipped samples' fit at the end.
+
+    ``noisy_fit`` is the share of flipped training samples predicted as their given (wrong) label in
+    the last epoch; chance is about 1/K.  ``clean_fit`` is the share predicted as their true label.
+    """
+    epochs = run["epochs"]
+    test = np.array([e["test_acc"] for e in epochs], dtype=float)
+    last = epochs[-1]
+    peak = int(np.argmax(test))
+    return {
+        "peak_test_acc": float(test[peak]),
+        "peak_epoch": peak + 1,
+        "final_test_acc": float(test[-1]),
+        "last10_test_acc": float(test[-LAST_EPOCHS:].mean()),
+        "drop": float(test[peak] - test[-1]),
+        "noisy_fit": float(last.get("flipped_fit_noisy", np.nan)),
+        "clean_fit": float(last.get("flipped_fit_clean", np.nan)),
+        "unflipped_acc": float(last.get("unflipped_acc", np.nan)),
+    }
+
+
+def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run: its noise, loss and seed, and its ``memorisation`` figures."""
+    rows = [{"noise": r["config"]["noise"], "loss": r["config"]["loss"], "seed": r["config"]["seed"],
+             **memorisation(r)} for r in runs]
+    return pd.DataFrame(rows)
+
+
+def paired(frame: pd.DataFrame, baseline: str, value: str = "last10_test_acc") -> pd.DataFrame:
+    """Per noise, loss and seed: ``value`` minus the baseline's on the same noise and seed (seeds without one dropped)."""
+    if baseline not in set(frame["loss"]):
+        raise ValueError(f"baseline {baseline!r} has no runs; losses: {', '.join(sorted(set(frame['loss'])))}")
+    base = frame[frame["loss"] == baseline].set_index(["noise", "seed"])[value]
+    keys = pd.MultiIndex.from_frame(frame[["noise", "seed"]])
+    out = frame[["noise", "loss", "seed"]].copy()
+    out["diff"] = frame[value].to_numpy() - base.reindex(keys).to_numpy()
+    return out.dropna(subset=["diff"])
+
+
+def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
+    """Per noise and loss: means and stds over seeds, and the paired difference to ``baseline``.
+
+    Columns: n, last10 (mean, std), peak, final, drop, noisy_fit (means), diff (mean, std of the
+    per-seed difference in last-10 accuracy to the baseline) and wins (seeds where it is above).
+    """
+    diffs = paired(frame, baseline)
+    grouped = frame.groupby(["noise", "loss"], sort=False)
+    table = grouped.agg(
+        n=("seed", "count"), last10=("last10_test_acc", "mean"), last10_std=("last10_test_acc", "std"),
+        peak=("peak_test_acc", "mean"), final=("final_test_acc", "mean"), drop=("drop", "mean"),
+        noisy_fit=("noisy_fit", "mean"),
+    )
+    by = diffs.groupby(["noise", "loss"], sort=False)["diff"]
+    table["diff"] = by.mean()
+    table["diff_std"] = by.std()
+    table["wins"] = by.apply(lambda d: int((d > 0).sum()))
+    return table.reset_index()
+
+
+def verdict(diffs: Sequence[float]) -> str:
+    """Words for per-seed paired differences (fractions of accuracy): above, below, or not told apart.
+
+    'above'/'below' need every seed on the same side and a mean beyond one standard deviation of the
+    differences; anything else is 'not distinguishable from'.  One seed alone is never a verdict.
+    """
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        return "not yet comparable with (one seed)"
+    mean, std = float(d.mean()), float(d.std(ddof=1))
+    if (d > 0).all() and mean > std:
+        return "above"
+    if (d < 0).all() and -mean > std:
+        return "below"
+    return "not distinguishable from"
+
+
+def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str) -> str:
+    """One sentence comparing ``loss`` with ``baseline`` under ``noise``, every number from the runs."""
+    diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline)
+    d = diffs[(diffs["noise"] == noise) & (diffs["loss"] == loss)]["diff"].to_numpy()
+    if not d.size:
+        return f"Under {noise}, {loss} and {baseline} share no finished seed yet."
+    words = verdict(d)
+    spread = f" ± {100 * d.std(ddof=1):.1f}" if d.size > 1 else ""
+    wins = int((d > 0).sum())
+    return (f"Under {noise}, {loss} is {words} {baseline}: {100 * d.mean():+.1f}{spread} points of last-10 test "
+            f"accuracy (paired over {d.size} seed{'s' if d.size > 1 else ''}, above in {wins}).")

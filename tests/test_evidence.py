@@ -1,0 +1,71 @@
+"""ogc_lab.evidence: memorisation figures, paired comparisons and the words chosen by the numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from ogc_lab.evidence import comparison, memorisation, paired, runs_frame, sentence, verdict
+
+
+def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
+             noisy_fit: float = 0.5) -> dict:
+    """A result.json as the trainer writes it, reduced to what evidence reads."""
+    epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
+              for t in test]
+    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs}
+
+
+def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
+    test = [0.1, 0.3, 0.5, 0.4] + [0.2] * 10  # peak 0.5 in epoch 3, then down to 0.2
+    m = memorisation(fake_run("ce", 0, test, noisy_fit=0.7))
+    assert (m["peak_epoch"], m["peak_test_acc"], m["final_test_acc"]) == (3, 0.5, 0.2)
+    assert m["drop"] == pytest.approx(0.3) and m["last10_test_acc"] == pytest.approx(0.2)
+    assert (m["noisy_fit"], m["clean_fit"], m["unflipped_acc"]) == (0.7, 0.2, 0.9)
+    old = {"config": {}, "epochs": [{"test_acc": 0.5}]}  # runs from before the fit columns existed
+    assert math.isnan(memorisation(old)["noisy_fit"])
+
+
+def _grid() -> pd.DataFrame:
+    runs = []
+    for seed, (ce, ogc) in enumerate([(0.30, 0.36), (0.32, 0.35), (0.31, 0.37)]):
+        runs += [fake_run("ce", seed, [ce] * 12), fake_run("ce+ogc", seed, [ogc] * 12)]
+        runs.append(fake_run("gce", seed, [ce + (0.01 if seed else -0.01)] * 12))
+    return runs_frame(runs)
+
+
+def test_paired_differences_match_seed_by_seed() -> None:
+    diffs = paired(_grid(), "ce")
+    ogc = diffs[diffs["loss"] == "ce+ogc"].sort_values("seed")["diff"].tolist()
+    assert ogc == pytest.approx([0.06, 0.03, 0.06])
+    assert (diffs[diffs["loss"] == "ce"]["diff"] == 0).all()
+    with pytest.raises(ValueError, match="baseline 'mae' has no runs; losses: ce, ce\\+ogc, gce"):
+        paired(_grid(), "mae")
+
+
+def test_comparison_table_counts_means_and_wins() -> None:
+    table = comparison(_grid()).set_index("loss")
+    assert table.loc["ce+ogc", "n"] == 3 and table.loc["ce+ogc", "wins"] == 3
+    assert table.loc["ce+ogc", "diff"] == pytest.approx(0.05)
+    assert table.loc["ce+ogc", "last10"] == pytest.approx((0.36 + 0.35 + 0.37) / 3)
+    assert table.loc["gce", "wins"] == 2
+
+
+@pytest.mark.parametrize("diffs, words", [
+    ([0.06, 0.03, 0.06], "above"),
+    ([-0.02, -0.03, -0.025], "below"),
+    ([-0.01, 0.01, 0.01], "not distinguishable from"),  # mixed signs
+    ([0.001, 0.05, 0.002], "not distinguishable from"),  # same sign, but the mean is within one std
+    ([0.05], "not yet comparable with (one seed)"),
+])
+def test_verdict_words_follow_the_numbers(diffs, words) -> None:
+    assert verdict(diffs) == words
+
+
+def test_sentence_is_built_from_the_runs() -> None:
+    text = sentence(_grid(), "symmetric:0.6", "ce+ogc", "ce")
+    assert text == ("Under symmetric:0.6, ce+ogc is above ce: +5.0 ± 1.7 points of last-10 test accuracy "
+                    "(paired over 3 seeds, above in 3).")
+    assert "share no finished seed" in sentence(_grid(), "human:worse", "ce+ogc", "ce")
