@@ -48,7 +48,7 @@ def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def paired(frame: pd.DataFrame, baseline: str, value: str = "last10_test_acc") -> pd.DataFrame:
-    """Per noise, loss and seed: ``value`` minus the baseline's on the same noise and seed (seeds without one dropped)."""
+    """Per noise, loss and seed: ``value`` minus the baseline's at the same noise and seed (others dropped)."""
     if baseline not in set(frame["loss"]):
         raise ValueError(f"baseline {baseline!r} has no runs; losses: {', '.join(sorted(set(frame['loss'])))}")
     base = frame[frame["loss"] == baseline].set_index(["noise", "seed"])[value]
