@@ -208,11 +208,12 @@ class GeneralizedCE(_OGCBaseLossModule):
 class MeanAbsoluteError(LabelProbLoss):
     """MAE (Ghosh et al., AAAI 2017): scale * ||e_y - softmax(z)||_1 = scale * 2 (1 - p_y).
 
-    Symmetric: the sum over all K labels is the constant scale * 2 (K - 1).  Default scale = 1 is
-    the paper's L1 distance; the OGC and APL reference code train with 1 - p_y, i.e. scale = 0.5.
+    Symmetric: the sum over all K labels is the constant scale * 2 (K - 1).  Default scale = 0.5,
+    i.e. 1 - p_y: the form the OGC and APL reference code train with (at the recipe's learning
+    rate).  scale = 1 is the paper's L1 distance, twice that loss and its gradient.
     """
 
-    def __init__(self, num_classes: int, reduction: str = "mean", *, scale: float = 1.0) -> None:
+    def __init__(self, num_classes: int, reduction: str = "mean", *, scale: float = 0.5) -> None:
         super().__init__(num_classes, reduction)
         _check(scale > 0, "mae", "scale", scale, "> 0")
         self.scale = scale

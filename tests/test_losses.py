@@ -85,7 +85,7 @@ def ref_logitclip(z, y, delta=1.0):
 REFERENCES = {  # name -> per-sample loss at the registry's defaults, written from the papers
     "ce": ref_ce,
     "fl": lambda z, y: -np.sqrt(1 - p_label(z, y)) * np.log(p_label(z, y)),
-    "mae": lambda z, y: np.abs(onehot(y, z.shape[1]) - softmax(z)).sum(axis=1),
+    "mae": lambda z, y: 0.5 * np.abs(onehot(y, z.shape[1]) - softmax(z)).sum(axis=1),  # 1 - p_y
     "gce": lambda z, y: (1 - p_label(z, y) ** 0.7) / 0.7,
     "sce": lambda z, y: 0.1 * ref_ce(z, y) + ref_rce(z, y),
     "nce+rce": lambda z, y: ref_nce(z, y) + ref_rce(z, y),
@@ -129,7 +129,7 @@ U = 0.75  # 1 - p_y for uniform logits over K = 4 classes
 UNIFORM_VALUES = {  # closed forms at p_y = 1/4, worked out by hand
     "ce": math.log(4),
     "fl": math.sqrt(U) * math.log(4),
-    "mae": 2 * U,
+    "mae": U,
     "gce": (1 - 0.25**0.7) / 0.7,
     "sce": 0.1 * math.log(4) - A * U,
     "nce+rce": 0.25 - A * U,
@@ -203,7 +203,7 @@ def loss_for_every_label(name: str, z: torch.Tensor, **params) -> torch.Tensor:
 
 
 SYMMETRIC = [  # (name, params, sum over the K = 10 labels)
-    ("mae", {}, 2.0 * 9),
+    ("mae", {}, 9.0),
     ("nce+rce", {"alpha": 1.0, "beta": 0.0}, 1.0),  # NCE alone
     ("nce+rce", {"alpha": 0.0, "beta": 1.0}, -A * 9),  # RCE alone
     ("anl-ce", {"alpha": 0.0, "beta": 1.0}, 9.0),  # NNCE alone
@@ -297,6 +297,15 @@ def test_taylor_tends_to_ce_as_order_grows():
         make_loss("taylor-ce", 10, "none", order=1)(z, y),
         make_loss("mae", 10, "none", scale=0.5)(z, y),
     )
+
+
+def test_mae_default_is_the_trained_one_minus_p_and_scale_one_the_l1_distance():
+    # The reference code trains MAE as 1 - p_y; the paper's L1 distance ||e_y - p||_1 is twice that.
+    z, y = random_logits(3, 4.0), torch.arange(16) % 10
+    p_y = torch.softmax(z, dim=1)[torch.arange(16), y]
+    torch.testing.assert_close(make_loss("mae", 10, "none")(z, y), 1.0 - p_y)
+    l1 = (torch.nn.functional.one_hot(y, 10) - torch.softmax(z, dim=1)).abs().sum(dim=1)
+    torch.testing.assert_close(make_loss("mae", 10, "none", scale=1.0)(z, y), l1)
 
 
 def test_fl_with_gamma_zero_is_ce():
@@ -426,7 +435,7 @@ def test_unknown_param_names_it_and_the_allowed_ones():
 DEFAULTS = {
     "fl": {"gamma": 0.5},
     "gce": {"q": 0.7},
-    "mae": {"scale": 1.0},
+    "mae": {"scale": 0.5},
     "sce": {"alpha": 0.1, "beta": 1.0},
     "nce+rce": {"alpha": 1.0, "beta": 1.0},
     "phuber-ce": {"tau": 10.0},
