@@ -17,9 +17,11 @@ dogs can flip back to cats (realised cat rate about 0.24 at a nominal 0.4).
 ``instance`` (Xia et al., NeurIPS 2020, "part-dependent" noise) needs ``features`` (N, ...): sample
 i keeps its label with probability 1 - q_i, q_i ~ N(r, std^2) truncated to [0, 1] (std 0.1), and
 otherwise takes class j != y_i with probability softmax(x_i W[y_i])_j, W ~ N(0, 1) of shape
-(K, d, K).  By default (``norm=l2``) each flattened x_i is scaled to unit L2 norm first, so the
-scores are N(0, 1) whatever the pixel scale; ``instance:r:norm=raw`` projects the features as given,
-as the OGC reference code does with raw 0..255 pixels (its softmax is then practically one-hot).
+(K, d, K).  By default (``norm=raw``) the flattened features are projected as given, as the OGC
+reference code does with raw 0..255 pixels: its softmax is then practically one-hot, so most of a
+class's flips go to few classes.  ``instance:r:norm=l2`` scales each x_i to unit L2 norm first, so
+the scores are N(0, 1) whatever the pixel scale and the flips spread more evenly (same rate, other
+structure).
 
 ``flipped`` is always ``noisy != clean``: a symmetric-uniform redraw that lands on the true class
 does not count as flipped.  Empty label arrays are accepted (the report then holds zeros).
@@ -470,7 +472,7 @@ NOISE_KINDS: dict[str, NoiseKind] = {
         matrix=None,
         max_rate=lambda k: 1.0,
         max_rate_reason=_BELOW_ONE,
-        params={"std": NoiseParam(0.1, _parse_std), "norm": NoiseParam("l2", _parse_norm)},
+        params={"std": NoiseParam(0.1, _parse_std), "norm": NoiseParam("raw", _parse_norm)},
     ),
 }
 

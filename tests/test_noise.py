@@ -319,7 +319,17 @@ def test_instance_noise_realises_nominal_rate_on_nchw_features():
     assert out.labels.min() >= 0 and out.labels.max() < 10
     assert torch.equal(out.flipped, out.labels != clean)
     assert (out.labels[out.flipped] != clean[out.flipped]).all()
-    assert out.report.params == {"std": 0.1, "norm": "l2"}
+    assert out.report.params == {"std": 0.1, "norm": "raw"}
+
+
+def test_instance_noise_defaults_to_raw_features_as_the_reference():
+    features, clean = image_batch(2000, 10, seed=3)
+    default, raw, l2 = (
+        make_noise(f"instance:0.4{norm}", clean, 10, seed=0, features=features)
+        for norm in ("", ":norm=raw", ":norm=l2")
+    )
+    assert default.report.params["norm"] == "raw"
+    assert default.report.labels_sha256 == raw.report.labels_sha256 != l2.report.labels_sha256
 
 
 def test_instance_noise_masks_the_true_class_in_the_flip_distribution():
@@ -344,7 +354,7 @@ def test_instance_noise_target_depends_on_the_features():
         in_group = (groups == p) & raw.flipped
         assert in_group.any() and raw.labels[in_group].unique().numel() == 1
     # unit-norm features give a soft distribution: some group spreads over several classes
-    soft = make_noise("instance:0.5", clean, 10, seed=0, features=features)
+    soft = make_noise("instance:0.5:norm=l2", clean, 10, seed=0, features=features)
     spreads = [soft.labels[(groups == p) & soft.flipped].unique().numel() for p in range(40)]
     assert max(spreads) > 1
 
@@ -352,8 +362,8 @@ def test_instance_noise_target_depends_on_the_features():
 def test_instance_noise_l2_mode_ignores_the_scale_of_each_sample():
     features, clean = image_batch(2000, 10, seed=2)
     scale = 2.0 ** torch.randint(-3, 4, (2000, 1, 1, 1), generator=torch.Generator().manual_seed(0))
-    a = make_noise("instance:0.3", clean, 10, seed=0, features=features)
-    b = make_noise("instance:0.3", clean, 10, seed=0, features=features * scale)
+    a = make_noise("instance:0.3:norm=l2", clean, 10, seed=0, features=features)
+    b = make_noise("instance:0.3:norm=l2", clean, 10, seed=0, features=features * scale)
     assert a.report.labels_sha256 == b.report.labels_sha256
 
 
