@@ -106,3 +106,55 @@ def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str) -> str:
     wins = int((d > 0).sum())
     return (f"Under {noise}, {loss} is {words} {baseline}: {100 * d.mean():+.1f}{spread} points of last-10 test "
             f"accuracy (paired over {d.size} seed{'s' if d.size > 1 else ''}, above in {wins}).")
+
+
+def augmentation_text(config: dict[str, Any]) -> str:
+    """The training augmentation of a config in words ('none' when every part is off)."""
+    parts = [f"crop (pad {config['crop_padding']})" if config["crop_padding"] else "",
+             "flip" if config["flip"] else "", f"rotation {config['rotation']:g}°" if config["rotation"] else ""]
+    return " + ".join(p for p in parts if p) or "none"
+
+
+def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The regime search: one row per run, its setting, its minutes, and how far it memorised."""
+    rows = []
+    for run in runs:
+        c, m = run["config"], memorisation(run)
+        rows.append({
+            "noise": c["noise"], "model": c["model"], "train images": run["num_train"], "epochs": c["epochs"],
+            "lr steps at": ", ".join(map(str, c["milestones"])), "augmentation": augmentation_text(c),
+            "minutes": run["wall_time_s"] / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
+            "final test acc": m["final_test_acc"], "drop (points)": 100 * m["drop"], "flipped fit": m["noisy_fit"],
+        })
+    return pd.DataFrame(rows)
+
+
+def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num_classes: int = 10) -> str:
+    """How far ``loss`` memorised under ``noise``, as means over its seeds, every number from the runs."""
+    rows = frame[(frame["noise"] == noise) & (frame["loss"] == loss)]
+    if not len(rows):
+        return f"Under {noise}, {loss} has no finished run yet."
+    mean = rows[["peak_test_acc", "final_test_acc", "drop", "noisy_fit", "peak_epoch"]].mean()
+    return (f"Under {noise}, {loss}'s test accuracy peaks at {mean['peak_test_acc']:.1%} (epoch "
+            f"{mean['peak_epoch']:.0f} on average over {len(rows)} seed{'s' if len(rows) > 1 else ''}) and ends at "
+            f"{mean['final_test_acc']:.1%}, {100 * mean['drop']:.1f} points lower; in its last epoch it predicts the "
+            f"given wrong label for {mean['noisy_fit']:.0%} of the flipped training images (chance: "
+            f"{1 / num_classes:.0%}).")
+
+
+def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
+    """``comparison`` as the book shows it: percentages, 'mean ± std', the paired difference in points."""
+    def pm(mean: float, std: float) -> str:
+        return f"{100 * mean:.1f} ± {100 * std:.1f}" if np.isfinite(std) else f"{100 * mean:.1f}"
+
+    return pd.DataFrame({
+        "noise": table["noise"], "loss": table["loss"], "seeds": table["n"],
+        "last-10 test acc (%)": [pm(m, s) for m, s in zip(table["last10"], table["last10_std"])],
+        "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
+        "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(0),
+        f"vs {baseline} (points, paired)": [
+            "—" if loss == baseline else f"{100 * d:+.1f}" + (f" ± {100 * s:.1f}" if np.isfinite(s) else "")
+            for loss, d, s in zip(table["loss"], table["diff"], table["diff_std"])],
+        f"seeds above {baseline}": ["—" if loss == baseline else f"{w} of {n}"
+                                    for loss, w, n in zip(table["loss"], table["wins"], table["n"])],
+    })

@@ -188,25 +188,43 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _curves(runs: list[dict[str, Any]], noise: str) -> dict[str, np.ndarray]:
-    """Test-accuracy curves (seeds x epochs) per loss for one noise spec."""
+# One colour per loss in every chapter and report (Okabe-Ito, readable with colour-blindness); others cycle.
+LOSS_COLORS = {
+    "ce": "#0072B2", "ce+ogc": "#D55E00", "phuber-ce": "#009E73", "gce": "#CC79A7", "gce+ogc": "#E69F00",
+    "fl": "#56B4E9", "fl+ogc": "#F0E442", "mae": "#999999", "sce": "#000000",
+}
+
+
+def loss_color(loss: str) -> str | None:
+    """The fixed colour of ``loss`` (None: matplotlib's cycle picks one)."""
+    return LOSS_COLORS.get(loss)
+
+
+def _curves(runs: list[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
+    """Per-epoch curves of ``key`` (seeds x epochs) per loss for one noise spec (runs lacking ``key`` left out)."""
     by_loss: dict[str, list[list[float]]] = {}
     for run in runs:
-        if run["config"]["noise"] == noise:
-            by_loss.setdefault(run["config"]["loss"], []).append([e["test_acc"] for e in run["epochs"]])
+        if run["config"]["noise"] == noise and all(key in e for e in run["epochs"]):
+            by_loss.setdefault(run["config"]["loss"], []).append([e[key] for e in run["epochs"]])
     return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
+
+
+def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, key: str = "test_acc",
+                      ylabel: str = "test accuracy", percent: bool = True) -> None:
+    """On ``ax``: the mean over seeds of an epochs.csv column per loss under ``noise``, with a ±1 std band."""
+    scale = 100.0 if percent else 1.0
+    for loss, curves in _curves(list(results), noise, key).items():
+        epochs = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0)
+        (line,) = ax.plot(epochs, scale * mean, color=loss_color(loss), label=f"{loss} (n={len(curves)})")
+        ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if percent else ""))
+    ax.grid(alpha=0.3)
 
 
 def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
     """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
-    scale = 100.0 if percent else 1.0
-    for loss, curves in _curves(list(results), noise).items():
-        epochs = np.arange(1, curves.shape[1] + 1)
-        mean, std = curves.mean(0), curves.std(0)
-        (line,) = ax.plot(epochs, scale * mean, label=f"{loss} (n={len(curves)})")
-        ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="epoch", ylabel="test accuracy" + (" (%)" if percent else ""))
-    ax.grid(alpha=0.3)
+    plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
 
 
 def plot_tau(ax: Any, steps: pd.DataFrame, **style: Any) -> None:
@@ -262,7 +280,8 @@ def plot_test_accuracy(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
 
 def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """Per noise spec: tau over steps (OGC runs) and the noisy/clean gradient ratio after clipping vs target."""
-    colours = {loss: f"C{i}" for i, loss in enumerate(sorted({r["config"]["loss"] for r in runs}))}
+    cycle = {loss: f"C{i}" for i, loss in enumerate(sorted({r["config"]["loss"] for r in runs}))}
+    colours = {loss: loss_color(loss) or c for loss, c in cycle.items()}
 
     def draw(axes: Any, of_noise: list[dict[str, Any]], noise: str) -> None:
         ax_tau, ax_ratio = axes

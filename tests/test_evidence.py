@@ -7,7 +7,17 @@ import math
 import pandas as pd
 import pytest
 
-from ogc_lab.evidence import comparison, memorisation, paired, runs_frame, sentence, verdict
+from ogc_lab.evidence import (
+    comparison,
+    display_table,
+    memorisation,
+    memorisation_sentence,
+    paired,
+    runs_frame,
+    search_table,
+    sentence,
+    verdict,
+)
 
 
 def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
@@ -69,3 +79,23 @@ def test_sentence_is_built_from_the_runs() -> None:
     assert text == ("Under symmetric:0.6, ce+ogc is above ce: +5.0 ± 1.7 points of last-10 test accuracy "
                     "(paired over 3 seeds, above in 3).")
     assert "share no finished seed" in sentence(_grid(), "human:worse", "ce+ogc", "ce")
+
+
+def test_search_table_and_memorisation_sentence() -> None:
+    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55)
+    run.update(num_train=5000, wall_time_s=600.0)
+    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    row = search_table([run]).iloc[0]
+    assert (row["augmentation"], row["minutes"], row["peak epoch"], row["lr steps at"]) == ("none", 10.0, 2, "1, 2")
+    assert row["drop (points)"] == pytest.approx(10.0)
+    text = memorisation_sentence(runs_frame([run]), "symmetric:0.6")
+    assert text == ("Under symmetric:0.6, ce's test accuracy peaks at 40.0% (epoch 2 on average over 1 seed) and "
+                    "ends at 30.0%, 10.0 points lower; in its last epoch it predicts the given wrong label for 55% "
+                    "of the flipped training images (chance: 10%).")
+
+
+def test_display_table_formats_points_and_wins() -> None:
+    shown = display_table(comparison(_grid())).set_index("loss")
+    assert shown.loc["ce+ogc", "vs ce (points, paired)"] == "+5.0 ± 1.7"
+    assert shown.loc["ce+ogc", "seeds above ce"] == "3 of 3" and shown.loc["ce", "seeds above ce"] == "—"
+    assert shown.loc["ce+ogc", "last-10 test acc (%)"] == "36.0 ± 1.0"
