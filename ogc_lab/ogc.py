@@ -98,7 +98,8 @@ def _fl(gamma: float = 0.5) -> BaseLoss:
         raise ValueError(f"focal loss needs gamma >= 0, got gamma={gamma}")
 
     def grad(p: Tensor) -> Tensor:
-        return (1.0 - p) ** gamma / p - gamma * (1.0 - p) ** (gamma - 1.0) * torch.log(p)
+        # products in the reference code's order, so float32 |l'| rounds as there (tau_search="reference")
+        return (1.0 - p) ** gamma / p - gamma * torch.log(p) * (1.0 - p) ** (gamma - 1.0)
 
     def threshold_prob(tau: Tensor) -> Tensor:
         # grad is decreasing in p: bisect in log p, a fixed number of steps (no host sync).
@@ -770,6 +771,91 @@ def solve_tau(
 
 
 # ----------------------------------------------------------------------------------------------
+# The reference code's tau search (tau_search="reference")
+# ----------------------------------------------------------------------------------------------
+
+REFERENCE_GRID = 1000  # H values the reference computes r on
+REFERENCE_STEPS = 10  # its bisection steps on the threshold probability
+REFERENCE_TOL = 1e-7  # it stops early at a midpoint where |target - r| < this
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_grid(base: BaseLoss) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's H grid (np.linspace over [H_MIN, H_MAX]) and |l'| there, float64, built once per loss."""
+    h = np.linspace(H_MIN, H_MAX, REFERENCE_GRID)
+    return h, base.grad_of_h(torch.from_numpy(h)).numpy()
+
+
+def _float32_grad(base: BaseLoss, p: float) -> float:
+    """|l'(p)| computed in float32, as the reference turns a threshold probability into tau."""
+    return base.grad(torch.tensor(p, dtype=torch.float32)).item()
+
+
+def _reference_ratio(gmm: GMM1D, base: BaseLoss) -> Callable[[float], float]:
+    """r at a threshold probability p as the reference computes it, in the same order of operations.
+
+    Densities: scipy's truncated normals on the grid; tau = |l'(p)| in float32; r = [mean of
+    d_noisy min(g, tau) / mean of d_clean min(g, tau)] * mean d_clean / mean d_noisy.
+    """
+    from scipy.stats import truncnorm
+
+    h, g = _reference_grid(base)
+    means, variances = (t.detach().cpu().double().numpy() for t in (gmm.means, gmm.variances))
+    with np.errstate(all="ignore"):  # a degenerate mixture gives NaN, which the controller rejects
+        scales = np.sqrt(variances)
+        clean, noisy = (
+            truncnorm.pdf(h, (H_MIN - mu) / sd, (H_MAX - mu) / sd, mu, sd) for mu, sd in zip(means, scales)
+        )
+    clean_mass, noisy_mass = clean.mean(), noisy.mean()
+
+    def ratio(p: float) -> float:
+        tau = _float32_grad(base, p)
+        clipped = g > tau
+        with np.errstate(all="ignore"):
+            noisy_mean = np.where(clipped, noisy * tau, noisy * g).mean()
+            clean_mean = np.where(clipped, clean * tau, clean * g).mean()
+            return float(noisy_mean / clean_mean * clean_mass / noisy_mass)
+
+    return ratio
+
+
+def _reference_bisection(ratio: Callable[[float], float], target: float) -> float:
+    """The threshold probability the reference's bisection on [P_MIN, P_MAX] returns for ``target``."""
+
+    def cost(p: float) -> float:
+        return target - ratio(p)
+
+    lo, hi = P_MIN, P_MAX
+    if cost(hi) < 0.0:  # even clipping every sample misses the target: tau = |l'(P_MAX)|
+        return hi
+    if cost(lo) > 0.0:  # no clipping meets it already: tau = |l'(P_MIN)|
+        return lo
+    for _ in range(REFERENCE_STEPS):
+        mid = (lo + hi) / 2.0
+        gap = cost(mid)
+        if abs(gap) < REFERENCE_TOL:
+            return mid
+        if gap > 0.0:  # target met: try a smaller p, a larger tau
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def reference_tau(gmm: GMM1D, target: float, base: BaseLoss) -> tuple[float, float]:
+    """(p_thr, tau) exactly as the OGC reference code searches them, for comparison with ``solve_tau``.
+
+    Ten bisection steps on the threshold probability p in [P_MIN, P_MAX], r from ``REFERENCE_GRID``
+    grid points; the upper end is returned (or a midpoint with |target - r| < 1e-7), so p moves in
+    steps of about 1/1024 and tau = |l'(p)| (float32) is at most about 1024 for CE and FL and 8.0 for
+    GCE (q = 0.7) unless it is |l'(P_MIN)| (no clipping).  Host NumPy/SciPy: the mixture is copied
+    to the host (a sync on an accelerator, as in the reference).
+    """
+    p_thr = _reference_bisection(_reference_ratio(gmm, base), float(target))
+    return p_thr, _float32_grad(base, p_thr)
+
+
+# ----------------------------------------------------------------------------------------------
 # The threshold controller (Algorithm 1) and the OGC loss module
 # ----------------------------------------------------------------------------------------------
 
@@ -788,6 +874,9 @@ GMM_FITTERS: dict[str, Callable[[Tensor, ThresholdController], GMM1D]] = {
 }
 
 _STATE_TENSORS = ("queue", "tau", "means", "variances", "weights")
+# "solve": the largest tau with r(tau) <= target to machine precision (``solve_tau``, r by ``method``);
+# "reference": the reference code's capped, quantised bisection (``reference_tau``)
+TAU_SEARCHES = ("solve", "reference")
 
 
 class ThresholdController:
@@ -800,6 +889,9 @@ class ThresholdController:
     fit) keep the previous tau and mixture.  Start: tau = inf (no clipping).  All tensor state lives
     on ``device``; step and fill counters live on the host, so ``update`` never syncs (with
     ``gmm='torch'``; the scikit-learn reference path copies the queue to the host).
+    ``tau_search='reference'`` replaces the exact solve by the reference code's bisection
+    (``reference_tau``: capped, quantised in p, and a host copy of the mixture per refit), so the
+    two can be compared on the same training run.
     """
 
     def __init__(
@@ -809,6 +901,7 @@ class ThresholdController:
         interval: int = 32,
         queue_size: int = 4096,
         method: str | None = None,
+        tau_search: str = "solve",
         gmm: str = "torch",
         max_iter: int = 10,
         reg_covar: float = 1e-3,
@@ -819,9 +912,12 @@ class ThresholdController:
         dtype: torch.dtype | None = None,
         distributed: bool = False,
     ) -> None:
+        if tau_search == "reference" and method is not None:
+            raise ValueError(f"method={method!r} applies to tau_search='solve' only; 'reference' has its own r")
         method = method or ("exact" if base.exp_rate is not None else "grid")
         checks = {
             "method": (method, RATIO_METHODS),
+            "tau_search": (tau_search, TAU_SEARCHES),
             "gmm": (gmm, GMM_FITTERS),
             "init": (init, GMM_INITS),
         }
@@ -836,7 +932,7 @@ class ThresholdController:
         if not epsilon >= 0.0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.base, self.epsilon, self.interval, self.queue_size = base, float(epsilon), interval, queue_size
-        self.method, self.gmm, self.init, self.seed = method, gmm, init, seed
+        self.method, self.tau_search, self.gmm, self.init, self.seed = method, tau_search, gmm, init, seed
         self.max_iter, self.reg_covar, self.tol = max_iter, reg_covar, tol
         self.distributed = distributed
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -916,7 +1012,7 @@ class ThresholdController:
         """
         self.refits += 1
         fit = GMM_FITTERS[self.gmm](self.queue, self)
-        tau = solve_tau(fit, self.target, self.base, self.method)
+        tau = self._search(fit)
         xp = _backend(self.queue)
         params = xp.concat([xp.array(t) for t in (fit.means, fit.variances, fit.weights)])
         usable = (
@@ -931,6 +1027,13 @@ class ThresholdController:
         if tau.dtype != self.dtype:  # the state keeps the controller's dtype (the CPU fit is float64)
             new = tuple(t.to(self.dtype) for t in new)
         ((self.tau, self.means, self.variances, self.weights),) = _keep_if(keep, [old], [new])
+
+    def _search(self, fit: GMM1D) -> Tensor:
+        """tau for the fitted mixture at the current target, by ``tau_search``, as a tensor like the fit's."""
+        if self.tau_search == "solve":
+            return solve_tau(fit, self.target, self.base, self.method)
+        _, tau = reference_tau(fit, self.target, self.base)
+        return _bound(tau, fit.means)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit-identically: queue, counters, tau, mixture, generator."""

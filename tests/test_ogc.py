@@ -25,6 +25,7 @@ from ogc_lab.ogc import (
     label_prob,
     ratio_exact,
     ratio_grid,
+    reference_tau,
     solve_tau,
     transformed_loss,
 )
@@ -299,6 +300,111 @@ def test_solve_edge_cases():
     assert math.isnan(float(solve_tau(broken, 1.2, ce)))
     with pytest.raises(ValueError, match="exact"):
         solve_tau(same, 1.2, base_loss("fl"), method="exact")
+
+
+# ------------------------------------------------------------------------------------------------
+# The reference code's tau search
+# ------------------------------------------------------------------------------------------------
+
+
+def note_grad(name: str, p: torch.Tensor) -> torch.Tensor:
+    """|dl/dp| of CE, FL (gamma 0.5) and GCE (q 0.7), written out from their formulas."""
+    if name == "ce":
+        return 1.0 / p
+    if name == "gce":
+        return p ** (0.7 - 1.0)
+    return (1.0 - p) ** 0.5 / p - 0.5 * torch.log(p) * (1.0 - p) ** (0.5 - 1.0)
+
+
+def note_reference_search(mixture: GMM1D, target: float, name: str) -> tuple[float, float]:
+    """The reference's search after method.md section 3, written independently of ogc.py.
+
+    r(tau) = E_noisy[min(g, tau)] / E_clean[min(g, tau)] over normals truncated to [H_MIN, H_MAX],
+    on 1000 equally spaced H (the truncation constants cancel, so plain Gaussian weights do);
+    10 bisection steps on p = the threshold probability in [P_MIN, P_MAX], keeping r <= target on
+    the upper end, which is returned (a midpoint within 1e-7 of the target ends the search);
+    tau = |l'(p)| in float32.
+    """
+    h = torch.linspace(H_MIN, H_MAX, 1000, dtype=F64)
+    g = note_grad(name, torch.exp(-h))
+    components = zip(mixture.means.tolist(), mixture.variances.tolist())
+    weights = [torch.exp(-((h - m) ** 2) / (2.0 * v)) for m, v in components]
+
+    def tau_at(p: float) -> float:
+        return note_grad(name, torch.tensor(p, dtype=torch.float32)).item()
+
+    def r(p: float) -> float:
+        clipped = torch.minimum(g, torch.tensor(tau_at(p), dtype=F64))
+        clean, noisy = ((w * clipped).sum() / w.sum() for w in weights)
+        return float(noisy / clean)
+
+    lo, hi = P_MIN, P_MAX
+    if r(hi) > target:
+        return hi, tau_at(hi)
+    if r(lo) < target:
+        return lo, tau_at(lo)
+    for _ in range(10):
+        mid = (lo + hi) / 2.0
+        if abs(target - r(mid)) < 1e-7:
+            return mid, tau_at(mid)
+        lo, hi = (lo, mid) if r(mid) < target else (mid, hi)
+    return hi, tau_at(hi)
+
+
+def random_mixtures(n: int, seed: int) -> list[GMM1D]:
+    """Mixtures like those of training runs: a clean component near 0, a noisy one above it."""
+    rng = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, 4, generator=rng, dtype=F64)
+    clean, gap = 3.0 * u[:, 0], 0.2 + 7.8 * u[:, 1]
+    clean_var, noisy_var = 0.005 + 2.0 * u[:, 2], 0.05 + 6.0 * u[:, 3]
+    rows = zip(*(t.tolist() for t in (clean, gap, clean_var, noisy_var)))
+    return [gmm((c, c + d), (vc, vn)) for c, d, vc, vn in rows]
+
+
+@pytest.mark.parametrize("name", sorted(BASES))
+def test_reference_search_matches_its_description_bit_for_bit(name):
+    base = base_loss(name, **BASES[name])
+    for model in random_mixtures(30, seed=len(name)):
+        for target in (3.0, 1.2, 1.02):
+            assert reference_tau(model, target, base) == note_reference_search(model, target, name)
+
+
+def test_reference_search_is_capped_and_quantised_in_p():
+    ce, gce = base_loss("ce"), base_loss("gce", q=0.7)
+    wide = gmm((0.277, 0.631), (6.142, 8.037))  # the closed-form solve clips only above tau = 56,268
+    assert float(solve_tau(wide, 3.0, ce)) > 5e4
+    assert reference_tau(wide, 3.0, ce)[1] == pytest.approx(1023.9, abs=0.01)  # p = P_MIN + (P_MAX - P_MIN) / 1024
+    steps, gce_taus = [], []
+    for model in random_mixtures(60, seed=7):
+        p, _ = reference_tau(model, 1.2, ce)
+        steps.append((p - P_MIN) / (P_MAX - P_MIN) * 1024)
+        p, tau = reference_tau(model, 1.2, gce)
+        gce_taus.append(tau if p > P_MIN else 0.0)  # P_MIN: no clipping
+    steps = torch.tensor(steps, dtype=F64)
+    assert torch.allclose(steps, steps.round(), rtol=0, atol=1e-6)  # multiples of (P_MAX - P_MIN) / 1024
+    late = gmm((5.9, 6.3), (3.7, 8.0))  # GCE's closed-form solve: tau = 17.6
+    assert max(gce_taus) <= 8.0 < 17.5 < float(solve_tau(late, 1.2, gce))
+    assert reference_tau(late, 1.2, gce)[1] == pytest.approx(8.0, abs=1e-3)  # 1023.9 ** 0.3
+
+
+def test_controller_reference_search_follows_the_fitted_mixture():
+    ce = base_loss("ce")
+    reference = ThresholdController(ce, interval=4, queue_size=128, tau_search="reference")
+    solve = ThresholdController(ce, interval=4, queue_size=128)
+    for h in batches(4, 32):
+        tau = reference.update(h, lr=0.1)
+        solve.update(h, lr=0.1)
+    assert reference.refits == 1 and tau.dtype == F64 and torch.equal(reference.means, solve.means)
+    expected = reference_tau(reference.last_gmm, 3.0, ce)
+    assert float(tau) == expected[1] and expected == note_reference_search(solve.last_gmm, 3.0, "ce")
+    assert float(tau) != pytest.approx(float(solve.tau), rel=1e-4)  # quantised in p: not the exact crossing
+
+
+def test_tau_search_rejects_unknown_names_and_a_method_it_does_not_use():
+    with pytest.raises(ValueError, match="unknown tau_search 'bisect'; allowed: solve, reference"):
+        ThresholdController(base_loss("ce"), tau_search="bisect")
+    with pytest.raises(ValueError, match="method='exact' applies to tau_search='solve' only"):
+        ThresholdController(base_loss("ce"), method="exact", tau_search="reference")
 
 
 # ------------------------------------------------------------------------------------------------
