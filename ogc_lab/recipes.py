@@ -100,7 +100,8 @@ class Config:
         return self.loss.endswith("+ogc")
 
     def loss_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``make_loss``: ogc_* settings and the seed for OGC, then loss_params."""
+        """Keyword arguments for ``make_loss``: ogc_* settings and the seed for OGC, the published
+        defaults that depend on the noise (``published_loss_params``), then loss_params over them."""
         base: dict[str, Any] = {}
         if self.is_ogc:
             base = {
@@ -109,7 +110,7 @@ class Config:
                 "queue_size": self.ogc_queue_size,
                 "seed": self.seed,
             }
-        return {**base, **self.loss_params}
+        return {**base, **published_loss_params(self), **self.loss_params}
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
@@ -281,6 +282,64 @@ def check_noise_spec(spec: str) -> None:
 
 
 _CHECKS: tuple[Callable[[Config], None], ...] = (_check_choices, _check_ranges, _check_names)
+
+
+# ---- settings the baselines were published with ----
+
+
+def _family(dataset: str) -> str:
+    """Whose published settings a data set takes: CIFAR-100's for cifar100 and its variants, else CIFAR-10's."""
+    return "cifar100" if dataset.startswith("cifar100") else "cifar10"
+
+
+# pi1 of the JS loss in its authors' configs (Englesson & Azizpour, NeurIPS 2021, official code:
+# scripts/C10 and scripts/C100), by noise family and rate; symmetric at rate 0 is their clean setting.
+JS_PI1: dict[str, dict[str, dict[float, float]]] = {
+    "cifar10": {
+        "symmetric": {0.0: 0.1, 0.2: 0.7, 0.4: 0.7, 0.6: 0.9, 0.8: 0.9},
+        "asymmetric": {0.2: 0.3, 0.4: 0.3},
+    },
+    "cifar100": {
+        "symmetric": {0.0: 0.1, 0.2: 0.1, 0.4: 0.3, 0.6: 0.5, 0.8: 0.3},
+        "asymmetric": {0.2: 0.5, 0.4: 0.5},
+    },
+}
+# noise kind -> the family of published JS settings it takes (instance and human noise: none published)
+_JS_NOISE_FAMILY = {
+    "none": "symmetric",
+    "symmetric": "symmetric",
+    "symmetric-uniform": "symmetric",
+    "pairflip": "asymmetric",
+    "asym-cifar10": "asymmetric",
+    "asym-cifar100": "asymmetric",
+    "asym-cifar100-super": "asymmetric",
+    "asym-mnist": "asymmetric",
+}
+
+
+def js_pi1(dataset: str, noise: str) -> float | None:
+    """JS's published pi1 for this data set and noise, at the nearest published rate (a tie takes the
+    higher rate); None for noise without a published setting (instance, human), where the loss's 0.5 stays."""
+    from .noise import parse_noise_spec
+
+    family = _JS_NOISE_FAMILY.get(noise.partition(":")[0].strip().lower())
+    if family is None:
+        return None
+    _, rate, _ = parse_noise_spec(noise)
+    table = JS_PI1[_family(dataset)][family]
+    return table[min(table, key=lambda published: (round(abs(published - rate), 9), -published))]
+
+
+def published_loss_params(config: Config) -> dict[str, Any]:
+    """Loss hyperparameters whose published value depends on the run's data and noise (JS: pi1).
+
+    Applied by ``Config.loss_kwargs`` under ``loss_params``, so a value set there wins; a function of
+    the config alone, so a result's config still fixes every number of its run.
+    """
+    if config.loss == "js":
+        pi1 = js_pi1(config.dataset, config.noise)
+        return {} if pi1 is None else {"pi1": pi1}
+    return {}
 
 
 # ---- the named recipes ----

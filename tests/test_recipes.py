@@ -108,6 +108,35 @@ def test_loss_kwargs_give_ogc_settings_to_ogc_losses_only() -> None:
     assert tuned.loss_kwargs()["queue_size"] == 64 and tuned.loss_kwargs()["gamma"] == 0.5
 
 
+@pytest.mark.parametrize(
+    "dataset, noise, pi1",
+    [  # the JS authors' configs; rates between published ones take the nearest (a tie the higher)
+        ("cifar10", "none", 0.1),
+        ("cifar10", "symmetric:0.2", 0.7),
+        ("cifar10", "symmetric:0.4", 0.7),
+        ("cifar10", "symmetric:0.5", 0.9),
+        ("cifar10", "symmetric:0.6", 0.9),
+        ("cifar10", "symmetric-uniform:0.8", 0.9),
+        ("cifar10", "asym-cifar10:0.4", 0.3),
+        ("digits", "asym-mnist:0.2", 0.3),
+        ("cifar100", "symmetric:0.4", 0.3),
+        ("cifar100", "symmetric:0.6", 0.5),
+        ("cifar100n", "asym-cifar100:0.4", 0.5),
+    ],
+)
+def test_js_takes_its_published_pi1_for_the_data_and_noise(dataset: str, noise: str, pi1: float) -> None:
+    config = get_recipe("official-cifar10", dataset=dataset, loss="js", noise=noise)
+    assert config.loss_kwargs() == {"pi1": pi1}
+
+
+def test_js_pi1_set_by_the_user_wins_and_unpublished_noise_keeps_the_loss_default() -> None:
+    given = get_recipe("official-cifar10", loss="js", noise="symmetric:0.4", loss_params={"pi1": 0.5})
+    assert given.loss_kwargs() == {"pi1": 0.5}
+    for noise in ("instance:0.4", "human:worse"):
+        assert get_recipe("official-cifar10", loss="js", noise=noise).loss_kwargs() == {}
+    assert get_recipe("official-cifar10", loss="gce", noise="symmetric:0.4").loss_kwargs() == {}
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     epochs=st.integers(1, 500),

@@ -130,6 +130,16 @@ def test_dataloader_pipeline_trains(tmp_path: Path) -> None:
     assert len(result["epochs"]) == 1 and 0.0 <= result["final_test_acc"] <= 1.0
 
 
+# ------------------------------------------------------------------ published settings of the baselines
+
+
+def test_build_loss_gives_js_its_published_pi1_and_ogc_the_tau_search_of_loss_params() -> None:
+    js = train_module.build_loss(TOY.replace(loss="js", noise="symmetric:0.4"), 2, DistInfo())
+    assert js.pi1 == 0.7  # the JS authors' CIFAR-10 setting at 40 % symmetric noise, not the loss's 0.5
+    ogc = train_module.build_loss(TOY.replace(loss_params={"tau_search": "reference"}), 2, DistInfo())
+    assert ogc.controller.tau_search == "reference"
+
+
 # ------------------------------------------------------------------ diagnostics
 
 
