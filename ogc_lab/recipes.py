@@ -51,6 +51,7 @@ class Config:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
+    l1_penalty: float = 0.0  # delta (ANL-CE): steps minimise loss + delta * sum |w|, all parameters; train_loss: loss
     schedule: str = "multistep"
     milestones: tuple[int, ...] = (50, 100)
     gamma: float = 0.1
@@ -235,7 +236,8 @@ def _check_ranges(cfg: Config) -> None:
         if not getattr(cfg, name) > 0:
             raise ValueError(f"config field {name}={getattr(cfg, name)!r} must be > 0")
     non_negative = [
-        "momentum", "weight_decay", "crop_padding", "rotation", "num_workers", "ogc_epsilon", "seed", "threads",
+        "momentum", "weight_decay", "l1_penalty", "crop_padding", "rotation", "num_workers", "ogc_epsilon", "seed",
+        "threads",
     ]
     for name in non_negative:
         if getattr(cfg, name) < 0:
@@ -340,6 +342,32 @@ def published_loss_params(config: Config) -> dict[str, Any]:
         pi1 = js_pi1(config.dataset, config.noise)
         return {} if pi1 is None else {"pi1": pi1}
     return {}
+
+
+# Training settings beyond the loss's own defaults that a method was published with, by data set
+# family.  ANL-CE (Ye et al., NeurIPS 2023, official configs): an L1 penalty delta on all weights
+# and no weight decay (on CIFAR-100 also alpha = 10, beta = 1).  The rest of their recipes (models,
+# lr, cosine schedule) is left to the recipe, so baselines share the comparison's recipe.
+PUBLISHED_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    "anl-ce": {
+        "cifar10": {"l1_penalty": 5e-5, "weight_decay": 0.0},
+        "cifar100": {"l1_penalty": 5e-7, "weight_decay": 0.0, "loss_params": {"alpha": 10.0, "beta": 1.0}},
+    },
+}
+
+
+def as_published(config: Config) -> Config:
+    """``config`` with the ``PUBLISHED_SETTINGS`` of its loss for its data set (loss_params it sets win).
+
+    E.g. ``as_published(get_recipe("official-cifar10", loss="anl-ce"))`` trains ANL-CE with l1_penalty
+    5e-5 and weight_decay 0; losses without published settings come back unchanged.
+    """
+    settings = PUBLISHED_SETTINGS.get(config.loss)
+    if settings is None:
+        return config
+    overrides = dict(settings[_family(config.dataset)])
+    overrides["loss_params"] = {**overrides.get("loss_params", {}), **config.loss_params}
+    return config.replace(**overrides)
 
 
 # ---- the named recipes ----

@@ -304,6 +304,11 @@ OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], Config, torch.device], t
 }
 
 
+def l1_norm(net: nn.Module) -> Tensor:
+    """sum |w| over every parameter of ``net``: the weight penalty that ``Config.l1_penalty`` scales (ANL)."""
+    return torch.stack([p.abs().sum() for p in net.parameters()]).sum()
+
+
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -464,7 +469,8 @@ def _train_epoch(
             logits = run.model(inputs)
         loss = run.loss_fn(logits.float(), targets, lr=lr)
         run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective = loss + c.l1_penalty * l1_norm(run.net) if c.l1_penalty else loss
+        objective.backward()
         if c.grad_clip is not None:
             nn.utils.clip_grad_norm_(run.net.parameters(), c.grad_clip)
         run.optimizer.step()

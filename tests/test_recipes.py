@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ogc_lab.recipes import FIELDS, RECIPES, Config, get_recipe
+from ogc_lab.recipes import FIELDS, RECIPES, Config, as_published, get_recipe
 
 
 def test_official_cifar10_is_the_reference_recipe() -> None:
@@ -75,6 +75,7 @@ def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
         ({"epochs": 0}, "epochs=0 must be > 0"),
         ({"lr": -0.1}, "lr=-0.1 must be > 0"),
         ({"weight_decay": -1}, "weight_decay=-1.0 must be >= 0"),
+        ({"l1_penalty": -5e-5}, "l1_penalty=-5e-05 must be >= 0"),
         ({"gamma": 2.0}, r"gamma=2.0 must be in \(0, 1\]"),
         ({"milestones": "5,3"}, "milestones=.* must be increasing"),
         ({"optimizer": "adam"}, "unknown optimizer 'adam'; allowed: sgd"),
@@ -135,6 +136,16 @@ def test_js_pi1_set_by_the_user_wins_and_unpublished_noise_keeps_the_loss_defaul
     for noise in ("instance:0.4", "human:worse"):
         assert get_recipe("official-cifar10", loss="js", noise=noise).loss_kwargs() == {}
     assert get_recipe("official-cifar10", loss="gce", noise="symmetric:0.4").loss_kwargs() == {}
+
+
+def test_as_published_gives_anl_ce_its_weight_penalty_and_no_weight_decay() -> None:
+    ten = as_published(get_recipe("official-cifar10", loss="anl-ce"))
+    assert (ten.l1_penalty, ten.weight_decay, ten.loss_params) == (5e-5, 0.0, {})
+    hundred = as_published(get_recipe("official-cifar100", loss="anl-ce", loss_params={"beta": 2.0}))
+    assert (hundred.l1_penalty, hundred.weight_decay) == (5e-7, 0.0)
+    assert hundred.loss_params == {"alpha": 10.0, "beta": 2.0}  # the user's beta wins
+    ce = get_recipe("official-cifar10", loss="ce")
+    assert as_published(ce) == ce and ce.l1_penalty == 0.0
 
 
 @settings(max_examples=30, deadline=None)

@@ -140,6 +140,20 @@ def test_build_loss_gives_js_its_published_pi1_and_ogc_the_tau_search_of_loss_pa
     assert ogc.controller.tau_search == "reference"
 
 
+def test_l1_penalty_adds_lr_delta_sign_w_to_the_step() -> None:
+    # One plain-SGD step (64 samples, batch 64) from the same start: the penalised weights differ from
+    # the unpenalised ones by lr * delta * sign(w0), the step of delta * sum |w|.
+    plain = TOY.replace(loss="ce", subset=64, momentum=0.0, weight_decay=0.0, grad_clip=None, log_interval=1000)
+    delta = 0.01
+    runs = [train_module._build(plain.replace(l1_penalty=d), DistInfo(), torch.device("cpu")) for d in (0.0, delta)]
+    start = [p.detach().clone() for p in runs[0].net.parameters()]
+    for run in runs:
+        assert train_module._train_epoch(run, 0, 0, None, progress=False)[1] == 1
+    for w0, free, penalised in zip(start, runs[0].net.parameters(), runs[1].net.parameters()):
+        step = plain.lr * delta * torch.sign(w0)
+        torch.testing.assert_close(free.detach() - penalised.detach(), step, rtol=0, atol=1e-6)
+
+
 # ------------------------------------------------------------------ diagnostics
 
 
