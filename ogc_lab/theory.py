@@ -54,6 +54,9 @@ def transition_excess_bound(matrix: Tensor, tau: float, class_weights: Tensor | 
 
     m_y is the largest off-diagonal entry of row y and a = min_y (T_yy - m_y): the margin by which
     each class keeps its own label.  ``class_weights`` are the class priors (uniform by default).
+    Holds only when the clean-risk minimiser has zero clean risk, R(f*) = 0, as in the
+    class-conditional results it follows (Ghosh et al. 2017, Thm 2; Ma et al. 2020); it does not
+    apply to a task whose clean labels no model can fit perfectly.
     """
     t = torch.as_tensor(matrix, dtype=torch.float64)
     if t.ndim != 2 or t.shape[0] != t.shape[1]:
