@@ -324,7 +324,7 @@ def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device,
     """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights."""
     if model_name not in IN_SHAPES:
         raise ValueError(f"unknown model {model_name!r} for step timing; allowed: {', '.join(IN_SHAPES)}")
-    bf16, _ = resolve_amp(amp, device, is_image=True)
+    bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
     channels_last = device.type == "cuda" or bf16  # as the trainer: with CUDA or bf16 on the CPU
     torch.manual_seed(seed)  # identical initial weights in every arm
     model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)

@@ -431,7 +431,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     train_x, train_noisy, train_clean = (t[shard].to(on) for t in (split.train_x, labels.noisy, labels.clean))
 
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
-    amp, amp_reason = resolve_amp(config.amp, device, split.is_image)
+    amp, amp_reason = resolve_amp(config.amp, device, split.input_shape)
     channels_last = split.is_image and config.channels_last and (device.type == "cuda" or amp)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)

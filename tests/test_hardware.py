@@ -14,20 +14,24 @@ from ogc_lab.recipes import Config
 CPU = torch.device("cpu")
 
 
+CIFAR, DIGITS, VECTORS = (3, 32, 32), (1, 8, 8), (2,)
+
+
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_amp_follows_the_cpus_native_bf16(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
-    on, why = hardware.resolve_amp("auto", CPU, is_image=True)
+    on, why = hardware.resolve_amp("auto", CPU, CIFAR)
     assert on is native and why.startswith("bf16 (auto)" if native else "off (auto)")
-    assert hardware.resolve_amp("auto", CPU, is_image=False)[0] is False  # MLPs on vectors gain nothing
-    assert hardware.resolve_amp("bf16", CPU, is_image=False)[0] is True  # asked for: forced
-    assert hardware.resolve_amp("off", CPU, is_image=True) == (False, "off: float32 as asked")
-    assert hardware.resolve_amp("bf16", torch.device("mps"), is_image=True)[0] is False
+    assert hardware.resolve_amp("auto", CPU, VECTORS)[0] is False  # MLPs on vectors gain nothing
+    assert hardware.resolve_amp("auto", CPU, DIGITS)[0] is False  # 8x8 images: overhead-bound, no gain
+    assert hardware.resolve_amp("bf16", CPU, VECTORS)[0] is True  # asked for: forced
+    assert hardware.resolve_amp("off", CPU, CIFAR) == (False, "off: float32 as asked")
+    assert hardware.resolve_amp("bf16", torch.device("mps"), CIFAR)[0] is False
 
 
 def test_amp_modes_are_checked_and_old_booleans_still_read() -> None:
     with pytest.raises(ValueError, match="unknown amp mode 'fp16'; allowed: auto, bf16, off"):
-        hardware.resolve_amp("fp16", CPU, is_image=True)
+        hardware.resolve_amp("fp16", CPU, CIFAR)
     with pytest.raises(ValueError, match="unknown amp 'fp16'; allowed: auto, bf16, off"):
         Config(amp="fp16")
     # result.json files written before amp became a mode hold true/false
