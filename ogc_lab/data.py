@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -339,9 +340,33 @@ CIFAR_LAYOUTS: dict[str, CifarLayout] = {
 }
 
 
+# What the CIFAR python batches need to unpickle: numpy arrays and, in protocol-2 pickles written by
+# Python 3, bytes rebuilt through codecs.  Anything else (os.system, eval, ...) is refused.
+_CIFAR_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that builds only the objects a CIFAR batch holds: a planted payload cannot run."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _CIFAR_PICKLE_GLOBALS:
+            raise DataIntegrityError(
+                f"{self.path} asks to unpickle {module}.{name}, which a CIFAR batch never holds; "
+                "refusing to load it (delete the extracted folder to fetch a clean copy)")
+        return super().find_class(module, name)
+
+    def __init__(self, handle: Any, path: Path) -> None:
+        super().__init__(handle, encoding="latin1")
+        self.path = path
+
+
 def _unpickle(path: Path) -> dict:
+    """Read one CIFAR python batch with the restricted unpickler (the extracted files carry no checksum)."""
     with open(path, "rb") as handle:
-        return pickle.load(handle, encoding="latin1")
+        return _CifarUnpickler(handle, path).load()
 
 
 def _cifar_folder(layout: CifarLayout, root: Path, download: bool) -> Path:

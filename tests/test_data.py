@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -176,6 +177,27 @@ def test_cifar_corrupted_local_archive_fails_checksum(tmp_path, monkeypatch):
         load_dataset("cifar10", root=tmp_path / "data")
 
 
+class _Payload:
+    """Unpickling this runs os.system: what a planted CIFAR batch would do."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > planted.txt",))
+
+
+def test_cifar_batches_are_read_by_a_restricted_unpickler(tmp_path, monkeypatch):
+    fix, root = _cifar_root(tmp_path, monkeypatch, "cifar10")
+    load_dataset("cifar10", root=root, download=True)  # extracts the archive
+    import pickle
+
+    meta = root / "cifar-10-batches-py" / "batches.meta"
+    meta.write_bytes(pickle.dumps({"label_names": _Payload()}, protocol=2))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataIntegrityError, match=r"asks to unpickle posix\.system|asks to unpickle os\.system"):
+        load_dataset("cifar10", root=root)
+    assert not (tmp_path / "planted.txt").exists()
+
+
 # ------------------------------------------------------------------ project JPEG npz
 
 
@@ -250,6 +272,40 @@ def test_cifar_n_missing_key_and_missing_file(tmp_path, monkeypatch):
     torch.save({"clean_label": fix.train_y}, root / "CIFAR-10_human.pt")
     with pytest.raises(DataIntegrityError, match="worse_label"):
         load_dataset("cifar10n", root=root)
+
+
+def _official_order(sorted_labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Clean labels in an 'official' order: a shuffle of the class-sorted copy's labels."""
+    return np.random.default_rng(seed).permutation(sorted_labels)
+
+
+def test_cifar10n_npz_puts_the_jpeg_copy_in_the_official_order(tmp_path):
+    expected = write_cifar_npz(tmp_path / "cifar10_jpeg.npz", n_train=30)
+    official = _official_order(expected["train_y"])
+    table = write_cifar_n_labels(tmp_path / "CIFAR-10_human.pt", official, 10)
+    split = load_dataset("cifar10n-npz", root=tmp_path)
+    plain = load_dataset("cifar10-npz", root=tmp_path)
+    assert torch.equal(split.train_y, torch.from_numpy(official))  # the CIFAR-N check: clean labels equal, in order
+    assert torch.equal(split.noisy_sets["worse"], torch.from_numpy(table["worse_label"]))
+    # official image i is the k-th image of its class in the sorted copy, k its rank within the class
+    mapping = D.official_order_from_class_sorted(plain.train_y, split.train_y)
+    for i in range(len(official)):
+        c = official[i]
+        k = int((official[:i] == c).sum())
+        assert int(mapping[i]) == int(np.flatnonzero(expected["train_y"] == c)[k])
+    assert torch.equal(split.train_x, plain.train_x[mapping]) and "map sha256" in split.source
+    assert split.name == "cifar10n-npz" and torch.equal(split.test_x, plain.test_x)
+
+
+def test_cifar10n_npz_refuses_a_label_file_that_does_not_fit(tmp_path):
+    expected = write_cifar_npz(tmp_path / "cifar10_jpeg.npz", n_train=30)
+    with pytest.raises(DataNotFoundError, match="CIFAR-10_human.pt"):
+        load_dataset("cifar10n-npz", root=tmp_path)
+    other = expected["train_y"].copy()
+    other[0] = (other[0] + 1) % 10  # one image's class differs: the class counts cannot match
+    write_cifar_n_labels(tmp_path / "CIFAR-10_human.pt", _official_order(other), 10)
+    with pytest.raises(DataIntegrityError, match="class counts differ"):
+        load_dataset("cifar10n-npz", root=tmp_path)
 
 
 # ------------------------------------------------------------------ image folders
