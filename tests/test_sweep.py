@@ -74,7 +74,7 @@ def test_run_sweep_returns_results_in_order_and_skips_finished_runs(
     results = run_sweep(runs, progress=True)
     assert "4 runs, 2 already finished, 2 to run" in capsys.readouterr().out
     assert [(r["config"]["loss"], r["config"]["seed"]) for r in results] == [
-        ("ce+ogc", 1), ("ce+ogc", 0), ("ce", 1), ("ce", 0)
+        ("ce+ogc", 1), ("ce", 1), ("ce+ogc", 0), ("ce", 0)  # the grid's order: seed-major
     ]
     assert all(len(r["epochs"]) == 1 for r in results)
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
