@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ogc_lab import ogc
-from ogc_lab.ogc import base_loss, label_log_prob, label_prob, reduce_loss, transformed_loss
+from ogc_lab.ogc import base_loss, check_batch, label_log_prob, label_prob, reduce_loss, transformed_loss
 
 REDUCTIONS = ("mean", "sum", "none")
 RCE_LOG_ZERO = math.log(1e-4)  # A: the value RCE gives log 0 (one-hot label clamped at 1e-4)
@@ -117,14 +117,7 @@ class RobustLoss(nn.Module):
 
     def forward(self, logits: Tensor, targets: Tensor, lr: float | None = None) -> Tensor:
         """The reduced loss; ``lr`` is ignored (only the OGC losses use it)."""
-        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
-            raise ValueError(
-                f"logits must be (batch, {self.num_classes}), got shape {tuple(logits.shape)}"
-            )
-        if targets.shape != logits.shape[:1]:
-            raise ValueError(
-                f"targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}"
-            )
+        check_batch(logits, targets, self.num_classes)
         return reduce_loss(self.per_sample(logits, targets), self.reduction)
 
     def extra_repr(self) -> str:

@@ -145,6 +145,15 @@ def base_loss(name: str, **params: float) -> BaseLoss:
     return factory(**params)
 
 
+def check_batch(logits: Tensor, targets: Tensor, num_classes: int | None) -> None:
+    """Every loss's input check: logits (batch, K) with K = ``num_classes`` when known, targets (batch,)."""
+    if logits.ndim != 2 or (num_classes is not None and logits.shape[1] != num_classes):
+        wanted = f"(batch, {num_classes})" if num_classes is not None else "(batch, classes)"
+        raise ValueError(f"logits must be {wanted}, got shape {tuple(logits.shape)}")
+    if targets.shape != logits.shape[:1]:
+        raise ValueError(f"targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}")
+
+
 def label_log_prob(logits: Tensor, targets: Tensor) -> Tensor:
     """log softmax(logits)[y] in at least float32 (float64 logits stay float64), unclamped."""
     if logits.ndim != 2:
@@ -1128,6 +1137,7 @@ class OGCLoss(nn.Module):
         """Push H, update tau (step t uses the tau after its own update), return the clipped loss."""
         if lr is None:
             raise ValueError("OGCLoss needs the current learning rate: call loss(logits, targets, lr=...)")
+        check_batch(logits, targets, self.num_classes)
         if self.validate and not bool(torch.isfinite(logits).all()):
             raise ValueError("OGCLoss got NaN or inf logits")
         self.controller.to(logits.device)

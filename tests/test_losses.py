@@ -492,6 +492,18 @@ def test_bad_reduction_num_classes_and_shapes():
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("logits_shape, targets_shape, match", [
+    ((64, 10), (10,), r"targets must have shape \(64,\)"),  # once summed the first 10 rows (OGC losses)
+    ((4, 5), (4,), r"logits must be \(batch, 10\)"),
+    ((4, 10), (4, 1), "targets must have shape"),
+])
+def test_every_loss_checks_shapes_the_same_way(name, logits_shape, targets_shape, match):
+    loss = make_loss(name, 10)
+    with pytest.raises(ValueError, match=match):
+        loss(torch.zeros(logits_shape), torch.zeros(targets_shape, dtype=torch.long), lr=0.1)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
 def test_every_loss_runs_forward_and_backward(name):
     loss = make_loss(name, 10)
     y = torch.arange(32) % 10
