@@ -269,17 +269,22 @@ class CsvLog:
             writer.writerow(row)
 
     def truncate(self, keep: Callable[[dict[str, str]], bool]) -> None:
-        """Drop rows written after the checkpoint being resumed from."""
+        """Drop rows written after the checkpoint being resumed from, and any row cut short by a crash."""
         if not self.path.exists():
             return
         with open(self.path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            fields, rows = reader.fieldnames, [r for r in reader if keep(r)]
+            fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
         with open(self.path, "w", newline="", encoding="utf-8") as handle:
             if fields:
                 writer = csv.DictWriter(handle, fieldnames=fields)
                 writer.writeheader()
                 writer.writerows(rows)
+
+
+def _complete(row: dict[str | None, Any]) -> bool:
+    """A CSV row with every field of the header and no extra ones (a torn row misses some)."""
+    return None not in row and all(value is not None for value in row.values())
 
 
 # ---------------------------------------------------------------- optimisation

@@ -244,6 +244,18 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
     assert resumed["amp"].startswith(amp)  # the decision is recorded: "off: ..." or "bf16 as asked ..."
 
 
+def test_resume_drops_a_torn_csv_row(tmp_path: Path) -> None:
+    """A write cut mid-row (a file-size limit, a full disk) leaves a fragment that resume must not keep."""
+    log = train_module.CsvLog(tmp_path / "steps.csv")
+    for step in (5, 10):
+        log.append({"step": step, "tau": 2.0, "ratio": 1.5})
+    whole = (tmp_path / "steps.csv").read_text()
+    with open(tmp_path / "steps.csv", "a") as handle:
+        handle.write("15,2.")  # cut short: two of three fields, no newline
+    log.truncate(lambda r: int(r["step"]) <= 15)
+    assert (tmp_path / "steps.csv").read_text() == whole
+
+
 def test_a_finished_run_is_never_overwritten(toy_run) -> None:
     out, result = toy_run
     before = (out / "result.json").read_bytes()
