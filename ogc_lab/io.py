@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,9 +102,19 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def atomic_torch_save(path: Path, obj: Any) -> None:
-    """Atomically ``torch.save`` ``obj`` to ``path`` (checkpoints survive a kill mid-write)."""
-    with _atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Atomically ``torch.save`` ``obj`` to ``path`` (checkpoints survive a kill mid-write).
+
+    torch reports a failed write (a full disk, a file-size limit) as RuntimeError; it is raised here as
+    OSError naming the folder and its free space, and the previous file at ``path`` is left as it was.
+    """
+    try:
+        with _atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as err:
+        free = shutil.disk_usage(Path(path).parent).free
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OSError(f"cannot write {str(path)!r} ({first}); {free / 2**20:.1f} MiB free in "
+                      f"{str(Path(path).parent)!r}; the previous file is kept") from None
 
 
 def read_json(path: Path) -> Any:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ogc_lab import io
 
@@ -84,3 +85,19 @@ def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed(tmp_path: Path) -
     with io.folder_lock(tmp_path):  # a folder that was already there stays
         pass
     assert tmp_path.is_dir()
+
+
+def test_a_failed_checkpoint_write_is_one_oserror_and_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
+    """torch.save on a full disk raises RuntimeError; the caller gets OSError naming the folder and its space."""
+    path = tmp_path / "checkpoint.pt"
+    io.atomic_torch_save(path, {"epoch": 1})
+
+    def full_disk(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0\nmore")
+
+    monkeypatch.setattr(io.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"cannot write .*checkpoint\.pt.*unexpected pos 64 vs 0\).* MiB free in "):
+        io.atomic_torch_save(path, {"epoch": 2})
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temporary file left
