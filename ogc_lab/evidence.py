@@ -121,7 +121,8 @@ def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for run in runs:
         c, m = run["config"], memorisation(run)
         rows.append({
-            "noise": c["noise"], "model": c["model"], "train images": run["num_train"], "epochs": c["epochs"],
+            "noise": c["noise"], "seed": c["seed"], "model": c["model"], "train images": run["num_train"],
+            "epochs": c["epochs"],
             "lr steps at": ", ".join(map(str, c["milestones"])), "augmentation": augmentation_text(c),
             "minutes": run["wall_time_s"] / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
             "final test acc": m["final_test_acc"], "drop (points)": 100 * m["drop"], "flipped fit": m["noisy_fit"],
