@@ -241,7 +241,7 @@ def plot_ratio(ax: Any, steps: pd.DataFrame, column: str = "ratio_after", target
         raise ValueError(f"steps has no column {column!r}; have: {', '.join(steps.columns)}")
     ax.plot(steps["step"], steps[column], **style)
     if target:
-        ax.plot(steps["step"], steps["target"], "k--", lw=1, label="target 1 + lr·ε")
+        ax.plot(steps["step"], steps["target"], "k--", lw=1, label=r"target $1 + \eta_t \epsilon$")
     ax.set(xlabel="step", ylabel="E|g| noisy / E|g| clean", yscale="log")
     ax.grid(alpha=0.3)
 
