@@ -90,13 +90,16 @@ def test_bench_pipeline_reports_data_and_training_throughput(tmp_path: Path) -> 
 
 def test_bench_epoch_times_both_pipelines_through_the_trainer(tmp_path: Path) -> None:
     payload, ratios = run_quick("bench_epoch.py", tmp_path)
-    assert list(ratios) == ["epoch dataloader/device"]
+    assert list(ratios) == ["epoch dataloader/device", "epoch float32/amp"]
+    assert list(payload["runs"]) == ["device", "dataloader", "device, float32"]
+    assert payload["runs"]["device, float32"][0]["amp"].startswith("off")
     for runs in payload["runs"].values():
         (run,) = runs
         assert run["num_train"] == 256 and run["steps_per_epoch"] == 4  # digits-cpu: batch 64
         assert len(run["epoch_times_s"]) == 2 and run["epochs_timed"] == 1
     seconds = payload["seconds_per_epoch"]
     assert payload["speedup"] == pytest.approx(seconds["dataloader"] / seconds["device"])
+    assert payload["precision_speedup"] == pytest.approx(seconds["device, float32"] / seconds["device"])
 
 
 def test_bench_ddp_keeps_the_ogc_queues_identical_across_ranks(tmp_path: Path) -> None:
