@@ -101,11 +101,12 @@ def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str) -> str:
     d = diffs[(diffs["noise"] == noise) & (diffs["loss"] == loss)]["diff"].to_numpy()
     if not d.size:
         return f"Under {noise}, {loss} and {baseline} share no finished seed yet."
-    words = verdict(d)
-    spread = f" ± {100 * d.std(ddof=1):.1f}" if d.size > 1 else ""
+    if d.size == 1:
+        return (f"Under {noise}, with one seed so far, {loss} ends {100 * d[0]:+.1f} points of last-10 test accuracy "
+                f"from {baseline}; one seed is no verdict.")
     wins = int((d > 0).sum())
-    return (f"Under {noise}, {loss} is {words} {baseline}: {100 * d.mean():+.1f}{spread} points of last-10 test "
-            f"accuracy (paired over {d.size} seed{'s' if d.size > 1 else ''}, above in {wins}).")
+    return (f"Under {noise}, {loss} is {verdict(d)} {baseline}: {100 * d.mean():+.1f} ± {100 * d.std(ddof=1):.1f} "
+            f"points of last-10 test accuracy (paired over {d.size} seeds, above in {wins}).")
 
 
 def augmentation_text(config: dict[str, Any]) -> str:

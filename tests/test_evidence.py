@@ -79,6 +79,10 @@ def test_sentence_is_built_from_the_runs() -> None:
     assert text == ("Under symmetric:0.6, ce+ogc is above ce: +5.0 ± 1.7 points of last-10 test accuracy "
                     "(paired over 3 seeds, above in 3).")
     assert "share no finished seed" in sentence(_grid(), "human:worse", "ce+ogc", "ce")
+    one = runs_frame([fake_run("ce", 0, [0.30] * 12), fake_run("ce+ogc", 0, [0.36] * 12)])
+    assert sentence(one, "symmetric:0.6", "ce+ogc", "ce") == (
+        "Under symmetric:0.6, with one seed so far, ce+ogc ends +6.0 points of last-10 test accuracy from ce; "
+        "one seed is no verdict.")
 
 
 def test_search_table_and_memorisation_sentence() -> None:
