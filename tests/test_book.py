@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -189,3 +190,15 @@ def test_build_fails_loudly_when_a_listed_chapter_is_missing(tmp_path: Path) -> 
     (tmp_path / "_toc.yml").write_text(toc)
     with pytest.raises(RuntimeError, match="01_missing"):
         book.build(tmp_path)
+
+
+@pytest.mark.slow
+def test_what_tools_leave_in_the_tree_does_not_break_the_build(tmp_path: Path) -> None:
+    """`make test` then `make book`: pytest's .pytest_cache/README.md must not reach jupyter-book (-W)."""
+    shutil.copy(book.REPO_ROOT / "_config.yml", tmp_path)
+    shutil.copytree(book.REPO_ROOT / "book", tmp_path / "book")
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/references\n")
+    for leftover in (".pytest_cache", ".hypothesis", ".ruff_cache"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "README.md").write_text("# a cache folder's readme\n")
+    assert (book.build(tmp_path) / "index.html").exists()
