@@ -101,3 +101,16 @@ def test_a_failed_checkpoint_write_is_one_oserror_and_keeps_the_previous_file(tm
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_atomic_files_get_the_same_mode_as_the_csv_files(tmp_path) -> None:
+    """result.json and checkpoint.pt were 0600 (mkstemp) beside 0644 CSVs; now all follow the umask."""
+    old = os.umask(0o022)
+    try:
+        io.atomic_write_json(tmp_path / "result.json", {"a": 1})
+        io.atomic_torch_save(tmp_path / "checkpoint.pt", {"a": 1})
+        (tmp_path / "steps.csv").write_text("step\n")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"result.json": 0o644, "checkpoint.pt": 0o644, "steps.csv": 0o644}
