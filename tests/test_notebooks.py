@@ -113,8 +113,10 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
     assert metrics["gpu_status"].startswith("No GPU result") == (metrics["gpu_result_count"] == 0)
 
 
-CE_MEMORISES_DROP_POINTS = 3.0  # CE's test accuracy ends at least this far below its peak, per noise (mean)
-CE_MEMORISES_FIT = 0.30  # and fits at least this share of the flipped images to their wrong label (chance 0.10)
+CE_MEMORISES_FIT = 0.30  # CE fits at least this share of the flipped images to their wrong label (chance 0.10)
+CE_MEMORISES_DROP_POINTS = 3.0  # and, under symmetric noise, ends at least this far below its peak test accuracy
+# (measured, seed 0: symmetric 0.6 fit 93 %, drop 6.2 points; asym-cifar10 0.4 fit 99.9 % with no drop: there the
+# memorised flips cost accuracy from the start and the test accuracy still peaks in the last epochs)
 
 
 def check_06_evidence(metrics: dict[str, Any]) -> None:
@@ -126,8 +128,9 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         return
     frame = evidence.runs_frame(runs)
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
-        assert 100 * rows["drop"].mean() >= CE_MEMORISES_DROP_POINTS, (noise, rows["drop"].tolist())
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
+        if noise.startswith("symmetric"):
+            assert 100 * rows["drop"].mean() >= CE_MEMORISES_DROP_POINTS, (noise, rows["drop"].tolist())
     # every sentence of the chapter is the one its numbers give (recomputed here from the committed files)
     for noise, said in metrics["evidence_sentences"].items():
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
