@@ -63,6 +63,31 @@ CIFAR10_ASYM_TARGETS: Mapping[int, int] = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 # MNIST: 7 -> 1, 2 -> 7, 5 <-> 6, 3 -> 8.
 MNIST_ASYM_TARGETS: Mapping[int, int] = {7: 1, 2: 7, 5: 6, 6: 5, 3: 8}
 
+
+@dataclass(frozen=True)
+class ClassMapData:
+    """The data sets a class-mapped noise is defined on: known by name, or by their class names in index order."""
+
+    what: str
+    names: tuple[str, ...]
+    classes: tuple[str, ...]
+
+
+CIFAR10_DATA = ClassMapData("CIFAR-10", ("cifar10", "cifar10-npz", "cifar10n", "cifar10n-npz"), (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"))
+CIFAR100_DATA = ClassMapData("CIFAR-100", ("cifar100", "cifar100n"), (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle", "bottle",
+    "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard",
+    "lamp", "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket",
+    "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider",
+    "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank", "telephone", "television", "tiger",
+    "tractor", "train", "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"))
+MNIST_DATA = ClassMapData("MNIST-style digit", ("digits",), tuple(str(d) for d in range(10)))
+
 _CHUNK_ROWS = 8192  # samples projected at once by the instance generator (bounds memory)
 
 
@@ -379,7 +404,8 @@ class NoiseKind:
     """A registered noise kind: generator, transition matrix (None: instance-dependent), limits.
 
     ``max_rate(K)`` is an exclusive bound on the rate, explained by ``max_rate_reason``;
-    ``num_classes`` fixes K for the dataset-specific mappings.
+    ``num_classes`` fixes K for the dataset-specific mappings, and ``data`` names the data sets
+    whose classes they map (checked by ``check_noise_data``).
     """
 
     description: str
@@ -391,6 +417,7 @@ class NoiseKind:
     min_classes: int = 2
     takes_rate: bool = True
     params: Mapping[str, NoiseParam] = field(default_factory=dict)
+    data: ClassMapData | None = None
 
 
 _BELOW_ONE = "rate 1 would leave no sample with its clean label"
@@ -452,19 +479,23 @@ NOISE_KINDS: dict[str, NoiseKind] = {
         _fixed_mapping(CIFAR10_ASYM_TARGETS),
         "truck->automobile, bird->airplane, deer->horse, cat<->dog with rate r",
         num_classes=10,
+        data=CIFAR10_DATA,
     ),
     "asym-cifar100": _matrix_kind(
         _fixed_mapping(_CIFAR100_BLOCK_TARGETS),
         "legacy: next class inside blocks of 5 consecutive (alphabetical, not superclass) indices",
         num_classes=100,
+        data=CIFAR100_DATA,
     ),
     "asym-cifar100-super": _matrix_kind(
         _fixed_mapping(_CIFAR100_SUPER_TARGETS),
         "next fine class (by index) inside each of the 20 real CIFAR-100 superclasses, cyclically",
         num_classes=100,
+        data=CIFAR100_DATA,
     ),
     "asym-mnist": _matrix_kind(
-        _fixed_mapping(MNIST_ASYM_TARGETS), "7->1, 2->7, 5<->6, 3->8 with rate r", num_classes=10
+        _fixed_mapping(MNIST_ASYM_TARGETS), "7->1, 2->7, 5<->6, 3->8 with rate r", num_classes=10,
+        data=MNIST_DATA,
     ),
     "instance": NoiseKind(
         description="part-dependent instance noise (Xia et al. 2020); needs features",
@@ -538,6 +569,21 @@ def parse_noise_spec(spec: str) -> tuple[str, float, dict[str, Any]]:
     rate = _parse_rate(parts[1].strip(), name)
     params = _parse_params(parts[2] if len(parts) == 3 else "", name, kind)
     return name, rate, params
+
+
+def check_noise_data(spec: str, dataset: str, classes: Sequence[str]) -> None:
+    """Refuse a class-mapped noise (asym-cifar10, asym-cifar100, asym-mnist, ...) on a data set whose
+    classes it does not map: the data set must be one it is defined on by name, or have its class names."""
+    name, _, _ = parse_noise_spec(spec)
+    data = NOISE_KINDS[name].data
+    if data is None or dataset.partition(":")[0] in data.names or tuple(classes) == data.classes:
+        return
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
+    raise ValueError(
+        f"{name} noise maps {data.what} classes, but data set {dataset!r} has classes {shown}; allowed: "
+        f"{', '.join(data.names)}, or an imagefolder whose class folders are {data.what}'s "
+        f"({', '.join(data.classes[:3])}, ...)"
+    )
 
 
 def _check_kind(name: str, kind: NoiseKind, rate: float, num_classes: int) -> None:

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from ogc_lab.noise import (
     CIFAR10_ASYM_TARGETS,
     CIFAR100_COARSE_OF_FINE,
+    CIFAR100_DATA,
     MNIST_ASYM_TARGETS,
     NOISE_KINDS,
+    check_noise_data,
     exact_counts,
     make_noise,
     parse_noise_spec,
@@ -507,3 +509,51 @@ def test_transition_matrix_and_exact_counts_reject_bad_input():
         ValueError, match=r"need a \(K, K\) matrix and K counts, got \(3, 3\) and \(2,\)"
     ):
         exact_counts(torch.eye(3), torch.tensor([1, 2]))
+
+
+# ---------------------------------------------------------------------------------- data of the class maps
+
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+DIGIT_NAMES = [str(d) for d in range(10)]
+
+
+@pytest.mark.parametrize(
+    "spec, dataset, classes",
+    [
+        ("asym-cifar10:0.4", name, CIFAR10_NAMES) for name in ("cifar10", "cifar10-npz", "cifar10n", "cifar10n-npz")
+    ] + [
+        ("asym-cifar10:0.4", "imagefolder:/data/my-cifar", CIFAR10_NAMES),  # by its class names
+        ("asym-cifar100:0.4", "cifar100n", [f"fine_{k}" for k in range(100)]),  # by its name
+        ("asym-cifar100-super:0.2", "imagefolder:/data/c100", list(CIFAR100_DATA.classes)),
+        ("asym-mnist:0.4", "digits", DIGIT_NAMES),
+        ("asym-mnist:0.4", "imagefolder:/data/mnist", DIGIT_NAMES),
+        ("symmetric:0.4", "digits", DIGIT_NAMES),  # no class map: any data set
+        ("pairflip:0.2", "imagefolder:/pets", ["cat", "dog"]),
+    ],
+)
+def test_class_mapped_noise_is_accepted_on_the_data_it_maps(spec, dataset, classes):
+    check_noise_data(spec, dataset, classes)
+
+
+@pytest.mark.parametrize(
+    "spec, dataset, classes, names",
+    [
+        ("asym-cifar10:0.4", "digits", DIGIT_NAMES,
+         ["asym-cifar10 noise maps CIFAR-10 classes", "'digits'", "0, 1, 2", "allowed: cifar10, cifar10-npz"]),
+        ("asym-cifar10:0.4", "imagefolder:/pets", ["cat", "dog", "emu"], ["'imagefolder:/pets'", "cat, dog, emu"]),
+        ("asym-cifar10:0.4", "imagefolder:/shuffled", CIFAR10_NAMES[::-1], ["truck, ship"]),  # other class order
+        ("asym-cifar100:0.4", "cifar10", CIFAR10_NAMES, ["asym-cifar100", "'cifar10'", "allowed: cifar100, cifar100n"]),
+        ("asym-mnist:0.2", "cifar10-npz", CIFAR10_NAMES, ["asym-mnist", "'cifar10-npz'", "allowed: digits"]),
+    ],
+)
+def test_class_mapped_noise_is_refused_on_other_data(spec, dataset, classes, names):
+    with pytest.raises(ValueError) as err:
+        check_noise_data(spec, dataset, classes)
+    for name in names:
+        assert name in str(err.value), (name, str(err.value))
+
+
+def test_cifar100_class_names_are_the_hundred_fine_labels_in_index_order():
+    names = CIFAR100_DATA.classes
+    assert len(set(names)) == 100 and list(names) == sorted(names)
+    assert (names[0], names[4], names[99]) == ("apple", "beaver", "worm")  # fine 0 apple, fine 4 beaver (see above)
