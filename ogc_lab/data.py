@@ -31,6 +31,7 @@ import pickle
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -45,6 +46,8 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.datasets.utils import calculate_md5, check_integrity
 from torchvision.transforms.functional import to_pil_image
+
+from .io import torch_load
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -253,9 +256,28 @@ def _labels(values: Sequence[int] | np.ndarray) -> Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.int64))
 
 
+def label_array(values: Any, where: str, num_classes: int, length: int | None = None) -> Tensor:
+    """Labels read from a file as int64, or DataIntegrityError naming ``where`` unless they are a 1-D
+    integer array (of ``length`` entries when given) with every label in [0, num_classes)."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "iu" or (length is not None and len(array) != length):
+        wanted = f"{length} " if length is not None else ""
+        raise DataIntegrityError(f"{where} holds {array.dtype} values of shape {array.shape}, expected "
+                                 f"{wanted}integer labels in one dimension")
+    if array.size and not 0 <= array.min() <= array.max() < num_classes:
+        raise DataIntegrityError(f"{where} has labels from {array.min()} to {array.max()}, "
+                                 f"allowed: 0 to {num_classes - 1}")
+    return _labels(array)
+
+
 def _image_split(name: str, classes: list[str], train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                  source: str, **extra) -> DataSplit:
-    """Build an image DataSplit, with normalisation statistics taken from the training images."""
+    """Build an image DataSplit, with normalisation statistics taken from the training images.
+
+    A split without training or test images is refused: no model is trained, or scored, on nothing."""
+    for part, (_, labels) in (("train", train), ("test", test)):
+        if not len(labels):
+            raise DataNotFoundError(f"data set {name!r} has no {part} images")
     mean, std = channel_stats(train[0])
     return DataSplit(name, len(classes), classes, train[0], train[1], test[0], test[1],
                      mean=mean, std=std, source=source, **extra)
@@ -432,6 +454,15 @@ def decode_jpeg_blob(blob: np.ndarray, offsets: np.ndarray) -> Tensor:
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
+NPZ_KEYS = ("classes", "train_jpeg", "train_offsets", "train_labels", "test_jpeg", "test_offsets", "test_labels")
+
+
+def _npz_images(npz: Any, part: str, num_classes: int, path: Path) -> tuple[Tensor, Tensor]:
+    """The images and labels of one part (train or test) of the JPEG npz, labels checked against the images."""
+    images = decode_jpeg_blob(npz[f"{part}_jpeg"], npz[f"{part}_offsets"])
+    return images, label_array(npz[f"{part}_labels"], f"{path} {part}_labels", num_classes, len(images))
+
+
 def load_cifar10_npz(root: Path, download: bool, seed: int) -> DataSplit:
     """CIFAR-10 from the project's JPEG npz (keys classes, {train,test}_{jpeg,offsets,labels})."""
     path = root if root.suffix == ".npz" else root / NPZ_FILENAME
@@ -439,10 +470,17 @@ def load_cifar10_npz(root: Path, download: bool, seed: int) -> DataSplit:
         raise _not_found("cifar10_jpeg.npz", root,
                          "It is the project's JPEG copy of CIFAR-10 (see shared/data/README.md); pass its path "
                          "or folder as root, or use the official 'cifar10' with download=True.")
-    with np.load(path) as npz:
-        classes = [str(c) for c in npz["classes"]]
-        train = (decode_jpeg_blob(npz["train_jpeg"], npz["train_offsets"]), _labels(npz["train_labels"]))
-        test = (decode_jpeg_blob(npz["test_jpeg"], npz["test_offsets"]), _labels(npz["test_labels"]))
+    try:
+        with np.load(path) as npz:
+            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            if missing:
+                raise DataIntegrityError(f"{path} lacks arrays {missing}; it has {sorted(npz.files)}")
+            classes = [str(c) for c in npz["classes"]]
+            train, test = (_npz_images(npz, part, len(classes), path) for part in ("train", "test"))
+    except DataIntegrityError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as err:  # not a zip, pickled objects, undecodable JPEG
+        raise DataIntegrityError(f"{path} is not a readable {NPZ_FILENAME}: {err}") from None
     return _image_split("cifar10-npz", classes, train, test, f"{path} sha256 {sha256_of(path)}")
 
 
@@ -470,11 +508,7 @@ def _load_label_table(path: Path) -> dict:
     int_dtypes = [type(np.dtype(t)) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16,
                                                np.uint32, np.uint64)]
     allowed = [*((reconstruct, name) for name in names), np.ndarray, np.dtype, *int_dtypes]
-    with torch.serialization.safe_globals(allowed):
-        try:
-            table = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # any unpickling failure means the file is not a CIFAR-N label file
-            raise DataIntegrityError(f"{path} is not a readable CIFAR-N label file: {err}") from err
+    table = torch_load(path, "CIFAR-N label file", DataIntegrityError, allowed)
     if not isinstance(table, dict):
         raise DataIntegrityError(f"{path} holds a {type(table).__name__}, expected a dict of label arrays")
     return table
@@ -488,18 +522,14 @@ def check_cifar_n(table: dict, spec: CifarNSpec, clean: Tensor, num_classes: int
     missing = sorted({"clean_label", *spec.sets.values()} - set(table))
     if missing:
         raise DataIntegrityError(f"{path} lacks keys {missing}; it has {sorted(table)}")
-    file_clean = _labels(table["clean_label"])
+    file_clean = label_array(table["clean_label"], f"{path} entry 'clean_label'", num_classes)
     if file_clean.shape != clean.shape or not torch.equal(file_clean, clean):
         wrong = (file_clean != clean).sum().item() if file_clean.shape == clean.shape else "all"
         raise DataIntegrityError(
             f"{path} is not aligned with the official {spec.base} train labels "
             f"({len(file_clean)} labels vs {len(clean)}, {wrong} differ)")
-    sets = {name: _labels(table[key]) for name, key in spec.sets.items()}
-    for name, labels in sets.items():
-        if labels.shape != clean.shape or labels.min() < 0 or labels.max() >= num_classes:
-            raise DataIntegrityError(
-                f"{path}: label set {name!r} has the wrong length or labels outside [0, {num_classes})")
-    return sets
+    return {name: label_array(table[key], f"{path} entry {key!r}", num_classes, len(clean))
+            for name, key in spec.sets.items()}
 
 
 def load_cifar_n(spec: CifarNSpec, root: Path, download: bool, seed: int) -> DataSplit:
@@ -556,7 +586,8 @@ def load_cifar10n_npz(root: Path, download: bool, seed: int) -> DataSplit:
     table = _load_label_table(path)
     if "clean_label" not in table:
         raise DataIntegrityError(f"{path} lacks key 'clean_label'; it has {sorted(table)}")
-    mapping = official_order_from_class_sorted(split.train_y, _labels(table["clean_label"]))
+    clean = label_array(table["clean_label"], f"{path} entry 'clean_label'", split.num_classes)
+    mapping = official_order_from_class_sorted(split.train_y, clean)
     official = replace(split, train_x=split.train_x[mapping], train_y=split.train_y[mapping])
     sets = check_cifar_n(table, spec, official.train_y, official.num_classes, path)
     as_npy = io.BytesIO()
@@ -596,6 +627,12 @@ def load_imagefolder(root: Path, download: bool, seed: int, image_size: int = 32
         raise DataNotFoundError(f"{train_dir} has no class folders")
     train_paths, train_y = _scan_class_tree(train_dir, classes)
     test_paths, test_y = _scan_class_tree(test_dir, classes)
+    for folder, labels in ((train_dir, train_y), (test_dir, test_y)):
+        empty = [c for i, c in enumerate(classes) if not (labels == i).any()]
+        if empty:
+            raise DataNotFoundError(
+                f"{root}: no {folder.name} images for class {', '.join(map(repr, empty))} (looked in "
+                f"{folder}/<class>/ for {', '.join(IMAGE_EXTENSIONS)}); every class needs train and test images")
     return _image_split(f"imagefolder:{root}", classes, (load_images(train_paths, image_size), train_y),
                         (load_images(test_paths, image_size), test_y), f"{root} (image_size {image_size})")
 
@@ -610,12 +647,15 @@ WEBVISION_HOWTO = (
 def _read_filelist(path: Path, num_classes: int) -> tuple[list[str], list[int]]:
     """Entries ``relative/path.jpg label`` of a WebVision file list whose label is below ``num_classes``."""
     names, labels = [], []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
-            name, label = line.split()
-            if int(label) < num_classes:
-                names.append(name)
-                labels.append(int(label))
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].isdigit():
+                raise DataIntegrityError(f"{path} line {number}: expected 'relative/path.jpg label' with a "
+                                         f"label from 0, got {line!r}")
+            if int(fields[1]) < num_classes:
+                names.append(fields[0])
+                labels.append(int(fields[1]))
     return names, labels
 
 
@@ -654,6 +694,8 @@ def load_webvision_mini(root: Path, download: bool, seed: int, image_size: int =
     imagenet = base / "imagenet_val"
     if imagenet.is_dir():
         paths, labels = _scan_class_tree(imagenet, [str(c) for c in range(num_classes)])
+        if not paths:
+            raise DataNotFoundError(f"{imagenet} holds no images; fill imagenet_val/<class index>/ or remove it")
         extra["imagenet-val"] = (load_images(paths, image_size), labels)
     return _image_split("webvision-mini", classes, train, test,
                         f"{base} (WebVision 1.0 google, {num_classes} classes, image_size {image_size})",

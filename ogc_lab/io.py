@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -123,6 +124,28 @@ def atomic_torch_save(path: Path, obj: Any) -> None:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise OSError(f"cannot write {str(path)!r} ({first}); {free / 2**20:.1f} MiB free in "
                       f"{str(Path(path).parent)!r}; the previous file is kept") from None
+
+
+def torch_load(path: Path, what: str, error: type[ValueError] = ValueError, allowed: Sequence[Any] = ()) -> Any:
+    """``torch.load`` of ``path`` with ``weights_only=True`` (tensors, plain values and the ``allowed``
+    globals only); any failure raises ``error`` naming the file as ``what``.
+
+    torch's own message for a refused object advises loading with ``weights_only=False``, which would
+    run whatever code the file holds; that advice is never relayed, only what the file holds.
+    """
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        text = str(err)
+        if "weights_only" in text:
+            refused = re.search(r"GLOBAL (\S+) was not|but got <class '([^']+)'>", text)
+            reason = (f"it holds {next(filter(None, refused.groups())) if refused else 'an object'}, which is not a "
+                      "tensor or plain value; refusing to unpickle it")
+        else:
+            lines = text.strip().splitlines()
+            reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+        raise error(f"cannot read {what} {str(path)!r}: {reason}") from None
 
 
 def read_json(path: Path) -> Any:

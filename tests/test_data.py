@@ -274,6 +274,42 @@ def test_cifar_n_missing_key_and_missing_file(tmp_path, monkeypatch):
         load_dataset("cifar10n", root=root)
 
 
+class _Planted:
+    """An object of a class that no label file holds (torch's weights-only loader refuses it)."""
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda t: {**t, "worse_label": t["worse_label"].astype(np.float32)}, r"holds numpy.dtypes.Float32DType"),
+    (lambda t: {**t, "worse_label": t["worse_label"][:-1]}, r"'worse_label' holds int64 values of shape \(19,\)"),
+    (lambda t: {**t, "worse_label": t["worse_label"] + 10}, r"'worse_label' has labels from 1\d to 19, allowed: 0 to"),
+    (lambda t: {**t, "clean_label": "cats and dogs"}, r"'clean_label' holds <U13 values of shape \(\)"),
+    (lambda t: [t["clean_label"]], r"holds a list, expected a dict of label arrays"),
+    (lambda t: {**t, "note": _Planted()}, r"cannot read CIFAR-N label file .*test_data._Planted.*refusing to unpickle"),
+])
+def test_cifar_n_label_file_is_checked_against_its_schema(tmp_path, monkeypatch, change, match):
+    fix, root = _cifar_root(tmp_path, monkeypatch, "cifar10")
+    table = write_cifar_n_labels(root / "CIFAR-10_human.pt", fix.train_y, 10)
+    torch.save(change(table), root / "CIFAR-10_human.pt")
+    with pytest.raises(DataIntegrityError, match=match) as err:
+        load_dataset("cifar10n", root=root, download=True)
+    assert str(root / "CIFAR-10_human.pt") in str(err.value) and "weights_only" not in str(err.value)
+
+
+def test_cifar10_npz_is_checked_against_its_schema(tmp_path):
+    path = tmp_path / "cifar10_jpeg.npz"
+    write_cifar_npz(path)
+    arrays = dict(np.load(path))
+    np.savez(path, **{k: v for k, v in arrays.items() if k != "test_labels"})
+    with pytest.raises(DataIntegrityError, match=r"cifar10_jpeg.npz lacks arrays \['test_labels'\]"):
+        load_dataset("cifar10-npz", root=path)
+    np.savez(path, **{**arrays, "test_labels": arrays["test_labels"][:-1]})  # 4 labels for 5 images
+    with pytest.raises(DataIntegrityError, match=r"test_labels holds int64 values of shape \(4,\), expected 5"):
+        load_dataset("cifar10-npz", root=path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(DataIntegrityError, match="is not a readable cifar10_jpeg.npz"):
+        load_dataset("cifar10-npz", root=path)
+
+
 def _official_order(sorted_labels: np.ndarray, seed: int = 0) -> np.ndarray:
     """Clean labels in an 'official' order: a shuffle of the class-sorted copy's labels."""
     return np.random.default_rng(seed).permutation(sorted_labels)
@@ -312,10 +348,10 @@ def test_cifar10n_npz_refuses_a_label_file_that_does_not_fit(tmp_path):
 
 
 def test_imagefolder_reads_tree(tmp_path):
-    write_imagefolder(tmp_path / "pets", {"dog": (3, 1), "cat": (2, 2), "emu": (1, 0)})
+    write_imagefolder(tmp_path / "pets", {"dog": (3, 1), "cat": (2, 2), "emu": (1, 1)})
     split = load_dataset(f"imagefolder:{tmp_path / 'pets'}", image_size=16)
     assert split.classes == ["cat", "dog", "emu"]
-    assert split.train_y.tolist() == [0, 0, 1, 1, 1, 2] and split.test_y.tolist() == [0, 0, 1]
+    assert split.train_y.tolist() == [0, 0, 1, 1, 1, 2] and split.test_y.tolist() == [0, 0, 1, 2]
     assert split.train_x.shape == (6, 3, 16, 16) and split.train_x.dtype == torch.uint8
     for x, y in zip(split.train_x, split.train_y):
         colour = torch.tensor(CLASS_COLOURS[split.classes[y]], dtype=torch.uint8)
@@ -332,6 +368,17 @@ def test_imagefolder_errors(tmp_path):
         load_dataset(f"imagefolder:{tmp_path / 'a'}")
 
 
+@pytest.mark.parametrize("counts, split, names", [
+    ({"cat": (0, 1), "dog": (0, 2)}, "train", "'cat', 'dog'"),  # class folders without images
+    ({"cat": (2, 1), "emu": (1, 0)}, "test", "'emu'"),  # a class never tested would score 0 on nothing
+    ({"cat": (2, 0), "dog": (1, 0)}, "test", "'cat', 'dog'"),  # an empty test tree: accuracy 0/0
+])
+def test_imagefolder_refuses_a_class_without_images_in_a_split(tmp_path, counts, split, names):
+    write_imagefolder(tmp_path / "tree", counts)
+    with pytest.raises(DataNotFoundError, match=f"no {split} images for class {names}"):
+        load_dataset(f"imagefolder:{tmp_path / 'tree'}")
+
+
 # ------------------------------------------------------------------ WebVision
 
 
@@ -345,6 +392,18 @@ def test_webvision_mini_layout(tmp_path):
     assert y.tolist() == fix.imagenet_y and x.shape == (2, 3, 32, 32)
     # solid colour (label * 5, 100, 150) survives JPEG and resizing within a few levels
     assert (split.train_x[2, 0].int() - 49 * 5).abs().max() <= 4
+
+
+def test_webvision_refuses_a_malformed_file_list_and_an_empty_imagenet_folder(tmp_path):
+    fix = write_webvision(tmp_path / "wv")
+    (fix.root / "imagenet_val" / "0" / "ILSVRC2012_val_00000001.JPEG").unlink()
+    (fix.root / "imagenet_val" / "49" / "ILSVRC2012_val_00000001.JPEG").unlink()
+    with pytest.raises(DataNotFoundError, match="imagenet_val holds no images"):
+        load_dataset("webvision-mini", root=fix.root, image_size=8)
+    filelist = fix.root / "info" / "val_filelist.txt"
+    filelist.write_text(filelist.read_text() + "val_broken.jpg seven\n")
+    with pytest.raises(DataIntegrityError, match=r"val_filelist.txt line 7: expected 'relative/path.jpg label'"):
+        load_dataset("webvision-mini", root=fix.root, image_size=8)
 
 
 def test_webvision_without_imagenet_and_missing(tmp_path):
