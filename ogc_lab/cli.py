@@ -45,30 +45,46 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The recipe (or --config file) with every given field option and --set applied."""
-    overrides: dict[str, Any] = {}
+    """The recipe (or --config file) with every --set, then every given field option, applied.
+
+    Each --set is applied and checked even where a field option overrides it, so no bad value passes unseen.
+    """
+    sets: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip().replace("-", "_")] = value
-    overrides.update({n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None})
+        sets[key.strip().replace("-", "_")] = value
+    options = {n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None}
     if args.config is not None:
         if args.recipe is not None:
             raise UsageError("give --recipe or --config, not both")
-        return _load_config(args.config).replace(**overrides)
-    if args.recipe is None:
+        base = _load_config(args.config)
+    elif args.recipe is None:
         raise UsageError(f"give --recipe (one of {', '.join(RECIPES)}) or --config FILE")
-    return get_recipe(args.recipe, **overrides)
+    else:
+        base = get_recipe(args.recipe)
+    return base.replace(**sets).replace(**options)
 
 
 def _load_config(path: Path) -> Config:
+    """The config of a config.json (a Config as a JSON object) or of a result.json (its 'config' entry)."""
     from .io import read_json
 
     data = read_json(path)
-    if not isinstance(data, dict):
-        raise ValueError(f"{str(path)!r} holds no config")
-    return Config.from_dict(data.get("config", data))
+    config = data.get("config", data) if isinstance(data, dict) else data
+    try:
+        return Config.from_dict(config)
+    except ValueError as err:
+        raise ValueError(f"config file {str(path)!r}: {err}") from None
+
+
+def _out_dir(text: str) -> Path:
+    """An --out folder: any path but the current folder (a run's files would land among the caller's)."""
+    if not text.strip() or Path(text).resolve() == Path.cwd().resolve():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names the current folder; allowed: any other folder, e.g. runs/my-run")
+    return Path(text)
 
 
 # ---------------------------------------------------------------- train
@@ -146,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train one run")
     _add_config_options(train)
-    train.add_argument("--out", type=Path, required=True, help="run folder (must not hold a finished run)")
+    train.add_argument("--out", type=_out_dir, required=True, help="run folder (must not hold a finished run)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
@@ -156,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--losses", required=True, help="comma-separated, e.g. ce,ce+ogc")
     sweep.add_argument("--noises", required=True, help="comma-separated, e.g. symmetric:0.4,asym-cifar10:0.4")
     sweep.add_argument("--seeds", default="0", help="comma-separated, e.g. 0,1,2")
-    sweep.add_argument("--out", type=Path, required=True, help="grid root: OUT/<loss>/<noise>/seed<k>")
+    sweep.add_argument("--out", type=_out_dir, required=True, help="grid root: OUT/<loss>/<noise>/seed<k>")
     sweep.add_argument("--jobs", type=int, help="runs at once (default: one per GPU, else one per CPU core)")
     sweep.set_defaults(func=cmd_sweep)
 

@@ -86,7 +86,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
-        """Inverse of ``to_dict``; unknown keys raise ValueError naming them."""
+        """Inverse of ``to_dict``; anything but a dict, and unknown keys, raise ValueError naming them."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a config must be a JSON object of fields, got a {type(values).__name__}")
         _check_fields(values)
         return cls(**values)
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text, read_json
+from .io import atomic_write_text
 from .sweep import slug
 
 GROUP = ["dataset", "noise", "loss"]
@@ -30,11 +30,13 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     No run is an error (a mistyped folder, most likely) unless ``allow_empty``: then an empty list,
     for readers of optional folders such as the book's committed results.
     """
+    from .train import read_result
+
     runs = []
     for path in sorted(Path(root).rglob("result.json")):
         if REPORT_DIR in path.relative_to(root).parts[:-1]:
             continue
-        result = read_json(path)
+        result = read_result(path)
         result["dir"] = path.parent
         runs.append(result)
     if not runs and not allow_empty:
@@ -42,10 +44,36 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     return runs
 
 
+# the columns of steps.csv that the report reads (train writes these and more, all numbers)
+STEPS_COLUMNS = ("step", "epoch", "lr", "target", "tau", "ratio_before", "ratio_after")
+
+
 def load_steps(run_dir: Path) -> pd.DataFrame:
-    """A run's per-step diagnostics (steps.csv) as a frame; empty if it logged none."""
+    """A run's per-step diagnostics (steps.csv) as a frame; empty if it logged none.
+
+    A file without the columns of ``STEPS_COLUMNS`` or with a value that is not a number raises
+    ValueError naming the file, the column and the row.
+    """
     path = Path(run_dir) / "steps.csv"
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame()
+    try:
+        steps = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read steps file {str(path)!r}: {err}") from None
+    missing = [c for c in STEPS_COLUMNS if c not in steps]
+    if missing:
+        raise ValueError(f"steps file {str(path)!r} lacks columns {', '.join(missing)}; "
+                         f"it has {', '.join(map(str, steps.columns))}")
+    for column in steps:
+        numbers = pd.to_numeric(steps[column], errors="coerce")
+        bad = numbers.isna() & steps[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(f"steps file {str(path)!r}: column {column!r} of row {row + 1} is "
+                             f"{steps[column].iloc[row]!r}, expected a number")
+        steps[column] = numbers
+    return steps
 
 
 def lr_phases(steps: pd.DataFrame) -> pd.DataFrame:

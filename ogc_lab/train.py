@@ -30,10 +30,10 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 
 from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
 from .hardware import autocast, device_name, resolve_amp, select_device
-from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, versions
+from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, torch_load, versions
 from .losses import make_loss
 from .models import make_model
-from .noise import NoisyLabels, make_noise
+from .noise import NoisyLabels, check_noise_data, make_noise
 from .noise import build_report as noise_report
 from .ogc import BaseLoss, base_loss, label_prob
 from .recipes import HUMAN_NOISE, Config
@@ -123,6 +123,7 @@ def corrupt_labels(spec: str, split: DataSplit, seed: int) -> NoisyLabels:
     kind, _, key = spec.partition(":")
     if kind.strip().lower() == HUMAN_NOISE:
         return human_noise(split, key.strip(), seed)
+    check_noise_data(spec, split.name, split.classes)
     return make_noise(spec, split.train_y, split.num_classes, seed=seed, features=split.train_x)
 
 
@@ -274,7 +275,10 @@ class CsvLog:
             return
         with open(self.path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
-            fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
+            try:
+                fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
+            except ValueError as err:  # a step or epoch that is not a number: not a file train wrote
+                raise ValueError(f"cannot resume from {str(self.path)!r}: line {reader.line_num}: {err}") from None
         with open(self.path, "w", newline="", encoding="utf-8") as handle:
             if fields:
                 writer = csv.DictWriter(handle, fieldnames=fields)
@@ -341,16 +345,87 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+NUMBER = (int, float)
+# what train writes into a checkpoint and a result.json: entry -> the type its value must have
+CHECKPOINT_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "world_size": int, "epoch": int, "step": int, "elapsed_s": NUMBER, "history": list,
+    "model": dict, "optimizer": dict, "scheduler": dict, "loss": dict, "rng": list,
+}
+RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "epochs": list, "final_test_acc": NUMBER, "best_test_acc": NUMBER, "last10_test_acc": NUMBER,
+    "wall_time_s": NUMBER, "device": str, "date": str, "data_source": str,
+}
+
+
+def check_entries(obj: Any, schema: dict[str, type | tuple[type, ...]], what: str,
+                  error: type[ValueError] = ValueError) -> None:
+    """Raise ``error`` naming ``what`` unless ``obj`` is a dict with every entry of ``schema`` of its type."""
+    if not isinstance(obj, dict):
+        raise error(f"{what} holds a {type(obj).__name__}, expected a dict with entries {', '.join(schema)}")
+    for key, kind in schema.items():
+        if key not in obj:
+            raise error(f"{what} has no {key!r} entry; it has {', '.join(map(repr, obj)) or 'none'}")
+        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
+            found = "null" if obj[key] is None else f"a {type(obj[key]).__name__}"
+            raise error(f"{what}: entry {key!r} is {found}, expected {getattr(kind, '__name__', 'a number')}")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by ``train``; anything unreadable raises CheckpointError naming it."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt file
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {type(err).__name__}: {first_line}") from None
+    """Read a checkpoint written by ``train``; anything unreadable or incomplete raises CheckpointError naming it."""
+    state = torch_load(path, "checkpoint", CheckpointError)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an ogc-lab checkpoint (format {CHECKPOINT_FORMAT})")
+    check_entries(state, CHECKPOINT_SCHEMA, f"checkpoint {str(path)!r}", CheckpointError)
+    if len(state["history"]) != state["epoch"] or len(state["rng"]) != state["world_size"]:
+        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: {len(state['history'])} epochs of history "
+                              f"at epoch {state['epoch']}, {len(state['rng'])} random states for "
+                              f"{state['world_size']} process(es)")
     return state
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
+    result = read_json(path)
+    what = f"result file {str(path)!r}"
+    check_entries(result, RESULT_SCHEMA, what)
+    try:
+        Config.from_dict(result["config"])
+    except ValueError as err:
+        raise ValueError(f"{what}: its config is not valid: {err}") from None
+    for key in ("final_test_acc", "best_test_acc", "last10_test_acc"):
+        if not 0.0 <= result[key] <= 1.0:
+            raise ValueError(f"{what}: {key} is {result[key]!r}, expected an accuracy in [0, 1]")
+    if not result["epochs"] or not all(isinstance(e, dict) and "test_acc" in e for e in result["epochs"]):
+        raise ValueError(f"{what}: entry 'epochs' must list one record (with test_acc) per epoch")
+    return result
+
+
+def check_state_dict(saved: dict[str, Any], module: nn.Module, what: str, path: Path) -> None:
+    """Raise CheckpointError unless ``saved`` has exactly ``module``'s entries, its tensors of the same shapes."""
+    expected = module.state_dict()
+    missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"checkpoint {str(path)!r}: the {what} entries differ from this run's "
+                              f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
+    for name, tensor in expected.items():
+        if isinstance(tensor, Tensor) and (not isinstance(saved[name], Tensor) or saved[name].shape != tensor.shape):
+            found = tuple(saved[name].shape) if isinstance(saved[name], Tensor) else type(saved[name]).__name__
+            raise CheckpointError(f"checkpoint {str(path)!r}: {what} tensor {name!r} has shape {found}, "
+                                  f"this run's has {tuple(tensor.shape)}")
+
+
+def check_optimizer_state(saved: dict[str, Any], net: nn.Module, path: Path) -> None:
+    """Raise CheckpointError unless every per-parameter buffer of a saved optimizer (momentum, ...) has
+    the shape of its parameter in ``net``."""
+    params = list(net.parameters())
+    for index, slots in saved.get("state", {}).items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(slots, dict):
+            raise CheckpointError(f"checkpoint {str(path)!r}: optimizer state for parameter {index!r} does not fit: "
+                                  f"this run's model has {len(params)} parameters")
+        for name, value in slots.items():
+            if isinstance(value, Tensor) and value.dim() and value.shape != params[index].shape:
+                raise CheckpointError(f"checkpoint {str(path)!r}: optimizer {name} of parameter {index} has shape "
+                                      f"{tuple(value.shape)}, the parameter has {tuple(params[index].shape)}")
 
 
 def config_differences(saved: dict[str, Any], config: Config) -> str:
@@ -363,7 +438,10 @@ def config_differences(saved: dict[str, Any], config: Config) -> str:
 
 def _check_resumable(state: dict[str, Any], config: Config, info: DistInfo, path: Path) -> None:
     """A checkpoint may only be resumed by the same run: same numbers-deciding config and world size."""
-    differ = config_differences(state["config"], config)
+    try:
+        differ = config_differences(state["config"], config)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its config is not valid: {err}") from None
     if differ:
         raise CheckpointError(f"checkpoint {str(path)!r} belongs to another config ({differ})")
     if state["world_size"] != info.world:
@@ -569,7 +647,11 @@ def _checkpoint_state(run: Run, epoch: int, step: int, history: list[dict[str, A
     }
 
 
-def _restore(run: Run, state: dict[str, Any]) -> None:
+def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
+    """Load a checkpoint (checked by ``load_checkpoint``) into the run, once its tensors fit the run's."""
+    check_state_dict(state["model"], run.net, "model", path)
+    check_state_dict(state["loss"], run.loss_fn, "loss", path)
+    check_optimizer_state(state["optimizer"], run.net, path)
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
@@ -607,7 +689,7 @@ def finished_result(out_dir: Path, config: Config) -> dict[str, Any] | None:
     path = Path(out_dir) / RESULT
     if not path.exists():
         return None
-    result = read_json(path)
+    result = read_result(path)
     differ = config_differences(result["config"], config)
     if differ:
         raise RunExistsError(f"out dir {str(out_dir)!r} holds a finished run of another config ({differ})")
@@ -674,7 +756,7 @@ def _train(
     run = _build(config, info, device)
     start_epoch, step, history, elapsed = 0, 0, [], 0.0
     if state is not None:
-        _restore(run, state)
+        _restore(run, state, out_dir / CHECKPOINT)
         start_epoch, step, history, elapsed = state["epoch"], state["step"], state["history"], state["elapsed_s"]
     main = info.is_main
     steps_log = epochs_log = None

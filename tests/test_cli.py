@@ -6,14 +6,19 @@ The sweep engine itself (grids, worker pools, failures) is tested in test_sweep.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+import torch
 
 import ogc_lab.train as train_module
+from fixtures import write_imagefolder
 from ogc_lab.cli import main
 
 TOY = ["--recipe", "toy", "--epochs", "1", "--no-progress"]
@@ -65,7 +70,14 @@ def test_train_from_a_result_json_reproduces_the_config(tmp_path: Path) -> None:
         (["train", "--recipe", "toy"], ["--out"]),
         (["train", *TOY, "--dataset", "cifar10", "--model", "cnn-small", "--data-root", "{out}/nowhere",
           "--out", "{out}"], ["cifar10", "nowhere"]),
-        (["noise", "--dataset", "digits", "--noise", "asym-cifar100:0.4"], ["num_classes == 100", "10"]),
+        (["noise", "--dataset", "digits", "--noise", "asym-cifar100:0.4"], ["asym-cifar100", "'digits'", "cifar100n"]),
+        (["noise", "--dataset", "digits", "--noise", "asym-cifar10:0.4"],
+         ["asym-cifar10 noise", "'digits'", "allowed: cifar10, cifar10-npz, cifar10n, cifar10n-npz", "imagefolder"]),
+        (["train", *TOY, "--noise", "asym-cifar10:0.2", "--out", "{out}"], ["asym-cifar10", "'toy2d'", "allowed:"]),
+        (["train", *TOY, "--set", "epochs=abc", "--epochs", "2", "--out", "{out}"], ["epochs='abc'", "int"]),
+        (["train", *TOY, "--set", "lr=-1", "--lr", "0.1", "--out", "{out}"], ["lr=-1.0", "> 0"]),
+        (["sweep", "--recipe", "toy", "--losses", "ce", "--noises", "none", "--set", "seed=x", "--seed", "1",
+          "--out", "{out}"], ["seed='x'"]),
         (["sweep", "--recipe", "toy", "--losses", "ce,nope", "--noises", "none", "--out", "{out}"], ["'nope'"]),
         (["sweep", "--recipe", "toy", "--losses", "ce", "--noises", "none", "--seeds", "0,x", "--out", "{out}"],
          ["--seeds", "'0,x'"]),
@@ -86,6 +98,31 @@ def test_bad_input_is_one_error_line_with_exit_code_2(
     assert not out.exists()  # nothing was created
 
 
+@pytest.mark.parametrize("command", [
+    ["train", *TOY], ["sweep", "--recipe", "toy", "--losses", "ce", "--noises", "none"],
+])
+@pytest.mark.parametrize("out", ["", ".", "./", "{cwd}"])
+def test_out_must_not_be_the_current_folder(
+    command: list[str], out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--out", out.replace("{cwd}", str(tmp_path))]) == 2
+    line = _error_line(capsys)
+    assert "--out" in line and "current folder" in line and "allowed: any other folder" in line
+    assert list(tmp_path.iterdir()) == []  # nothing was written into the current folder
+
+
+def test_a_config_file_that_is_not_a_config_is_one_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, text in [("list.json", "[1, 2]"), ("result.json", '{"config": "toy"}'), ("bad.json", '{"epochs": -1}')]:
+        (tmp_path / name).write_text(text)
+        assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "out")]) == 2
+        line = _error_line(capsys)
+        assert f"config file {str(tmp_path / name)!r}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_finished_run_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
     assert main(["train", *TOY, "--out", str(out)]) == 0
@@ -104,6 +141,133 @@ def test_an_unreadable_checkpoint_is_an_error(tmp_path: Path, capsys: pytest.Cap
     line = _error_line(capsys)
     assert "cannot read checkpoint" in line and str(out / "checkpoint.pt") in line
     assert (out / "checkpoint.pt").read_bytes() == b"\x00garbage"
+
+
+@pytest.fixture(scope="module")
+def finished_toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished 1-epoch toy run (result.json, checkpoint.pt, CSVs): tests damage copies of its files."""
+    out = tmp_path_factory.mktemp("toy") / "run"
+    assert main(["train", *TOY, "--out", str(out)]) == 0
+    return out
+
+
+class Planted:
+    """An object of a class no checkpoint holds (torch's weights-only loader refuses it)."""
+
+
+def _a_bias_one_longer(state: dict[str, Any]) -> dict[str, Any]:
+    name = [k for k in state["model"] if k.endswith("bias")][-1]
+    state["model"][name] = torch.zeros(len(state["model"][name]) + 1)
+    return state
+
+
+CHECKPOINT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
+    "only its format": (lambda s: {"format": 1}, ["has no 'config' entry", "it has 'format'"]),
+    "no model": (lambda s: {k: v for k, v in s.items() if k != "model"}, ["has no 'model' entry"]),
+    "tensors of other shapes": (_a_bias_one_longer, ["model tensor", "bias", "has shape (3,)", "this run's has (2,)"]),
+    "history of another epoch": (lambda s: {**s, "history": []}, ["inconsistent", "0 epochs of history at epoch 1"]),
+    "an object torch refuses": (lambda s: {**s, "extra": Planted()}, ["test_cli.Planted", "refusing to unpickle"]),
+}
+
+
+@pytest.mark.parametrize("damage", list(CHECKPOINT_DAMAGE))
+def test_resume_from_a_damaged_checkpoint_is_one_error_naming_it(
+    damage: str, finished_toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, names = CHECKPOINT_DAMAGE[damage]
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save(change(torch.load(finished_toy_run / "checkpoint.pt", weights_only=True)), out / "checkpoint.pt")
+    before = (out / "checkpoint.pt").read_bytes()
+    assert main(["train", *TOY, "--out", str(out), "--resume"]) == 2
+    line = _error_line(capsys)
+    for name in [repr(str(out / "checkpoint.pt")), *names]:
+        assert name in line, (name, line)
+    assert "weights_only" not in line  # torch's advice to load unsafely is never relayed
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt"]  # no result, no CSV
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("counts, empty_test_tree, names", [
+    ({"cat": (0, 1), "dog": (0, 1)}, False, ["no train images for class 'cat', 'dog'"]),
+    ({"cat": (2, 1), "emu": (1, 0)}, False, ["no test images for class 'emu'"]),
+    ({"cat": (2, 1), "dog": (1, 1)}, True, ["no test images for class 'cat', 'dog'"]),
+])
+def test_an_image_tree_without_images_of_a_class_is_refused_before_training(
+    counts: dict[str, tuple[int, int]], empty_test_tree: bool, names: list[str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tree, out = tmp_path / "tree", tmp_path / "out"
+    write_imagefolder(tree, counts)
+    if empty_test_tree:
+        shutil.rmtree(tree / "test")
+        (tree / "test").mkdir()
+    assert main(["train", *TOY, "--dataset", f"imagefolder:{tree}", "--model", "cnn-small", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    for name in [str(tree), *names]:
+        assert name in line, (name, line)
+    assert not out.exists()  # no result with an accuracy computed on nothing
+
+
+def _no_test_samples(result: dict[str, Any]) -> dict[str, Any]:
+    """The result a run evaluated on 0 test samples wrote: accuracies 0/0, saved as null."""
+    accuracies = dict.fromkeys(["final_test_acc", "best_test_acc", "last10_test_acc"])
+    return {**result, **accuracies, "num_test": 0, "epochs": [{**e, "test_acc": None} for e in result["epochs"]]}
+
+
+RESULT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
+    "no config": (lambda r: {k: v for k, v in r.items() if k != "config"}, ["has no 'config' entry"]),
+    "a JSON list": (lambda r: [r], ["holds a list, expected a dict"]),
+    "0 test samples": (_no_test_samples, ["entry 'final_test_acc' is null, expected a number"]),
+    "an accuracy above 1": (lambda r: {**r, "best_test_acc": 97.5}, ["best_test_acc is 97.5", "[0, 1]"]),
+    "an invalid config": (lambda r: {**r, "config": {**r["config"], "lr": "fast"}}, ["config", "lr='fast'"]),
+}
+
+
+@pytest.mark.parametrize("damage", list(RESULT_DAMAGE))
+def test_report_on_a_damaged_result_is_one_error_naming_it(
+    damage: str, finished_toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    change, names = RESULT_DAMAGE[damage]
+    root = tmp_path / "grid"
+    shutil.copytree(finished_toy_run, root / "run")
+    path = root / "run" / "result.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    assert main(["report", str(root)]) == 2
+    line = _error_line(capsys)
+    for name in [f"result file {str(path)!r}", *names]:
+        assert name in line, (name, line)
+    assert not (root / "report").exists()
+
+
+def test_report_on_a_damaged_steps_csv_is_one_error_naming_it(
+    finished_toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "grid"
+    shutil.copytree(finished_toy_run, root / "run")
+    steps = root / "run" / "steps.csv"
+    frame = pd.read_csv(steps).astype(object)
+    frame.loc[0, "ratio_after"] = "abc"
+    frame.to_csv(steps, index=False)
+    assert main(["report", str(root)]) == 2
+    expected = f"steps file {str(steps)!r}: column 'ratio_after' of row 1 is 'abc', expected a number"
+    assert expected in _error_line(capsys)
+    frame.drop(columns=["tau"]).to_csv(steps, index=False)
+    assert main(["report", str(root)]) == 2
+    assert "lacks columns tau" in _error_line(capsys)
+
+
+def test_resume_with_a_steps_csv_of_another_format_is_one_error_naming_it(
+    finished_toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    shutil.copy(finished_toy_run / "checkpoint.pt", out / "checkpoint.pt")
+    (out / "steps.csv").write_text("step,epoch\nfive,1\n")
+    assert main(["train", *TOY, "--out", str(out), "--resume"]) == 2
+    line = _error_line(capsys)
+    assert f"cannot resume from {str(out / 'steps.csv')!r}: line 2" in line and "'five'" in line
+    assert not (out / "result.json").exists()
 
 
 def test_module_entry_point_runs_and_reports_errors_without_traceback(tmp_path: Path) -> None:

@@ -289,6 +289,34 @@ def test_unreadable_or_foreign_checkpoints_are_refused(tmp_path: Path, toy_run) 
         train(TOY.replace(lr=0.2), foreign, resume=True, progress=False)
 
 
+def _other_momentum(state: dict) -> dict:
+    state["optimizer"]["state"][0]["momentum_buffer"] = torch.zeros(7)
+    return state
+
+
+def _no_loss_queue(state: dict) -> dict:
+    state["loss"] = {}
+    return state
+
+
+@pytest.mark.parametrize("change, match", [
+    (_other_momentum, r"optimizer momentum_buffer of parameter 0 has shape \(7,\), the parameter has \(\d+, 2\)"),
+    (_no_loss_queue, r"the loss entries differ from this run's \(missing \['_extra_state'\], unexpected none\)"),
+    (lambda s: {**s, "epoch": "1"}, r"entry 'epoch' is a str, expected int"),
+    (lambda s: {**s, "config": {**s["config"], "lr": "fast"}}, r"its config is not valid: config field lr='fast'"),
+])
+def test_a_checkpoint_whose_entries_do_not_fit_the_run_is_refused_before_loading(
+    tmp_path: Path, toy_run, change, match
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save(change(torch.load(toy_run[0] / "checkpoint.pt", weights_only=True)), out / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match=match) as err:
+        train(TOY, out, resume=True, progress=False)
+    assert repr(str(out / "checkpoint.pt")) in str(err.value)
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt"]
+
+
 def test_resume_without_a_checkpoint_starts_afresh(tmp_path: Path) -> None:
     result = train(TOY.replace(epochs=1), tmp_path / "new", resume=True, progress=False)
     assert len(result["epochs"]) == 1
