@@ -63,7 +63,15 @@ def test_bench_refit_reports_paired_speedups_and_agreeing_taus(tmp_path: Path) -
 def test_bench_step_times_refits_in_situ_and_amortises_resnet_on_cpu(tmp_path: Path) -> None:
     payload, ratios = run_quick("bench_step.py", tmp_path)
     rows = {r["model"]: r for r in payload["results"]}
-    assert set(rows) == {"cnn-small", "resnet18"} and len(ratios) == 2
+    assert set(rows) == {"cnn-small", "resnet18"}
+    precision = {r["model"]: r for r in payload["precision"]}
+    assert set(precision) == {"cnn8", "resnet18"}
+    device = payload["machine"]["device"]
+    assert set(ratios) == {f"ce+ogc/ce step {m} [{device}]" for m in rows} | {
+        f"float32/bf16 step {m} [{device}]" for m in precision}
+    for r in precision.values():  # each RATIO line is the ratio of the two medians it reports
+        assert r["speedup"] == pytest.approx(r["float32_step_s"] / r["bf16_step_s"])
+        assert ratios[f"float32/bf16 step {r['model']} [{device}]"] == pytest.approx(r["speedup"], abs=5e-4)
     digits = rows["cnn-small"]
     assert digits["steps_per_arm"] == 32 and digits["refits_timed"] == 1 and digits["refit_timed"] == "in situ"
     for arm in ("ce", "ce+ogc"):
