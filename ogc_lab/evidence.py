@@ -3,8 +3,9 @@
 A run *memorises* when its training predictions on the flipped samples follow their given (wrong)
 labels and its test accuracy falls from its peak.  ``memorisation`` reads both from a run's epochs;
 ``comparison`` puts methods side by side over seeds, with the per-seed paired difference to a
-baseline; ``verdict`` turns one paired difference into words chosen by its numbers (the book and the
-regression checks use the same words, so a sentence cannot drift from its table).
+baseline and its confidence interval; ``verdict`` turns the paired differences into words chosen by
+that interval (the book and the regression checks use the same words, so a sentence cannot drift
+from its table).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 LAST_EPOCHS = 10  # the reported figure: mean test accuracy of the last 10 epochs (the reference recipe's)
 
@@ -47,10 +49,19 @@ def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MEASURES = {  # the per-run figures a comparison can be about, and how a sentence names them
+    "last10_test_acc": "last-10 test accuracy",
+    "noisy_fit": "fit of the flipped labels",
+}
+CONFIDENCE = 0.95  # level of the paired intervals behind every verdict
+
+
 def paired(frame: pd.DataFrame, baseline: str, value: str = "last10_test_acc") -> pd.DataFrame:
     """Per noise, loss and seed: ``value`` minus the baseline's at the same noise and seed (others dropped)."""
     if baseline not in set(frame["loss"]):
         raise ValueError(f"baseline {baseline!r} has no runs; losses: {', '.join(sorted(set(frame['loss'])))}")
+    if value not in MEASURES:
+        raise ValueError(f"unknown measure {value!r}; allowed: {', '.join(MEASURES)}")
     base = frame[frame["loss"] == baseline].set_index(["noise", "seed"])[value]
     keys = pd.MultiIndex.from_frame(frame[["noise", "seed"]])
     out = frame[["noise", "loss", "seed"]].copy()
@@ -58,11 +69,24 @@ def paired(frame: pd.DataFrame, baseline: str, value: str = "last10_test_acc") -
     return out.dropna(subset=["diff"])
 
 
+def interval(diffs: Sequence[float], level: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t confidence interval of the mean paired difference (needs two seeds or more).
+
+    The seeds are few, so the t quantile (4.30 for three seeds at 95 %) rather than the normal one.
+    """
+    d = np.asarray(diffs, dtype=float)
+    if d.size < 2:
+        raise ValueError(f"an interval needs at least 2 paired differences, got {d.size}")
+    half = float(stats.t.ppf((1 + level) / 2, d.size - 1)) * float(d.std(ddof=1)) / np.sqrt(d.size)
+    return float(d.mean()) - half, float(d.mean()) + half
+
+
 def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """Per noise and loss: means and stds over seeds, and the paired difference to ``baseline``.
 
-    Columns: n, last10 (mean, std), peak, final, drop, noisy_fit (means), diff (mean, std of the
-    per-seed difference in last-10 accuracy to the baseline) and wins (seeds where it is above).
+    Columns: n, last10 (mean, std), peak, final, drop, noisy_fit (means), diff (mean of the per-seed
+    difference in last-10 accuracy to the baseline), diff_low/diff_high (its ``interval``; NaN with
+    one seed) and wins (seeds where it is above).
     """
     diffs = paired(frame, baseline)
     grouped = frame.groupby(["noise", "loss"], sort=False)
@@ -73,40 +97,43 @@ def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     )
     by = diffs.groupby(["noise", "loss"], sort=False)["diff"]
     table["diff"] = by.mean()
-    table["diff_std"] = by.std()
+    bounds = by.apply(lambda d: interval(d) if len(d) > 1 else (np.nan, np.nan))
+    table["diff_low"] = bounds.map(lambda b: b[0])
+    table["diff_high"] = bounds.map(lambda b: b[1])
     table["wins"] = by.apply(lambda d: int((d > 0).sum()))
     return table.reset_index()
 
 
 def verdict(diffs: Sequence[float]) -> str:
-    """Words for per-seed paired differences (fractions of accuracy): above, below, or not told apart.
+    """Words for per-seed paired differences: above, below, or not told apart.
 
-    'above'/'below' need every seed on the same side and a mean beyond one standard deviation of the
-    differences; anything else is 'not distinguishable from'.  One seed alone is never a verdict.
+    'above'/'below' only when the ``interval`` of the mean difference lies wholly on that side of
+    zero; anything else is 'not distinguishable from'.  One seed alone is never a verdict.
     """
-    d = np.asarray(diffs, dtype=float)
-    if d.size < 2:
+    if len(diffs) < 2:
         return "not yet comparable with (one seed)"
-    mean, std = float(d.mean()), float(d.std(ddof=1))
-    if (d > 0).all() and mean > std:
+    low, high = interval(diffs)
+    if low > 0:
         return "above"
-    if (d < 0).all() and -mean > std:
+    if high < 0:
         return "below"
     return "not distinguishable from"
 
 
-def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str) -> str:
-    """One sentence comparing ``loss`` with ``baseline`` under ``noise``, every number from the runs."""
-    diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline)
+def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str, value: str = "last10_test_acc") -> str:
+    """One sentence comparing ``loss`` with ``baseline`` under ``noise`` on ``value``, every number from the runs."""
+    what = MEASURES.get(value, value)
+    diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline, value)
     d = diffs[(diffs["noise"] == noise) & (diffs["loss"] == loss)]["diff"].to_numpy()
     if not d.size:
         return f"Under {noise}, {loss} and {baseline} share no finished seed yet."
     if d.size == 1:
-        return (f"Under {noise}, with one seed so far, {loss} ends {100 * d[0]:+.1f} points of last-10 test accuracy "
-                f"from {baseline}; one seed is no verdict.")
-    wins = int((d > 0).sum())
-    return (f"Under {noise}, {loss} is {verdict(d)} {baseline}: {100 * d.mean():+.1f} ± {100 * d.std(ddof=1):.1f} "
-            f"points of last-10 test accuracy (paired over {d.size} seeds, above in {wins}).")
+        return (f"Under {noise}, with one seed so far, {loss}'s {what} is {100 * d[0]:+.1f} points from "
+                f"{baseline}'s; one seed is no verdict.")
+    low, high = interval(d)
+    return (f"Under {noise}, {loss}'s {what} is {verdict(d)} {baseline}'s: {100 * d.mean():+.1f} points "
+            f"({CONFIDENCE:.0%} interval {100 * low:+.1f} to {100 * high:+.1f}; paired over {d.size} seeds, "
+            f"higher in {int((d > 0).sum())}).")
 
 
 def augmentation_text(config: dict[str, Any]) -> str:
@@ -145,7 +172,8 @@ def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num
 
 
 def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
-    """``comparison`` as the book shows it: percentages, 'mean ± std', the paired difference in points."""
+    """``comparison`` as the book shows it: percentages, 'mean ± std', the paired difference in points
+    with its interval."""
     def pm(mean: float, std: float) -> str:
         return f"{100 * mean:.1f} ± {100 * std:.1f}" if np.isfinite(std) else f"{100 * mean:.1f}"
 
@@ -154,9 +182,10 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
         "last-10 test acc (%)": [pm(m, s) for m, s in zip(table["last10"], table["last10_std"])],
         "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
         "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(0),
-        f"vs {baseline} (points, paired)": [
-            "—" if loss == baseline else f"{100 * d:+.1f}" + (f" ± {100 * s:.1f}" if np.isfinite(s) else "")
-            for loss, d, s in zip(table["loss"], table["diff"], table["diff_std"])],
+        f"vs {baseline} (points, paired; {CONFIDENCE:.0%} interval)": [
+            "—" if loss == baseline else f"{100 * d:+.1f}" + (
+                f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite(lo) else "")
+            for loss, d, lo, hi in zip(table["loss"], table["diff"], table["diff_low"], table["diff_high"])],
         f"seeds above {baseline}": ["—" if loss == baseline else f"{w} of {n}"
                                     for loss, w, n in zip(table["loss"], table["wins"], table["n"])],
     })

@@ -9,6 +9,7 @@ import pytest
 
 from ogc_lab.evidence import (
     comparison,
+    interval,
     display_table,
     memorisation,
     memorisation_sentence,
@@ -60,29 +61,46 @@ def test_comparison_table_counts_means_and_wins() -> None:
     assert table.loc["ce+ogc", "n"] == 3 and table.loc["ce+ogc", "wins"] == 3
     assert table.loc["ce+ogc", "diff"] == pytest.approx(0.05)
     assert table.loc["ce+ogc", "last10"] == pytest.approx((0.36 + 0.35 + 0.37) / 3)
+    bounds = (table.loc["ce+ogc", "diff_low"], table.loc["ce+ogc", "diff_high"])
+    assert bounds == pytest.approx(interval([0.06, 0.03, 0.06]))
     assert table.loc["gce", "wins"] == 2
 
 
+def test_interval_is_students_t_of_the_mean() -> None:
+    low, high = interval([0.06, 0.03, 0.06])  # mean 0.05, std 0.01732, t(0.975, 2) = 4.3027
+    half = 4.302653 * 0.0173205 / math.sqrt(3)
+    assert (low, high) == (pytest.approx(0.05 - half, abs=1e-6), pytest.approx(0.05 + half, abs=1e-6))
+    assert interval([0.02, 0.02]) == (pytest.approx(0.02), pytest.approx(0.02))  # no spread, no width
+    with pytest.raises(ValueError, match="at least 2 paired differences, got 1"):
+        interval([0.05])
+
+
 @pytest.mark.parametrize("diffs, words", [
-    ([0.06, 0.03, 0.06], "above"),
+    ([0.06, 0.03, 0.06], "above"),  # interval [+0.007, +0.093]
     ([-0.02, -0.03, -0.025], "below"),
     ([-0.01, 0.01, 0.01], "not distinguishable from"),  # mixed signs
-    ([0.001, 0.05, 0.002], "not distinguishable from"),  # same sign, but the mean is within one std
+    ([0.082, 0.066, 0.012], "not distinguishable from"),  # all above, mean 1.5 std: interval reaches below 0
+    ([0.04, 0.05], "not distinguishable from"),  # two seeds: t(0.975, 1) = 12.7 std errors
     ([0.05], "not yet comparable with (one seed)"),
 ])
-def test_verdict_words_follow_the_numbers(diffs, words) -> None:
+def test_verdict_words_follow_the_interval(diffs, words) -> None:
     assert verdict(diffs) == words
 
 
 def test_sentence_is_built_from_the_runs() -> None:
     text = sentence(_grid(), "symmetric:0.6", "ce+ogc", "ce")
-    assert text == ("Under symmetric:0.6, ce+ogc is above ce: +5.0 ± 1.7 points of last-10 test accuracy "
-                    "(paired over 3 seeds, above in 3).")
+    assert text == ("Under symmetric:0.6, ce+ogc's last-10 test accuracy is above ce's: +5.0 points "
+                    "(95% interval +0.7 to +9.3; paired over 3 seeds, higher in 3).")
+    fit = sentence(_grid(), "symmetric:0.6", "ce+ogc", "ce", value="noisy_fit")
+    assert fit.startswith("Under symmetric:0.6, ce+ogc's fit of the flipped labels is not distinguishable from ce's: "
+                          "+0.0 points")  # fake_run fits half the flips in every run
     assert "share no finished seed" in sentence(_grid(), "human:worse", "ce+ogc", "ce")
     one = runs_frame([fake_run("ce", 0, [0.30] * 12), fake_run("ce+ogc", 0, [0.36] * 12)])
     assert sentence(one, "symmetric:0.6", "ce+ogc", "ce") == (
-        "Under symmetric:0.6, with one seed so far, ce+ogc ends +6.0 points of last-10 test accuracy from ce; "
+        "Under symmetric:0.6, with one seed so far, ce+ogc's last-10 test accuracy is +6.0 points from ce's; "
         "one seed is no verdict.")
+    with pytest.raises(ValueError, match="unknown measure 'acc'; allowed: last10_test_acc, noisy_fit"):
+        sentence(_grid(), "symmetric:0.6", "ce+ogc", "ce", value="acc")
 
 
 def test_search_table_and_memorisation_sentence() -> None:
@@ -100,6 +118,6 @@ def test_search_table_and_memorisation_sentence() -> None:
 
 def test_display_table_formats_points_and_wins() -> None:
     shown = display_table(comparison(_grid())).set_index("loss")
-    assert shown.loc["ce+ogc", "vs ce (points, paired)"] == "+5.0 ± 1.7"
+    assert shown.loc["ce+ogc", "vs ce (points, paired; 95% interval)"] == "+5.0 [+0.7, +9.3]"
     assert shown.loc["ce+ogc", "seeds above ce"] == "3 of 3" and shown.loc["ce", "seeds above ce"] == "—"
     assert shown.loc["ce+ogc", "last-10 test acc (%)"] == "36.0 ± 1.0"

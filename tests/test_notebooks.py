@@ -134,8 +134,8 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
     # every sentence of the chapter is the one its numbers give (recomputed here from the committed files)
     for noise, said in metrics["evidence_sentences"].items():
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
-        for loss, baseline, text in said["pairs"]:
-            assert text == evidence.sentence(frame, noise, loss, baseline)
+        for loss, baseline, value, text in said["pairs"]:
+            assert text == evidence.sentence(frame, noise, loss, baseline, value)
 
 
 def check_08(metrics: dict[str, Any], scale: str) -> None:
