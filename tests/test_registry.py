@@ -1,0 +1,27 @@
+"""ogc_lab.registry: one lookup, one wording for a bad choice."""
+
+from __future__ import annotations
+
+import pytest
+
+from ogc_lab.registry import check_choice, choose, unknown
+
+
+def test_unknown_names_the_value_and_every_allowed_one() -> None:
+    err = unknown("loss", "ce2", ["ce", "gce"], hint="see ogc-lab losses")
+    assert str(err) == "unknown loss 'ce2'; allowed: ce, gce (see ogc-lab losses)"
+
+
+def test_choose_returns_the_entry_or_raises_listing_the_registry() -> None:
+    registry = {"sgd": 1, "adam": 2}
+    assert choose("optimizer", "adam", registry) == 2
+    with pytest.raises(ValueError, match=r"^unknown optimizer 'rmsprop'; allowed: sgd, adam$"):
+        choose("optimizer", "rmsprop", registry)
+    with pytest.raises(ValueError, match=r"unknown optimizer \['sgd'\]"):  # unhashable: the same error
+        choose("optimizer", ["sgd"], registry)
+
+
+def test_check_choice_accepts_members_only() -> None:
+    check_choice("reduction", "mean", ("mean", "sum", "none"))
+    with pytest.raises(ValueError, match=r"^unknown reduction 'avg'; allowed: mean, sum, none$"):
+        check_choice("reduction", "avg", ("mean", "sum", "none"))
