@@ -28,6 +28,7 @@ from .losses import LOSSES, make_loss
 from .models import make_model
 from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
 from .recipes import get_recipe
+from .registry import check_choice, check_names, unknown
 
 Sync = torch.device | str | None  # the device whose queued work a timed call waits for (None: none)
 
@@ -43,9 +44,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda[:N]") from None
+        raise unknown("device", name, ("auto", "cpu", "cuda[:N]")) from None
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; allowed: auto, cpu, cuda[:N]")
+        raise unknown("device", name, ("auto", "cpu", "cuda[:N]"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} is not available here; use auto or cpu")
     return device
@@ -192,11 +193,12 @@ REFIT_METHODS: dict[str, Callable[[Tensor, float, int], float]] = {
 REFERENCE_METHOD = "reference (sklearn + grid)"
 
 
-def _check_names(kind: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
+def _check_names(what: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """``names`` as a list: each one of ``allowed`` (registry wording), at least one, none twice."""
     names = list(names)
-    unknown = [n for n in names if n not in allowed]
-    if unknown or not names or len(set(names)) != len(names):
-        raise ValueError(f"{kind} {names!r} must be distinct names from: {', '.join(allowed)}")
+    check_names(what, names, allowed)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"give one or more distinct {what} names, got {names!r}")
     return names
 
 
@@ -220,7 +222,7 @@ def time_refit(
     time in the same round (NaN when the reference is not among ``methods``): pairing the two calls
     of a round cancels drift of a shared machine.
     """
-    methods = _check_names("methods", methods, tuple(REFIT_METHODS))
+    methods = _check_names("refit method", methods, tuple(REFIT_METHODS))
     device = resolve_device(device)
     h = sample_queue(queue_size, seed).to(device, torch.float64 if device.type == "cpu" else torch.float32)
     target = 1.0 + lr * epsilon
@@ -322,8 +324,7 @@ class Arm:
 def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
               interval: int = 32, queue_size: int = 4096, amp: str = "auto") -> Arm:
     """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights."""
-    if model_name not in IN_SHAPES:
-        raise ValueError(f"unknown model {model_name!r} for step timing; allowed: {', '.join(IN_SHAPES)}")
+    check_choice("model", model_name, IN_SHAPES, hint="for step timing")
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
     channels_last = device.type == "cuda" or bf16  # as the trainer: with CUDA or bf16 on the CPU
     torch.manual_seed(seed)  # identical initial weights in every arm
@@ -429,7 +430,7 @@ def time_training_steps(
     median non-refit step) or, when no timed step refitted, separately on a full queue.  ``ratio``
     is that cost over the baseline's median step.
     """
-    losses = _check_names("losses", losses, tuple(LOSSES))
+    losses = _check_names("loss", losses, tuple(LOSSES))
     if steps < 1 or batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     device = resolve_device(device)

@@ -48,6 +48,7 @@ from torchvision.datasets.utils import calculate_md5, check_integrity
 from torchvision.transforms.functional import to_pil_image
 
 from .io import torch_load
+from .registry import unknown
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -712,6 +713,8 @@ DATASETS: dict[str, Callable[..., DataSplit]] = {
     "imagefolder": load_imagefolder,
     "webvision-mini": load_webvision_mini,
 }
+# the names as a user writes them (imagefolder takes its folder), for errors and help
+DATASET_NAMES = tuple("imagefolder:PATH" if key == "imagefolder" else key for key in DATASETS)
 
 
 def _loader_options(loader: Callable[..., DataSplit]) -> set[str]:
@@ -729,7 +732,7 @@ def load_dataset(name: str, root: str | Path = "data", download: bool = False, s
     """
     key, _, path = name.partition(":")
     if key not in DATASETS or (path and key != "imagefolder"):
-        raise ValueError(f"unknown data set {name!r}; known: {sorted(DATASETS)} (imagefolder as 'imagefolder:PATH')")
+        raise unknown("dataset", name, DATASET_NAMES)
     loader = DATASETS[key]
     allowed = _loader_options(loader)
     if set(options) - allowed:

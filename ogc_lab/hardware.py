@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .recipes import AMP_MODES
+from .registry import check_choice
 
 
 def select_device(name: str, local_rank: int = 0) -> torch.device:
@@ -70,8 +71,7 @@ def resolve_amp(mode: str, device: torch.device, input_shape: tuple[int, ...]) -
     is overhead-bound (measured: no faster) and bf16 moved digits-cpu's CE+OGC accuracy by a point.
     ``bf16`` forces it (on a CPU without native bf16 it is emulated and slow); ``off`` is float32.
     """
-    if mode not in AMP_MODES:
-        raise ValueError(f"unknown amp mode {mode!r}; allowed: {', '.join(AMP_MODES)}")
+    check_choice("amp mode", mode, AMP_MODES)
     if mode == "off":
         return False, "off: float32 as asked"
     if device.type not in ("cuda", "cpu"):

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ogc_lab import ogc
 from ogc_lab.ogc import base_loss, check_batch, label_log_prob, label_prob, reduce_loss, transformed_loss
+from ogc_lab.registry import check_choice, check_names, unknown
 
 REDUCTIONS = ("mean", "sum", "none")
 RCE_LOG_ZERO = math.log(1e-4)  # A: the value RCE gives log 0 (one-hot label clamped at 1e-4)
@@ -101,8 +102,7 @@ class RobustLoss(nn.Module):
     def __init__(self, num_classes: int, reduction: str = "mean") -> None:
         super().__init__()
         _check_num_classes(num_classes)
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"unknown reduction {reduction!r}; allowed: {', '.join(REDUCTIONS)}")
+        check_choice("reduction", reduction, REDUCTIONS)
         self.num_classes = num_classes
         self.reduction = reduction
 
@@ -429,13 +429,7 @@ def make_loss(name: str, num_classes: int, reduction: str = "mean", **params: ob
     """The loss ``name`` (case-insensitive key of ``LOSSES``) with hyperparameters ``params``."""
     key = name.strip().lower()
     if key not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+        raise unknown("loss", name, LOSSES)
     factory = LOSSES[key]
-    allowed = factory.param_names()
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)} for loss {key!r}; "
-            f"allowed: {', '.join(allowed) or '(none)'}"
-        )
+    check_names(f"{key} parameter", params, factory.param_names() or ["(none)"])
     return factory(num_classes, reduction, **params)

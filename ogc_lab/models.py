@@ -16,6 +16,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from .registry import choose
+
 
 def mlp(num_classes: int, in_shape: tuple[int, ...], hidden: int = 64) -> nn.Module:
     """Two hidden ReLU layers (64 units) on the flattened input: the toy 2-D model."""
@@ -134,8 +136,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 
 def make_model(name: str, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
     """Build the model ``name`` for ``num_classes`` outputs and inputs of shape ``in_shape``."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    build = choose("model", name, MODELS)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    return MODELS[name](num_classes, tuple(int(d) for d in in_shape))
+    return build(num_classes, tuple(int(d) for d in in_shape))

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .registry import choose
+
 # Official CIFAR-100 coarse (superclass) label of each fine label 0..99, in fine-label order
 # (the "coarse_labels" of the CIFAR-100 python release; e.g. fine 0 "apple" is coarse 4
 # "fruit_and_vegetables", fine 4 "beaver" is coarse 0 "aquatic_mammals").  Each coarse class has 5.
@@ -513,10 +515,7 @@ NOISE_KINDS: dict[str, NoiseKind] = {
 
 
 def _lookup(kind: str) -> NoiseKind:
-    try:
-        return NOISE_KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown noise kind {kind!r}; known: {', '.join(NOISE_KINDS)}") from None
+    return choose("noise kind", kind, NOISE_KINDS)
 
 
 def _parse_rate(text: str, kind: str) -> float:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .registry import check_choice, check_names, choose, unknown
+
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
 AMP_MODES = ("auto", "bf16", "off")
 OPTIMIZERS = ("sgd",)
@@ -121,9 +123,7 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def _check_fields(values: dict[str, Any]) -> None:
-    unknown = sorted(set(values) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
+    check_names("config field", values, FIELDS)
 
 
 # ---- coercion: strings from the command line and lists from JSON become the declared types ----
@@ -226,10 +226,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 def _check_choices(cfg: Config) -> None:
     for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("pipeline", PIPELINES),
                           ("amp", AMP_MODES)]:
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; allowed: {', '.join(allowed)}")
+        check_choice(name, getattr(cfg, name), allowed)
     if not _DEVICE_RE.match(cfg.device):
-        raise ValueError(f"unknown device {cfg.device!r}; allowed: auto, cpu, mps, cuda, cuda:N")
+        raise unknown("device", cfg.device, ("auto", "cpu", "mps", "cuda", "cuda:N"))
 
 
 def _check_ranges(cfg: Config) -> None:
@@ -256,17 +255,15 @@ def _check_ranges(cfg: Config) -> None:
 
 def _check_names(cfg: Config) -> None:
     """Loss, model, data set and noise spec must name registered things (checked before any work)."""
-    from .data import DATASETS
+    from .data import DATASET_NAMES, DATASETS
     from .losses import LOSSES
     from .models import MODELS
 
     for name, registry in [("loss", LOSSES), ("model", MODELS)]:
-        if getattr(cfg, name) not in registry:
-            raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; allowed: {', '.join(registry)}")
+        check_choice(name, getattr(cfg, name), registry)
     key, _, path = cfg.dataset.partition(":")
     if key not in DATASETS or (key == "imagefolder") != bool(path):
-        allowed = ", ".join(k if k != "imagefolder" else "imagefolder:PATH" for k in DATASETS)
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; allowed: {allowed}")
+        raise unknown("dataset", cfg.dataset, DATASET_NAMES)
     check_noise_spec(cfg.noise)
 
 
@@ -440,8 +437,4 @@ RECIPES: dict[str, Config] = {
 
 def get_recipe(name: str, **overrides: Any) -> Config:
     """The recipe ``name`` with ``overrides`` applied; unknown recipe or field raises ValueError."""
-    try:
-        recipe = RECIPES[name]
-    except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; allowed: {', '.join(RECIPES)}") from None
-    return recipe.replace(**overrides)
+    return choose("recipe", name, RECIPES).replace(**overrides)

@@ -32,3 +32,11 @@ def check_choice(what: str, name: object, allowed: Iterable[object], hint: str =
     allowed = list(allowed)
     if name not in allowed:
         raise unknown(what, name, allowed, hint)
+
+
+def check_names(what: str, names: Iterable[str], allowed: Iterable[str]) -> None:
+    """Raise ``unknown``'s ValueError for the first (sorted) of ``names`` not in ``allowed``, the rest in its hint."""
+    allowed = list(allowed)
+    bad = sorted(set(names) - set(allowed))
+    if bad:
+        raise unknown(what, bad[0], allowed, f"also unknown: {', '.join(bad[1:])}" if bad[1:] else "")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
+from .registry import choose
 from .sweep import slug
 
 GROUP = ["dataset", "noise", "loss"]
@@ -106,9 +107,7 @@ def results_frame(results: Sequence[dict[str, Any]], fields: Sequence[str] = ("l
 
 
 def _config_value(config: dict[str, Any], name: str) -> Any:
-    if name not in config:
-        raise ValueError(f"unknown config field {name!r}; allowed: {', '.join(config)}")
-    return config[name]
+    return choose("config field", name, config)
 
 
 def mean_std(frame: pd.DataFrame, by: Sequence[str], value: str) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from ogc_lab.models import mlp
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss, label_prob
+from ogc_lab.registry import choose
 
 GRID_SIZE = 150  # points per axis of the decision-function grid
 GRID_MARGIN = 0.5  # how far the grid reaches beyond the data, in input units
@@ -113,9 +114,7 @@ class Snapshot:
     def group(self, name: str) -> np.ndarray:
         """|dl/dp| of the 'clean', 'noisy' or 'all' training samples."""
         masks = {"clean": ~self.noisy, "noisy": self.noisy, "all": np.ones_like(self.noisy)}
-        if name not in masks:
-            raise ValueError(f"unknown group {name!r}; allowed: {', '.join(masks)}")
-        return self.grad[masks[name]]
+        return self.grad[choose("group", name, masks)]
 
     def fraction_above(self, tau: float, group: str = "noisy") -> float:
         """Fraction of ``group`` whose gradient exceeds ``tau`` (would be clipped); nan if empty."""
@@ -245,13 +244,12 @@ def train_toy(
     """
     if epochs < 0 or not lr > 0.0:
         raise ValueError(f"need epochs >= 0 and lr > 0, got epochs={epochs}, lr={lr}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    make_optimizer = choose("optimizer", optimizer, OPTIMIZERS)
     wanted = _check_snapshot_epochs(tuple(snapshot_epochs), epochs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = mlp(2, (2,), hidden)
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr)
+    opt = make_optimizer(model.parameters(), lr)
     call = _loss_call(loss)
     grid = decision_grid(data)
     snapshots, taus, losses = [], np.empty(epochs), np.empty(epochs)
@@ -362,10 +360,8 @@ def plot_gradient_kdes(
 def plot_data(ax: Axes, data: ToyData, labels: str = "noisy") -> dict[str, Any]:
     """Training points coloured by their 'noisy' (observed) or 'clean' label; flipped ones as crosses."""
     label_sets = {"noisy": data.y_train_noisy, "clean": data.y_train_clean}
-    if labels not in label_sets:
-        raise ValueError(f"unknown labels {labels!r}; allowed: {', '.join(label_sets)}")
     x = data.x_train.numpy()
-    colours = np.array(CLASS_COLOURS)[label_sets[labels].numpy()]
+    colours = np.array(CLASS_COLOURS)[choose("labels", labels, label_sets).numpy()]
     flipped = data.flipped.numpy()
     artists = {
         "kept": ax.scatter(*x[~flipped].T, c=colours[~flipped], s=10, marker="o", label="label kept"),

@@ -37,6 +37,7 @@ from .noise import NoisyLabels, check_noise_data, make_noise
 from .noise import build_report as noise_report
 from .ogc import BaseLoss, base_loss, label_prob
 from .recipes import HUMAN_NOISE, Config
+from .registry import choose
 
 RESULT = "result.json"
 CHECKPOINT = "checkpoint.pt"
@@ -129,10 +130,10 @@ def corrupt_labels(spec: str, split: DataSplit, seed: int) -> NoisyLabels:
 
 def human_noise(split: DataSplit, key: str, seed: int) -> NoisyLabels:
     """The real-world label set ``key`` shipped with the data (CIFAR-N), reported like synthetic noise."""
-    if key not in split.noisy_sets:
-        allowed = ", ".join(split.noisy_sets) or "none: this data set has no real-world label sets"
-        raise ValueError(f"unknown real-world label set {key!r} for data set {split.name!r}; allowed: {allowed}")
-    noisy, clean = split.noisy_sets[key].long(), split.train_y.long()
+    sets = split.noisy_sets
+    noisy = choose("real-world label set", key, sets, hint=f"of data set {split.name!r}" if sets else
+                   f"data set {split.name!r} has none").long()
+    clean = split.train_y.long()
     report = noise_report(f"{HUMAN_NOISE}:{key}", math.nan, clean, noisy, split.num_classes, seed, {"set": key})
     return NoisyLabels(labels=noisy, flipped=noisy != clean, report=report)
 

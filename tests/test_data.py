@@ -45,7 +45,7 @@ def test_unknown_name_lists_known_names():
 
 
 def test_path_suffix_only_for_imagefolder():
-    with pytest.raises(ValueError, match="unknown data set"):
+    with pytest.raises(ValueError, match="unknown dataset 'digits:somewhere'; allowed: toy2d"):
         load_dataset("digits:somewhere")
 
 

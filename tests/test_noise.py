@@ -399,7 +399,7 @@ def labels10() -> torch.Tensor:
     [
         (
             "gaussian:0.4",
-            r"unknown noise kind 'gaussian'; known: none, symmetric, symmetric-uniform",
+            r"unknown noise kind 'gaussian'; allowed: none, symmetric, symmetric-uniform",
         ),
         ("symmetric:1.0", r"noise rate must be in \[0, 1\), got 1.0"),
         ("symmetric:-0.1", r"noise rate must be in \[0, 1\), got -0.1"),

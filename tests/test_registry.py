@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ogc_lab.registry import check_choice, choose, unknown
+from ogc_lab.registry import check_choice, check_names, choose, unknown
 
 
 def test_unknown_names_the_value_and_every_allowed_one() -> None:
@@ -25,3 +25,11 @@ def test_check_choice_accepts_members_only() -> None:
     check_choice("reduction", "mean", ("mean", "sum", "none"))
     with pytest.raises(ValueError, match=r"^unknown reduction 'avg'; allowed: mean, sum, none$"):
         check_choice("reduction", "avg", ("mean", "sum", "none"))
+
+
+def test_check_names_names_the_first_unknown_one_and_the_rest() -> None:
+    check_names("config field", ["seed", "lr"], ("seed", "lr", "epochs"))
+    with pytest.raises(ValueError, match=r"^unknown config field 'epoch'; allowed: seed, lr$"):
+        check_names("config field", ["epoch", "lr"], ("seed", "lr"))
+    with pytest.raises(ValueError, match=r"^unknown config field 'a'; allowed: seed \(also unknown: b\)$"):
+        check_names("config field", ["b", "a"], ("seed",))

@@ -372,7 +372,7 @@ def test_human_noise_takes_the_data_sets_real_label_set() -> None:
     report = noisy.report.to_dict()
     assert report["kind"] == "human:worse" and report["realised_rate"] == 50 / 400
     assert sum(map(sum, report["transition_counts"])) == 400
-    with pytest.raises(ValueError, match="unknown real-world label set 'aggregate' .*allowed: worse"):
+    with pytest.raises(ValueError, match="unknown real-world label set 'aggregate'; allowed: worse"):
         train_module.corrupt_labels("human:aggregate", split, seed=0)
 
 
