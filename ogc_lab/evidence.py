@@ -5,7 +5,8 @@ labels and its test accuracy falls from its peak.  ``memorisation`` reads both f
 ``comparison`` puts methods side by side over seeds, with the per-seed paired difference to a
 baseline and its confidence interval; ``verdict`` turns the paired differences into words chosen by
 that interval (the book and the regression checks use the same words, so a sentence cannot drift
-from its table).
+from its table); ``clipping_table`` and the ``*_sentence`` functions say where an OGC run stopped
+clipping and why.
 """
 
 from __future__ import annotations
@@ -189,3 +190,74 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
         f"seeds above {baseline}": ["—" if loss == baseline else f"{w} of {n}"
                                     for loss, w, n in zip(table["loss"], table["wins"], table["n"])],
     })
+
+
+def unclipped_epochs(run: dict[str, Any]) -> list[int]:
+    """The epochs a clipping loss ended with no threshold (tau = inf): its target was met unclipped."""
+    return [i + 1 for i, e in enumerate(run["epochs"]) if not np.isfinite(float(e.get("tau", np.inf)))]
+
+
+def spans(numbers: Sequence[int]) -> str:
+    """Sorted integers as compact ranges: [1, 2, 3, 7] -> '1-3, 7'; none -> 'none'."""
+    parts: list[list[int]] = []
+    for n in sorted(numbers):
+        if parts and n == parts[-1][1] + 1:
+            parts[-1][1] = n
+        else:
+            parts.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in parts) or "none"
+
+
+def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Per OGC run: the epochs it ended without clipping, and how far it fitted the flipped labels by the end."""
+    rows = []
+    for run in runs:
+        c = run["config"]
+        if not c["loss"].endswith("+ogc"):
+            continue
+        gaps = unclipped_epochs(run)
+        rows.append({"noise": c["noise"], "loss": c["loss"], "seed": c["seed"], "epochs unclipped": len(gaps),
+                     "which": spans(gaps), "flipped fit": memorisation(run)["noisy_fit"]})
+    return pd.DataFrame(rows, columns=["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit"])
+
+
+def gap_sentence(table: pd.DataFrame, noise: str, loss: str) -> str:
+    """Whether ``loss``'s runs under ``noise`` fitted more flipped labels the longer they went unclipped.
+
+    'the longer ..., the more' only when ordering the seeds by unclipped epochs (all distinct) also
+    orders their fits strictly; otherwise the sentence says the fit does not follow that length.
+    """
+    rows = table[(table["noise"] == noise) & (table["loss"] == loss)].sort_values(["epochs unclipped", "seed"])
+    if len(rows) < 2:
+        return f"Under {noise}, {loss} has fewer than two runs to compare."
+    gaps, fits = rows["epochs unclipped"].tolist(), rows["flipped fit"].tolist()
+    listed = (f"{', '.join(map(str, gaps))} epochs without clipping, {', '.join(f'{f:.0%}' for f in fits)} of the "
+              f"flipped labels fitted at the end (seeds {', '.join(map(str, rows['seed']))})")
+    ordered = len(set(gaps)) == len(gaps) and all(a < b for a, b in zip(fits, fits[1:]))
+    if ordered:
+        return (f"Under {noise}, the longer a {loss} run went without clipping, the more flipped labels it "
+                f"fitted: {listed}.")
+    return (f"Under {noise}, how far {loss} fitted the flipped labels does not follow how long it went "
+            f"unclipped: {listed}.")
+
+
+def unclipped_ratio_sentence(steps: Sequence[pd.DataFrame], noise: str, loss: str) -> str:
+    """What the true gradient ratio was where ``loss`` (an OGC loss) did not clip, over its runs' logged windows.
+
+    Windows count once OGC's queue is full (before that it cannot clip).  Mostly at or below the target:
+    OGC had nothing to clip there by its own rule; mostly above: its mixture's estimate missed the truth.
+    """
+    frames = [s[~np.isfinite(s["tau"]) & (s["queue_fill"] >= s["queue_fill"].max())] for s in steps]
+    windows = pd.concat(frames) if frames else pd.DataFrame(columns=["ratio_before", "target"])
+    if not len(windows):
+        return f"Under {noise}, {loss} clipped in every logged window once its queue was full."
+    ratio, target = windows["ratio_before"], windows["target"]
+    below = float((ratio <= target).mean())
+    targets = ", ".join(f"{t:g}" for t in sorted(set(target)))
+    said = (f"Under {noise}, in the {len(windows)} logged windows where {loss} did not clip (of {sum(map(len, steps))} "
+            f"over {len(steps)} runs), the true ratio of noisy to clean gradient weight before clipping had a median "
+            f"of {ratio.median():.2f} against a target of {targets}, and {below:.0%} of them were at or below it")
+    if below >= 0.5:
+        return said + (": OGC clips only to bring that ratio down to its target, so by its own rule it had nothing "
+                       "to clip.")
+    return said + ": mostly above the target, so there OGC's estimate of the ratio (its mixture fit) missed the truth."

@@ -8,15 +8,20 @@ import pandas as pd
 import pytest
 
 from ogc_lab.evidence import (
+    clipping_table,
     comparison,
-    interval,
     display_table,
+    gap_sentence,
+    interval,
     memorisation,
     memorisation_sentence,
     paired,
     runs_frame,
     search_table,
     sentence,
+    spans,
+    unclipped_epochs,
+    unclipped_ratio_sentence,
     verdict,
 )
 
@@ -121,3 +126,54 @@ def test_display_table_formats_points_and_wins() -> None:
     assert shown.loc["ce+ogc", "vs ce (points, paired; 95% interval)"] == "+5.0 [+0.7, +9.3]"
     assert shown.loc["ce+ogc", "seeds above ce"] == "3 of 3" and shown.loc["ce", "seeds above ce"] == "—"
     assert shown.loc["ce+ogc", "last-10 test acc (%)"] == "36.0 ± 1.0"
+
+
+def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
+    run = fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit)
+    for epoch, tau in zip(run["epochs"], taus):
+        epoch["tau"] = tau
+    return run
+
+
+def test_unclipped_epochs_and_spans() -> None:
+    inf = math.inf
+    run = _ogc_run(0, [5.0, inf, inf, inf, 3.0, inf], 0.4)
+    assert unclipped_epochs(run) == [2, 3, 4, 6]
+    assert spans([6, 2, 3, 4]) == "2-4, 6" and spans([]) == "none" and spans([1]) == "1"
+
+
+def test_clipping_table_and_gap_sentence_follow_the_numbers() -> None:
+    inf = math.inf
+    runs = [_ogc_run(0, [inf, 2.0, 2.0], 0.36), _ogc_run(1, [inf, inf, 2.0], 0.65), _ogc_run(2, [inf] * 3, 0.91),
+            fake_run("ce", 0, [0.3] * 3)]
+    table = clipping_table(runs)
+    assert table["loss"].tolist() == ["ce+ogc"] * 3  # only the clipping runs
+    assert table["epochs unclipped"].tolist() == [1, 2, 3] and table["which"].tolist() == ["1", "1-2", "1-3"]
+    assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (
+        "Under symmetric:0.6, the longer a ce+ogc run went without clipping, the more flipped labels it fitted: "
+        "1, 2, 3 epochs without clipping, 36%, 65%, 91% of the flipped labels fitted at the end (seeds 0, 1, 2).")
+    table.loc[table["seed"] == 2, "flipped fit"] = 0.5  # the longest gap no longer fits most
+    assert "does not follow how long it went unclipped" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
+    table.loc[table["seed"] == 2, ["epochs unclipped", "flipped fit"]] = [2, 0.91]  # tied gaps: no order claimed
+    assert "does not follow" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
+    assert "fewer than two runs" in gap_sentence(table, "human:worse", "ce+ogc")
+
+
+def _steps(taus: list[float], ratios: list[float], fill: list[int]) -> pd.DataFrame:
+    return pd.DataFrame({"tau": taus, "ratio_before": ratios, "target": 3.0, "queue_fill": fill})
+
+
+def test_unclipped_ratio_sentence_reads_only_full_queue_windows_without_clipping() -> None:
+    inf = math.inf
+    runs = [_steps([inf, 5.0, inf, inf], [9.0, 4.0, 2.0, 2.5], [100, 4096, 4096, 4096]),  # the first: queue filling
+            _steps([inf, 2.0], [3.5, 6.0], [4096, 4096])]
+    text = unclipped_ratio_sentence(runs, "symmetric:0.6", "ce+ogc")
+    assert text == ("Under symmetric:0.6, in the 3 logged windows where ce+ogc did not clip (of 6 over 2 runs), the "
+                    "true ratio of noisy to clean gradient weight before clipping had a median of 2.50 against a "
+                    "target of 3, and 67% of them were at or below it: OGC clips only to bring that ratio down to its "
+                    "target, so by its own rule it had nothing to clip.")
+    above = [_steps([inf, inf], [3.5, 4.0], [4096, 4096])]
+    assert unclipped_ratio_sentence(above, "symmetric:0.6", "ce+ogc").endswith("missed the truth.")
+    clipped = [_steps([2.0, 2.5], [3.5, 4.0], [4096, 4096])]
+    assert unclipped_ratio_sentence(clipped, "human:worse", "ce+ogc") == (
+        "Under human:worse, ce+ogc clipped in every logged window once its queue was full.")
