@@ -24,13 +24,13 @@ from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts
     REFERENCE,
     machine_info,
     median,
-    resolve_device,
     sgd,
     steps_to_fill,
     synchronize,
     timed,
     train_step,
 )
+from ogc_lab.hardware import select_device
 
 NPZ_NAME, NPZ_ENV = data.NPZ_FILENAME, data.NPZ_ENV
 RATIO_PREFIX = "RATIO"  # every benchmark prints lines "RATIO <name>: <value>" (grep-able)
@@ -56,7 +56,7 @@ def setup(args: argparse.Namespace) -> torch.device:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    return resolve_device(args.device)
+    return select_device(args.device)
 
 
 def find_cifar_npz() -> Path | None:

@@ -13,8 +13,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,52 +22,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .hardware import autocast, cpu_has_native_bf16, cpu_name, resolve_amp
-from .losses import LOSSES, make_loss
+from .hardware import autocast, cpu_has_native_bf16, cpu_name, resolve_amp, select_device, torch_threads
+from .losses import LOSSES
 from .models import make_model
 from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
+from .optim import build_loss
 from .recipes import get_recipe
-from .registry import check_choice, check_names, unknown
+from .registry import check_choice, check_names
 
 Sync = torch.device | str | None  # the device whose queued work a timed call waits for (None: none)
 
-# ---------------------------------------------------------------- devices, threads, the machine
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """``auto`` is cuda when available, else cpu; a named cuda device must be available."""
-    if isinstance(name, torch.device):
-        name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise unknown("device", name, ("auto", "cpu", "cuda[:N]")) from None
-    if device.type not in ("cpu", "cuda"):
-        raise unknown("device", name, ("auto", "cpu", "cuda[:N]"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} is not available here; use auto or cpu")
-    return device
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[int]:
-    """Run the block with ``threads`` torch intra-op threads (0 keeps the current count); yields the count."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads must be an integer >= 0 (0 keeps torch's setting), got {threads!r}")
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+# ---------------------------------------------------------------- the machine
 
 
 def machine_info(device: str | torch.device = "cpu") -> dict[str, Any]:
     """What figures are measured on: device and its name, torch version, threads now, CPU, date."""
-    device = resolve_device(device)
+    device = select_device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {
         "device": str(device),
@@ -223,7 +192,7 @@ def time_refit(
     of a round cancels drift of a shared machine.
     """
     methods = _check_names("refit method", methods, tuple(REFIT_METHODS))
-    device = resolve_device(device)
+    device = select_device(device)
     h = sample_queue(queue_size, seed).to(device, torch.float64 if device.type == "cpu" else torch.float32)
     target = 1.0 + lr * epsilon
     arms = {name: (lambda fn=REFIT_METHODS[name]: fn(h, target, seed)) for name in methods}
@@ -286,10 +255,8 @@ def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
 
 
 def make_loss_fn(name: str, interval: int = 32, queue_size: int = 4096, num_classes: int = NUM_CLASSES) -> nn.Module:
-    """A loss as the trainer builds it; OGC losses get ``interval``/``queue_size`` and validate=False (no sync)."""
-    if name.endswith("+ogc"):
-        return make_loss(name, num_classes, interval=interval, queue_size=queue_size, validate=False)
-    return make_loss(name, num_classes)
+    """The loss ``name`` as the trainer builds it for the reference recipe, OGC with ``interval``/``queue_size``."""
+    return build_loss(REFERENCE.replace(loss=name, ogc_interval=interval, ogc_queue_size=queue_size), num_classes)
 
 
 def random_batches(in_shape: tuple[int, ...], batch: int, device: torch.device, seed: int,
@@ -382,7 +349,7 @@ def time_controller_update(batch: int = 128, device: str | torch.device = "cpu",
 
     The H values come from random (batch, 10) logits; ``intervals`` refit intervals are timed.
     """
-    device = resolve_device(device)
+    device = select_device(device)
     gen = torch.Generator().manual_seed(seed)
     logits = (3.0 * torch.randn(batch, NUM_CLASSES, generator=gen)).to(device)
     targets = torch.randint(0, NUM_CLASSES, (batch,), generator=gen).to(device)
@@ -433,7 +400,7 @@ def time_training_steps(
     losses = _check_names("loss", losses, tuple(LOSSES))
     if steps < 1 or batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
-    device = resolve_device(device)
+    device = select_device(device)
     warmup = steps_to_fill(queue_size, batch, interval) if warmup_steps is None else warmup_steps
     if warmup < 0:
         raise ValueError(f"warmup_steps must be >= 0 or None, got {warmup_steps}")
@@ -476,7 +443,7 @@ def time_precision_steps(model_name: str, loss: str = "ce", batch: int = 128, st
     Both arms have the same initial weights and batches; ``speedup`` is float32's median step over
     bf16's.  On a CPU without native bf16 the bf16 arm is emulated (and the speed-up below 1).
     """
-    device = resolve_device(device)
+    device = select_device(device)
     with torch_threads(threads) as used:
         arms = {amp: build_arm(model_name, loss, batch, device, seed, amp=amp) for amp in PRECISIONS}
         calls = {amp: (lambda arm=arm: arm.run(1)) for amp, arm in arms.items()}

@@ -8,19 +8,32 @@ about 3-4x a CIFAR training step); on other CPUs torch emulates bf16 and it is s
 from __future__ import annotations
 
 import platform
-from contextlib import AbstractContextManager, nullcontext
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .recipes import AMP_MODES
-from .registry import check_choice
+from .registry import check_choice, unknown
+
+AMP_MODES = ("auto", "bf16", "off")  # bf16 autocast: where it pays, always, never
+DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:N")  # what a config's device may name
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-def select_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks cuda (this process's local GPU), then mps, then cpu; else the named device."""
+def check_device(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``DEVICES`` (N a GPU index)."""
+    if not isinstance(name, str) or not _DEVICE_RE.match(name):
+        raise unknown("device", name, DEVICES)
+
+
+def select_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """``auto`` picks cuda (this process's local GPU), then mps, then cpu; else the named device, if available."""
+    name = str(name)
+    check_device(name)
     if name != "auto":
         device = torch.device(name)
         available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
@@ -32,6 +45,20 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[int]:
+    """Run the block with ``threads`` torch intra-op threads (0 keeps the current count); yields the count."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an integer >= 0 (0 keeps torch's setting), got {threads!r}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 @cache

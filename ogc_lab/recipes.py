@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import types
 import typing
 from collections.abc import Callable
@@ -19,11 +18,7 @@ from typing import Any
 from .registry import check_choice, check_names, choose, unknown
 
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
-AMP_MODES = ("auto", "bf16", "off")
-OPTIMIZERS = ("sgd",)
-SCHEDULES = ("multistep", "cosine", "constant")
 PIPELINES = ("device", "dataloader")
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -224,11 +219,14 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _check_choices(cfg: Config) -> None:
-    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("pipeline", PIPELINES),
+    """Optimiser, schedule, pipeline, amp mode and device must be names their owners define."""
+    from .hardware import AMP_MODES, check_device
+    from .optim import OPTIMIZERS, SCHEDULERS
+
+    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULERS), ("pipeline", PIPELINES),
                           ("amp", AMP_MODES)]:
         check_choice(name, getattr(cfg, name), allowed)
-    if not _DEVICE_RE.match(cfg.device):
-        raise unknown("device", cfg.device, ("auto", "cpu", "mps", "cuda", "cuda:N"))
+    check_device(cfg.device)
 
 
 def _check_ranges(cfg: Config) -> None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +22,11 @@ from matplotlib.figure import Figure
 from scipy.stats import gaussian_kde
 from torch import Tensor, nn
 
+from ogc_lab.hardware import torch_threads
 from ogc_lab.models import mlp
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss, label_prob
+from ogc_lab.optim import OPTIMIZERS
 from ogc_lab.registry import choose
 
 GRID_SIZE = 150  # points per axis of the decision-function grid
@@ -139,12 +140,6 @@ class ToyRun:
         raise ValueError(f"no snapshot at epoch {epoch}; taken at {[s.epoch for s in self.snapshots]}")
 
 
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
-    "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
-}
-
-
 def _loss_call(loss: nn.Module) -> Callable[[Tensor, Tensor, float], Tensor]:
     """Call ``loss`` with lr when its forward takes one (OGC needs it), without it otherwise."""
     params = inspect.signature(loss.forward).parameters
@@ -205,17 +200,6 @@ def take_snapshot(
     )
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread: tensors this small only lose time to thread hand-offs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _check_snapshot_epochs(snapshot_epochs: tuple[int, ...], epochs: int) -> tuple[int, ...]:
     """The distinct snapshot epochs, sorted; raises unless they are non-empty and within [0, epochs]."""
     epochs_sorted = tuple(sorted(set(int(e) for e in snapshot_epochs)))
@@ -249,11 +233,12 @@ def train_toy(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = mlp(2, (2,), hidden)
-    opt = make_optimizer(model.parameters(), lr)
+    opt = make_optimizer(model.parameters(), lr, momentum=0.9, weight_decay=0.0, nesterov=False,
+                         device=torch.device("cpu"))
     call = _loss_call(loss)
     grid = decision_grid(data)
     snapshots, taus, losses = [], np.empty(epochs), np.empty(epochs)
-    with _one_thread():
+    with torch_threads(1):  # tensors this small only lose time to thread hand-offs
         for epoch in range(epochs + 1):
             if epoch in wanted:
                 snapshots.append(take_snapshot(model, data, epoch, _tau_in_force(loss), grid, base))

@@ -9,7 +9,6 @@ bit-identical to an uninterrupted run.  Under ``torchrun`` it trains with Distri
 from __future__ import annotations
 
 import csv
-import inspect
 import math
 import os
 import random
@@ -29,13 +28,13 @@ from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
 from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
-from .hardware import autocast, device_name, resolve_amp, select_device
+from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads
 from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, torch_load, versions
-from .losses import make_loss
 from .models import make_model
 from .noise import NoisyLabels, check_noise_data, make_noise
 from .noise import build_report as noise_report
 from .ogc import BaseLoss, base_loss, label_prob
+from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer
 from .recipes import HUMAN_NOISE, Config
 from .registry import choose
 
@@ -292,33 +291,6 @@ def _complete(row: dict[str | None, Any]) -> bool:
     return None not in row and all(value is not None for value in row.values())
 
 
-# ---------------------------------------------------------------- optimisation
-
-SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_scheduler.LRScheduler]] = {
-    "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), c.gamma),
-    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
-    "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
-}
-
-def fused_options(optimizer: type[torch.optim.Optimizer], device: torch.device) -> dict[str, bool]:
-    """``fused=True`` on CUDA where this torch's ``optimizer`` has a fused kernel (one launch a step), else nothing."""
-    return {"fused": True} if device.type == "cuda" and "fused" in inspect.signature(optimizer).parameters else {}
-
-
-# name -> optimiser from the parameters, the config and the training device
-OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], Config, torch.device], torch.optim.Optimizer]] = {
-    "sgd": lambda params, c, device: torch.optim.SGD(
-        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=c.nesterov,
-        **fused_options(torch.optim.SGD, device),
-    ),
-}
-
-
-def l1_norm(net: nn.Module) -> Tensor:
-    """sum |w| over every parameter of ``net``: the weight penalty that ``Config.l1_penalty`` scales (ANL)."""
-    return torch.stack([p.abs().sum() for p in net.parameters()]).sum()
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -493,16 +465,6 @@ class Run:
         return autocast(self.device, self.amp)
 
 
-def build_loss(config: Config, num_classes: int, info: DistInfo) -> nn.Module:
-    """The loss of ``config``; OGC losses share their queue across ranks and skip the per-step NaN sync."""
-    kwargs = config.loss_kwargs()
-    if config.is_ogc:
-        kwargs.setdefault("validate", False)  # the trainer checks the loss once an epoch instead
-        if info.world > 1:
-            kwargs["distributed"] = True
-    return make_loss(config.loss, num_classes, **kwargs)
-
-
 def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     """Load data, corrupt labels, build model, loss and optimiser, in a fixed order (so RNG use is fixed)."""
     seed_everything(config.seed)
@@ -525,8 +487,8 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     if config.compile:
         model = torch.compile(model)
 
-    loss_fn = build_loss(config, split.num_classes, info).to(device)
-    optimizer = OPTIMIZERS[config.optimizer](net.parameters(), config, device)
+    loss_fn = build_loss(config, split.num_classes, distributed=info.world > 1).to(device)
+    optimizer = make_optimizer(net.parameters(), config, device)
     scheduler = SCHEDULERS[config.schedule](optimizer, config)
     generator = torch.Generator(device=on if on.type != "mps" else "cpu").manual_seed(config.seed + info.rank)
     return Run(
@@ -737,13 +699,11 @@ def _train_locked(config: Config, out_dir: Path, info: DistInfo, resume: bool, p
         _check_resumable(state, config, info, out_dir / CHECKPOINT)
     device = select_device(config.device, info.local_rank)
     created_group = _init_process_group(info, device)
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        return _train(config, out_dir, info, device, state, progress)
+        with torch_threads(config.threads):
+            return _train(config, out_dir, info, device, state, progress)
     finally:  # leave the process's global torch settings as they were
-        torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
         if created_group:
             dist.destroy_process_group()

@@ -125,7 +125,7 @@ def test_common_helpers_interleave_and_count_exactly() -> None:
     common = _common()
     order: list[str] = []
     times = common.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                               repeats=3, device=common.resolve_device("cpu"), warmup=1)
+                               repeats=3, device=common.select_device("cpu"), warmup=1)
     assert order == ["a", "b"] * 4 and {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
     assert common.steps_to_fill(4096, 128, 32) == 32
     assert common.steps_to_fill(4096, 100, 32) == 64  # 41 steps fill it, the next refit step is 64

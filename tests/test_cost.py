@@ -75,14 +75,14 @@ def test_torch_threads_sets_and_restores_the_thread_count() -> None:
             pass
 
 
-def test_resolve_device_and_machine_info() -> None:
-    assert cost.resolve_device("cpu") == torch.device("cpu")
-    assert cost.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="allowed: auto, cpu"):
-        cost.resolve_device("tpu")
+def test_select_device_and_machine_info() -> None:
+    assert cost.select_device("cpu") == torch.device("cpu")
+    assert cost.select_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'; allowed: auto, cpu"):
+        cost.select_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="not available"):
-            cost.resolve_device("cuda")
+            cost.select_device("cuda")
     info = cost.machine_info("cpu")
     assert {"device", "device_name", "torch", "threads", "cpu_count", "date"} <= set(info)
     assert info["device"] == "cpu" and info["threads"] == torch.get_num_threads()

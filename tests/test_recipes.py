@@ -78,7 +78,7 @@ def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
         ({"l1_penalty": -5e-5}, "l1_penalty=-5e-05 must be >= 0"),
         ({"gamma": 2.0}, r"gamma=2.0 must be in \(0, 1\]"),
         ({"milestones": "5,3"}, "milestones=.* must be increasing"),
-        ({"optimizer": "adam"}, "unknown optimizer 'adam'; allowed: sgd"),
+        ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; allowed: sgd, adam"),
         ({"schedule": "step"}, "unknown schedule 'step'; allowed: multistep, cosine, constant"),
         ({"pipeline": "ray"}, "unknown pipeline 'ray'; allowed: device, dataloader"),
         ({"device": "tpu"}, "unknown device 'tpu'"),

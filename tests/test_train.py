@@ -17,9 +17,10 @@ from sklearn.metrics import roc_auc_score
 import ogc_lab.train as train_module
 from ogc_lab import io
 from ogc_lab.data import load_dataset
-from ogc_lab.hardware import cpu_name
+from ogc_lab.hardware import cpu_name, select_device
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
+from ogc_lab.optim import build_loss, fused_options, make_optimizer
 from ogc_lab.recipes import Config, get_recipe
 from ogc_lab.train import (
     TRAIN_COUNTS,
@@ -30,7 +31,6 @@ from ogc_lab.train import (
     auc,
     batch_counts,
     load_checkpoint,
-    select_device,
     train,
 )
 
@@ -134,9 +134,9 @@ def test_dataloader_pipeline_trains(tmp_path: Path) -> None:
 
 
 def test_build_loss_gives_js_its_published_pi1_and_ogc_the_tau_search_of_loss_params() -> None:
-    js = train_module.build_loss(TOY.replace(loss="js", noise="symmetric:0.4"), 2, DistInfo())
+    js = build_loss(TOY.replace(loss="js", noise="symmetric:0.4"), 2)
     assert js.pi1 == 0.7  # the JS authors' CIFAR-10 setting at 40 % symmetric noise, not the loss's 0.5
-    ogc = train_module.build_loss(TOY.replace(loss_params={"tau_search": "reference"}), 2, DistInfo())
+    ogc = build_loss(TOY.replace(loss_params={"tau_search": "reference"}), 2)
     assert ogc.controller.tau_search == "reference"
 
 
@@ -402,7 +402,7 @@ def test_sgd_is_fused_on_cuda_only_and_takes_the_same_step() -> None:
     for device in ("cpu", "cuda"):
         torch.manual_seed(0)
         net = torch.nn.Linear(5, 3)
-        optimizer = train_module.OPTIMIZERS["sgd"](net.parameters(), config, torch.device(device))
+        optimizer = make_optimizer(net.parameters(), config, torch.device(device))
         assert bool(optimizer.defaults.get("fused")) == (device == "cuda")
         for _ in range(3):
             optimizer.zero_grad()
@@ -410,7 +410,7 @@ def test_sgd_is_fused_on_cuda_only_and_takes_the_same_step() -> None:
             optimizer.step()
         steps[device] = net.weight.detach().clone()
     torch.testing.assert_close(steps["cuda"], steps["cpu"], rtol=1e-6, atol=1e-7)
-    assert train_module.fused_options(torch.optim.SGD, torch.device("cpu")) == {}
+    assert fused_options(torch.optim.SGD, torch.device("cpu")) == {}
 
 
 @pytest.mark.parametrize("loss", ["ce", "ce+ogc"])

@@ -1,0 +1,69 @@
+"""What a config names for optimisation: the loss as trained, the optimisers, the lr schedules.
+
+One registry each, so the config check (``recipes``), the trainer, the toy task and the cost
+measurements build the same objects from the same names.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from .losses import make_loss
+
+if TYPE_CHECKING:
+    from .recipes import Config
+
+
+def build_loss(config: Config, num_classes: int, distributed: bool = False) -> nn.Module:
+    """The loss of ``config`` as the trainer runs it: OGC skips the per-step NaN sync and, when
+    ``distributed``, shares its queue across ranks."""
+    kwargs = config.loss_kwargs()
+    if config.is_ogc:
+        kwargs.setdefault("validate", False)  # the trainer checks the loss once an epoch instead
+        if distributed:
+            kwargs["distributed"] = True
+    return make_loss(config.loss, num_classes, **kwargs)
+
+
+def fused_options(optimizer: type[torch.optim.Optimizer], device: torch.device) -> dict[str, bool]:
+    """``fused=True`` on CUDA where this torch's ``optimizer`` has a fused kernel (one launch a step), else nothing."""
+    return {"fused": True} if device.type == "cuda" and "fused" in inspect.signature(optimizer).parameters else {}
+
+
+def _sgd(params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float, nesterov: bool,
+         device: torch.device) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                           **fused_options(torch.optim.SGD, device))
+
+
+def _adam(params: Iterable[nn.Parameter], lr: float, momentum: float, weight_decay: float, nesterov: bool,
+          device: torch.device) -> torch.optim.Optimizer:
+    """Adam with torch's betas; ``momentum`` and ``nesterov`` are SGD's and do not apply."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+# name -> optimiser from (parameters, lr, momentum, weight_decay, nesterov, device)
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: Config, device: torch.device) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` over ``params`` with the config's lr, momentum and weight decay."""
+    return OPTIMIZERS[config.optimizer](params, config.lr, config.momentum, config.weight_decay, config.nesterov,
+                                        device)
+
+
+SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_scheduler.LRScheduler]] = {
+    "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), c.gamma),
+    "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
+    "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
+}
+
+
+def l1_norm(net: nn.Module) -> Tensor:
+    """sum |w| over every parameter of ``net``: the weight penalty that ``Config.l1_penalty`` scales (ANL)."""
+    return torch.stack([p.abs().sum() for p in net.parameters()]).sum()
