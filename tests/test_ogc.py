@@ -676,12 +676,12 @@ def test_the_cached_threshold_follows_every_refit() -> None:
 def accelerator_paths(monkeypatch):
     """Make CPU tensors take the accelerator paths: EM state in 0-d tensors with torch.where freezing
     (no early stop) and the k-means init, r(tau) and the solve in torch instead of NumPy."""
-    import ogc_lab.ogc as ogc
+    from ogc_lab.ogc import arrays, ratio
 
-    monkeypatch.setattr(ogc, "_backend", lambda like: ogc._TORCH)
-    ogc._grid_of_h.cache_clear()  # its arrays are cached per device, in the backend of that device
+    monkeypatch.setattr(arrays, "backend", lambda like: arrays.TORCH)
+    ratio._grid_of_h.cache_clear()  # its arrays are cached per device, in the backend of that device
     yield
-    ogc._grid_of_h.cache_clear()
+    ratio._grid_of_h.cache_clear()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
