@@ -12,6 +12,7 @@ from .ratio import RATIO_METHODS, ratio_exact, ratio_grid
 from .reference import reference_tau
 from .solve import solve_tau
 from .transformed import (
+    REDUCTIONS,
     Threshold,
     check_batch,
     clipped_loss_of_p,
@@ -31,6 +32,7 @@ __all__ = [
     "P_MAX",
     "P_MIN",
     "RATIO_METHODS",
+    "REDUCTIONS",
     "TAU_SEARCHES",
     "BaseLoss",
     "OGCLoss",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..registry import check_names, unknown
+
 P_MIN = 1e-7
 P_MAX = 1.0 - 1e-7
 H_MIN = -math.log(P_MAX)  # smallest H = -log p after clamping (about 1e-7)
@@ -104,15 +106,8 @@ BASE_LOSSES: dict[str, Callable[..., BaseLoss]] = {"ce": _ce, "fl": _fl, "gce": 
 
 def base_loss(name: str, **params: float) -> BaseLoss:
     """The base loss ``name`` (one of ``BASE_LOSSES``) with its parameters (FL: gamma, GCE: q)."""
-    try:
-        factory = BASE_LOSSES[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown base loss {name!r}; known: {', '.join(BASE_LOSSES)}") from None
-    allowed = set(inspect.signature(factory).parameters)
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {sorted(unknown)} for base loss {name!r}; "
-            f"allowed: {sorted(allowed) or 'none'}"
-        )
+    factory = BASE_LOSSES.get(name.lower())
+    if factory is None:
+        raise unknown("base loss", name, BASE_LOSSES)
+    check_names(f"{name} base loss parameter", params, inspect.signature(factory).parameters or ["(none)"])
     return factory(**params)

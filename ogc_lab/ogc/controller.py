@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..registry import check_choice
 from . import arrays
 from .base import BaseLoss
 from .mixture import GMM1D, GMM_INITS, fit_gmm_sklearn, fit_gmm_torch
@@ -84,8 +85,7 @@ class ThresholdController:
             "init": (init, GMM_INITS),
         }
         for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+            check_choice(name, value, allowed)
         if method == "exact" and base.exp_rate is None:
             raise ValueError(f"method='exact' is not available for base loss {base.name}; use 'grid'")
         for name, value in {"interval": interval, "queue_size": queue_size, "max_iter": max_iter}.items():

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..registry import choose
 from . import arrays
 
 
@@ -204,8 +205,7 @@ def fit_gmm_torch(
     parameters with ``torch.where``, which equals stopping but needs no host sync.  The data are
     centred first (the likelihood is shift-invariant) to keep float32 accurate.
     """
-    if init not in GMM_INITS:
-        raise ValueError(f"unknown GMM init {init!r}; allowed: {', '.join(GMM_INITS)}")
+    upper_of = choose("GMM init", init, GMM_INITS)
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
     x, work = _as_samples(x)
@@ -215,7 +215,7 @@ def fit_gmm_torch(
     powers = xp.stack([xp.ones_like(x), x, x * x])
     totals = xp.values(powers.sum(1))
     floor = 10.0 * torch.finfo(work.dtype).eps
-    upper = xp.values(powers @ GMM_INITS[init](x, work, generator))
+    upper = xp.values(powers @ upper_of(x, work, generator))
     moments = [[total - u for total, u in zip(totals, upper)], upper]
     components = _m_step(moments, reg_covar, floor)
     previous: Scalar = -math.inf

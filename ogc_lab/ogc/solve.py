@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..registry import choose
 from . import arrays
 from .base import H_MAX, H_MIN, BaseLoss, TauLike
 from .mixture import GMM1D
@@ -81,13 +82,12 @@ def solve_tau(
     resolved by the first round's points (spacing range / 63 in log tau).  Runs in NumPy for CPU
     tensors (see ``arrays.backend``).
     """
-    if method not in RATIO_METHODS:
-        raise ValueError(f"unknown ratio method {method!r}; allowed: {', '.join(RATIO_METHODS)}")
+    build_ratio = choose("ratio method", method, RATIO_METHODS)
     xp = arrays.backend(gmm.means)
     log_lo, log_hi = _log_grad_range(base, h_lo, h_hi)
     target_t = xp.asarray(target, gmm.means)
     with xp.quiet():
-        ratio = RATIO_METHODS[method](gmm, base, h_lo, h_hi, n_grid)
+        ratio = build_ratio(gmm, base, h_lo, h_hi, n_grid)
         log_tau, ends = _crossing(ratio, log_lo, log_hi, target_t, xp)
         tau = xp.exp(xp.where(ends[0] > target_t, log_lo, log_tau))
         tau = xp.where(ends[1] <= target_t, math.inf, tau)

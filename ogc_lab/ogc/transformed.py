@@ -10,7 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..registry import unknown
 from .base import P_MAX, P_MIN, BaseLoss, TauLike, base_loss
+
+REDUCTIONS = ("mean", "sum", "none")  # what ``reduce_loss`` does with per-sample losses
 
 
 def check_batch(logits: Tensor, targets: Tensor, num_classes: int | None) -> None:
@@ -92,4 +95,4 @@ def reduce_loss(per_sample: Tensor, reduction: str) -> Tensor:
         return per_sample.sum()
     if reduction == "none":
         return per_sample
-    raise ValueError(f"unknown reduction {reduction!r}; allowed: 'mean', 'sum', 'none'")
+    raise unknown("reduction", reduction, REDUCTIONS)
