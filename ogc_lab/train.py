@@ -250,6 +250,13 @@ def loss_tau(loss_fn: nn.Module, device: torch.device) -> Tensor:
     return tau if isinstance(tau, Tensor) else torch.full((), math.inf, device=device)  # fill kernel: no copy
 
 
+def ratio_target(loss_fn: nn.Module, lr: float, config: Config) -> float:
+    """The noisy/clean gradient ratio the loss aims for now: an OGC loss's own (its controller's 1 + lr * eps);
+    for other losses the one OGC would aim for under ``config``, logged as their reference line."""
+    controller = getattr(loss_fn, "controller", None)
+    return controller.target if controller is not None else 1.0 + lr * config.ogc_epsilon
+
+
 class CsvLog:
     """Append-only CSV whose header is fixed by the first row; flushed on every write."""
 
@@ -504,7 +511,6 @@ def _train_epoch(
     c, dev = run.config, run.device
     run.model.train()
     lr = run.optimizer.param_groups[0]["lr"]
-    target = 1.0 + lr * float(c.loss_kwargs().get("epsilon", c.ogc_epsilon))
     totals = torch.zeros(len(TRAIN_COUNTS), dtype=torch.float64, device=dev)
     stats = GradStats(diagnostic_base(run.loss_fn), dev)
     batches = _batches(run, epoch)
@@ -526,7 +532,8 @@ def _train_epoch(
         totals += batch_counts(loss.detach(), logits.argmax(1), targets, clean)
         stats.update(logits, targets, clean, loss_tau(run.loss_fn, dev))
         if step % c.log_interval == 0:
-            row = {"step": step, "epoch": epoch + 1, "lr": lr, "target": target, **stats.read(run.info)}
+            row = {"step": step, "epoch": epoch + 1, "lr": lr, "target": ratio_target(run.loss_fn, lr, c),
+                   **stats.read(run.info)}
             for key, value in _loss_diagnostics(run.loss_fn, dev).items():
                 row.setdefault(key, value)
             if steps_log is not None:

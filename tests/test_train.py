@@ -422,3 +422,12 @@ def test_training_steps_build_no_tensor_from_host_values(loss: str, host_value_t
     host_value_tensors.clear()  # building the run may copy; the steps may not
     _, steps = train_module._train_epoch(run, 0, 0, None, progress=False)
     assert steps == 5 and host_value_tensors == []
+
+
+def test_ratio_target_is_the_ogc_losses_own_and_the_configs_for_other_losses() -> None:
+    config = TOY.replace(ogc_epsilon=10.0)
+    ogc = build_loss(config, 2)
+    ogc(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]), lr=0.05)
+    assert train_module.ratio_target(ogc, 0.05, config) == ogc.controller.target == 1.0 + 0.05 * 10.0
+    ce = build_loss(config.replace(loss="ce"), 2)
+    assert train_module.ratio_target(ce, 0.05, config) == 1.0 + 0.05 * 10.0
