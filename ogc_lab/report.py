@@ -337,11 +337,12 @@ def queue_snapshot(run_dir: Path) -> dict[str, Any]:
     Returns ``h`` (the filled queue slots, float64 array), ``tau``, ``target``, ``step`` and the
     mixture's ``means``, ``variances`` and ``weights`` (clean component first).
     """
+    from .ogc import OGCLoss
     from .train import CHECKPOINT, load_checkpoint
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    controller = state["loss"].get("_extra_state")
-    if not isinstance(controller, dict) or "queue" not in controller:
+    controller = OGCLoss.controller_state(state["loss"])
+    if controller is None:
         raise ValueError(f"run {str(run_dir)!r} (loss {state['config']['loss']!r}) has no OGC controller; "
                          "allowed: a run of an OGC loss (<base>+ogc)")
     queue = controller["queue"].double().numpy()

@@ -640,6 +640,23 @@ def test_ogc_loss_state_dict_round_trips_the_controller():
     assert torch.equal(a.tau, b.tau) and a.controller.refits == b.controller.refits == 3
 
 
+def test_controller_state_reads_a_saved_ogc_loss_and_nothing_else():
+    x, y = toy_problem()
+    loss = OGCLoss("ce", interval=2, queue_size=64)
+    for i in range(4):
+        loss(x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32] % 2, lr=0.1)
+    buffer = io.BytesIO()
+    torch.save(loss.state_dict(), buffer)
+    buffer.seek(0)
+    state = OGCLoss.controller_state(torch.load(buffer, weights_only=True))
+    expected = loss.controller.state_dict()
+    assert state is not None and set(state) == set(expected) and state["step"] == 4
+    for name in ("queue", "tau", "means", "variances", "weights"):
+        assert torch.equal(state[name], expected[name]), name
+    assert OGCLoss.controller_state(torch.nn.CrossEntropyLoss().state_dict()) is None
+    assert OGCLoss.controller_state({"_extra_state": {"step": 3}}) is None  # extra state, but not a controller's
+
+
 def test_moving_the_loss_module_moves_its_controller_and_keeps_its_dtype() -> None:
     loss = OGCLoss(queue_size=64, interval=4)
     moved_to: list[torch.device] = []

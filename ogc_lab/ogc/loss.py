@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from .controller import ThresholdController
 from .transformed import Threshold, check_batch, label_log_prob, reduce_loss
 
 _CONTROLLER_PARAMS = frozenset(inspect.signature(ThresholdController).parameters) - {"base"}
+EXTRA_STATE_KEY = "_extra_state"  # where nn.Module.state_dict() puts get_extra_state() of the module itself
 
 
 class OGCLoss(nn.Module):
@@ -104,3 +105,12 @@ class OGCLoss(nn.Module):
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.controller.load_state_dict(state)
+
+    @staticmethod
+    def controller_state(loss_state: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The ``ThresholdController.state_dict()`` inside a saved ``OGCLoss.state_dict()``; None for other losses.
+
+        Reads a checkpoint's OGC state (queue, tau, target, step, mixture) without building the loss.
+        """
+        state = loss_state.get(EXTRA_STATE_KEY)
+        return state if isinstance(state, dict) and "queue" in state else None
