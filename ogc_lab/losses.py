@@ -21,10 +21,17 @@ import torch
 from torch import Tensor, nn
 
 from ogc_lab import ogc
-from ogc_lab.ogc import base_loss, check_batch, label_log_prob, label_prob, reduce_loss, transformed_loss
+from ogc_lab.ogc import (
+    REDUCTIONS,
+    base_loss,
+    check_batch,
+    label_log_prob,
+    label_prob,
+    reduce_loss,
+    transformed_loss,
+)
 from ogc_lab.registry import check_choice, check_names, unknown
 
-REDUCTIONS = ("mean", "sum", "none")
 RCE_LOG_ZERO = math.log(1e-4)  # A: the value RCE gives log 0 (one-hot label clamped at 1e-4)
 
 
