@@ -19,62 +19,14 @@ import pandas as pd
 
 from .io import atomic_write_text
 from .registry import choose
+
+# the chapters read runs through report: load_runs, load_steps and training_h are runs' and re-exported here
+from .runs import CHECKPOINT, REPORT_DIR, load_checkpoint, load_runs, load_steps
+from .runs import STEPS_COLUMNS as STEPS_COLUMNS
+from .runs import training_h as training_h
 from .sweep import slug
 
 GROUP = ["dataset", "noise", "loss"]
-REPORT_DIR = "report"
-
-
-def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
-    """Every finished run under ``root`` (its result plus the path of its folder).
-
-    No run is an error (a mistyped folder, most likely) unless ``allow_empty``: then an empty list,
-    for readers of optional folders such as the book's committed results.
-    """
-    from .train import read_result
-
-    runs = []
-    for path in sorted(Path(root).rglob("result.json")):
-        if REPORT_DIR in path.relative_to(root).parts[:-1]:
-            continue
-        result = read_result(path)
-        result["dir"] = path.parent
-        runs.append(result)
-    if not runs and not allow_empty:
-        raise ValueError(f"no finished runs (result.json) under {str(root)!r}")
-    return runs
-
-
-# the columns of steps.csv that the report reads (train writes these and more, all numbers)
-STEPS_COLUMNS = ("step", "epoch", "lr", "target", "tau", "ratio_before", "ratio_after")
-
-
-def load_steps(run_dir: Path) -> pd.DataFrame:
-    """A run's per-step diagnostics (steps.csv) as a frame; empty if it logged none.
-
-    A file without the columns of ``STEPS_COLUMNS`` or with a value that is not a number raises
-    ValueError naming the file, the column and the row.
-    """
-    path = Path(run_dir) / "steps.csv"
-    if not path.exists() or not path.stat().st_size:
-        return pd.DataFrame()
-    try:
-        steps = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"cannot read steps file {str(path)!r}: {err}") from None
-    missing = [c for c in STEPS_COLUMNS if c not in steps]
-    if missing:
-        raise ValueError(f"steps file {str(path)!r} lacks columns {', '.join(missing)}; "
-                         f"it has {', '.join(map(str, steps.columns))}")
-    for column in steps:
-        numbers = pd.to_numeric(steps[column], errors="coerce")
-        bad = numbers.isna() & steps[column].notna()
-        if bad.any():
-            row = int(bad.to_numpy().argmax())
-            raise ValueError(f"steps file {str(path)!r}: column {column!r} of row {row + 1} is "
-                             f"{steps[column].iloc[row]!r}, expected a number")
-        steps[column] = numbers
-    return steps
 
 
 def lr_phases(steps: pd.DataFrame) -> pd.DataFrame:
@@ -338,7 +290,6 @@ def queue_snapshot(run_dir: Path) -> dict[str, Any]:
     mixture's ``means``, ``variances`` and ``weights`` (clean component first).
     """
     from .ogc import OGCLoss
-    from .train import CHECKPOINT, load_checkpoint
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     controller = OGCLoss.controller_state(state["loss"])
@@ -349,36 +300,6 @@ def queue_snapshot(run_dir: Path) -> dict[str, Any]:
     snapshot = {"h": queue[np.isfinite(queue)], "tau": float(controller["tau"]), "target": float(controller["target"]),
                 "step": int(controller["step"])}
     return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
-
-
-def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
-    """H = -log p of its training label for every training sample, under the model of a run's last checkpoint.
-
-    Columns ``h`` and ``noisy`` (the label was flipped by the noise).  The model is in eval mode and
-    sees the images without augmentation, so these are the values the network settles on, not the
-    augmented training-mode values that OGC's queue holds.
-    """
-    import torch
-
-    from .data import load_dataset, normalise
-    from .models import make_model
-    from .ogc import label_prob
-    from .recipes import Config
-    from .train import CHECKPOINT, corrupt_labels, load_checkpoint
-
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    config = Config.from_dict(state["config"])
-    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
-    labels = corrupt_labels(config.noise, split, config.seed)
-    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
-    net.load_state_dict(state["model"])
-    net.eval()
-    h = []
-    with torch.no_grad():
-        for chunk in torch.arange(len(split.train_y)).split(config.eval_batch_size):
-            logits = net(normalise(split.train_x[chunk].to(device), split.mean, split.std))
-            h.append(-torch.log(label_prob(logits.float(), labels.labels[chunk].to(device))).double().cpu())
-    return pd.DataFrame({"h": torch.cat(h).numpy(), "noisy": labels.flipped.cpu().numpy().astype(bool)})
 
 
 def write_report(root: Path) -> str:

@@ -84,7 +84,7 @@ def grid(
 
 def pending(runs: Sequence[SweepRun]) -> list[SweepRun]:
     """The runs without a finished result; a folder shared by two runs or holding another config's result raises."""
-    from .train import finished_result
+    from .runs import finished_result
 
     seen: dict[Path, Config] = {}
     for run in runs:
@@ -224,7 +224,7 @@ def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -
 
 def _finished(run: SweepRun) -> dict[str, Any]:
     """The result of a run that ``run_sweep`` has just trained or skipped."""
-    from .train import finished_result
+    from .runs import finished_result
 
     result = finished_result(run.out, run.config)
     if result is None:

@@ -8,13 +8,12 @@ bit-identical to an uninterrupted run.  Under ``torchrun`` it trains with Distri
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 
 from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads
-from .io import atomic_torch_save, atomic_write_json, folder_lock, read_json, torch_load, versions
+from .io import folder_lock, versions
 from .models import make_model
 from .noise import NoisyLabels, check_noise_data, make_noise
 from .noise import build_report as noise_report
@@ -37,24 +36,20 @@ from .ogc import BaseLoss, base_loss, label_prob
 from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer
 from .recipes import HUMAN_NOISE, Config
 from .registry import choose
-
-RESULT = "result.json"
-CHECKPOINT = "checkpoint.pt"
-STEPS_CSV = "steps.csv"
-EPOCHS_CSV = "epochs.csv"
-RUN_FILES = (RESULT, CHECKPOINT, STEPS_CSV, EPOCHS_CSV)
-CHECKPOINT_FORMAT = 1
-# Fields that may differ between a checkpoint and the config resuming it (they change no number).
-RESUME_FREE_FIELDS = frozenset({"device", "data_root", "download", "num_workers"})
-
-
-class RunExistsError(ValueError):
-    """The output folder already holds a run that this call would overwrite."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not belong to the run resuming it."""
-
+from .runs import (
+    CHECKPOINT,
+    CHECKPOINT_FORMAT,
+    EPOCHS_CSV,
+    STEPS_CSV,
+    CsvLog,
+    check_optimizer_state,
+    check_resumable,
+    check_state_dict,
+    load_checkpoint,
+    prepare_out_dir,
+    save_checkpoint,
+    write_result,
+)
 
 # ---------------------------------------------------------------- environment
 
@@ -257,47 +252,6 @@ def ratio_target(loss_fn: nn.Module, lr: float, config: Config) -> float:
     return controller.target if controller is not None else 1.0 + lr * config.ogc_epsilon
 
 
-class CsvLog:
-    """Append-only CSV whose header is fixed by the first row; flushed on every write."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fields: list[str] | None = None
-
-    def append(self, row: dict[str, Any]) -> None:
-        if self.fields is None and self.path.exists() and self.path.stat().st_size:
-            with open(self.path, newline="", encoding="utf-8") as handle:
-                self.fields = next(csv.reader(handle))
-        new = self.fields is None
-        self.fields = self.fields or list(row)
-        with open(self.path, "a", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def truncate(self, keep: Callable[[dict[str, str]], bool]) -> None:
-        """Drop rows written after the checkpoint being resumed from, and any row cut short by a crash."""
-        if not self.path.exists():
-            return
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            try:
-                fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
-            except ValueError as err:  # a step or epoch that is not a number: not a file train wrote
-                raise ValueError(f"cannot resume from {str(self.path)!r}: line {reader.line_num}: {err}") from None
-        with open(self.path, "w", newline="", encoding="utf-8") as handle:
-            if fields:
-                writer = csv.DictWriter(handle, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(rows)
-
-
-def _complete(row: dict[str | None, Any]) -> bool:
-    """A CSV row with every field of the header and no extra ones (a torn row misses some)."""
-    return None not in row and all(value is not None for value in row.values())
-
-
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -325,121 +279,12 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-NUMBER = (int, float)
-# what train writes into a checkpoint and a result.json: entry -> the type its value must have
-CHECKPOINT_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "config": dict, "world_size": int, "epoch": int, "step": int, "elapsed_s": NUMBER, "history": list,
-    "model": dict, "optimizer": dict, "scheduler": dict, "loss": dict, "rng": list,
-}
-RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "config": dict, "epochs": list, "final_test_acc": NUMBER, "best_test_acc": NUMBER, "last10_test_acc": NUMBER,
-    "wall_time_s": NUMBER, "device": str, "date": str, "data_source": str,
-}
-
-
-def check_entries(obj: Any, schema: dict[str, type | tuple[type, ...]], what: str,
-                  error: type[ValueError] = ValueError) -> None:
-    """Raise ``error`` naming ``what`` unless ``obj`` is a dict with every entry of ``schema`` of its type."""
-    if not isinstance(obj, dict):
-        raise error(f"{what} holds a {type(obj).__name__}, expected a dict with entries {', '.join(schema)}")
-    for key, kind in schema.items():
-        if key not in obj:
-            raise error(f"{what} has no {key!r} entry; it has {', '.join(map(repr, obj)) or 'none'}")
-        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
-            found = "null" if obj[key] is None else f"a {type(obj[key]).__name__}"
-            raise error(f"{what}: entry {key!r} is {found}, expected {getattr(kind, '__name__', 'a number')}")
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by ``train``; anything unreadable or incomplete raises CheckpointError naming it."""
-    state = torch_load(path, "checkpoint", CheckpointError)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not an ogc-lab checkpoint (format {CHECKPOINT_FORMAT})")
-    check_entries(state, CHECKPOINT_SCHEMA, f"checkpoint {str(path)!r}", CheckpointError)
-    if len(state["history"]) != state["epoch"] or len(state["rng"]) != state["world_size"]:
-        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: {len(state['history'])} epochs of history "
-                              f"at epoch {state['epoch']}, {len(state['rng'])} random states for "
-                              f"{state['world_size']} process(es)")
-    return state
-
-
-def read_result(path: Path) -> dict[str, Any]:
-    """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
-    result = read_json(path)
-    what = f"result file {str(path)!r}"
-    check_entries(result, RESULT_SCHEMA, what)
-    try:
-        Config.from_dict(result["config"])
-    except ValueError as err:
-        raise ValueError(f"{what}: its config is not valid: {err}") from None
-    for key in ("final_test_acc", "best_test_acc", "last10_test_acc"):
-        if not 0.0 <= result[key] <= 1.0:
-            raise ValueError(f"{what}: {key} is {result[key]!r}, expected an accuracy in [0, 1]")
-    if not result["epochs"] or not all(isinstance(e, dict) and "test_acc" in e for e in result["epochs"]):
-        raise ValueError(f"{what}: entry 'epochs' must list one record (with test_acc) per epoch")
-    return result
-
-
-def check_state_dict(saved: dict[str, Any], module: nn.Module, what: str, path: Path) -> None:
-    """Raise CheckpointError unless ``saved`` has exactly ``module``'s entries, its tensors of the same shapes."""
-    expected = module.state_dict()
-    missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"checkpoint {str(path)!r}: the {what} entries differ from this run's "
-                              f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
-    for name, tensor in expected.items():
-        if isinstance(tensor, Tensor) and (not isinstance(saved[name], Tensor) or saved[name].shape != tensor.shape):
-            found = tuple(saved[name].shape) if isinstance(saved[name], Tensor) else type(saved[name]).__name__
-            raise CheckpointError(f"checkpoint {str(path)!r}: {what} tensor {name!r} has shape {found}, "
-                                  f"this run's has {tuple(tensor.shape)}")
-
-
-def check_optimizer_state(saved: dict[str, Any], net: nn.Module, path: Path) -> None:
-    """Raise CheckpointError unless every per-parameter buffer of a saved optimizer (momentum, ...) has
-    the shape of its parameter in ``net``."""
-    params = list(net.parameters())
-    for index, slots in saved.get("state", {}).items():
-        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(slots, dict):
-            raise CheckpointError(f"checkpoint {str(path)!r}: optimizer state for parameter {index!r} does not fit: "
-                                  f"this run's model has {len(params)} parameters")
-        for name, value in slots.items():
-            if isinstance(value, Tensor) and value.dim() and value.shape != params[index].shape:
-                raise CheckpointError(f"checkpoint {str(path)!r}: optimizer {name} of parameter {index} has shape "
-                                      f"{tuple(value.shape)}, the parameter has {tuple(params[index].shape)}")
-
-
-def config_differences(saved: dict[str, Any], config: Config) -> str:
-    """The numbers-deciding fields where a saved config and ``config`` differ, as text ('' if none)."""
-    saved = Config.from_dict(saved).to_dict()
-    now = config.to_dict()
-    differ = [k for k in now if k not in RESUME_FREE_FIELDS and saved[k] != now[k]]
-    return ", ".join(f"{k}: saved {saved[k]!r} vs now {now[k]!r}" for k in differ)
-
-
-def _check_resumable(state: dict[str, Any], config: Config, info: DistInfo, path: Path) -> None:
-    """A checkpoint may only be resumed by the same run: same numbers-deciding config and world size."""
-    try:
-        differ = config_differences(state["config"], config)
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its config is not valid: {err}") from None
-    if differ:
-        raise CheckpointError(f"checkpoint {str(path)!r} belongs to another config ({differ})")
-    if state["world_size"] != info.world:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} was written by {state['world_size']} process(es), resuming with {info.world}"
-        )
-
-
 def _gather(obj: Any, info: DistInfo) -> list[Any]:
     if info.world == 1:
         return [obj]
     out: list[Any] = [None] * info.world
     dist.all_gather_object(out, obj)
     return out
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_torch_save(path, state)
 
 
 # ---------------------------------------------------------------- the loop
@@ -654,34 +499,6 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
     }
 
 
-def finished_result(out_dir: Path, config: Config) -> dict[str, Any] | None:
-    """The result of the finished run of ``config`` in ``out_dir``; None if unfinished; error if another config's."""
-    path = Path(out_dir) / RESULT
-    if not path.exists():
-        return None
-    result = read_result(path)
-    differ = config_differences(result["config"], config)
-    if differ:
-        raise RunExistsError(f"out dir {str(out_dir)!r} holds a finished run of another config ({differ})")
-    return result
-
-
-def _prepare_out_dir(out_dir: Path, config: Config, resume: bool) -> dict[str, Any] | None:
-    """Refuse to overwrite a run; return the finished result when resuming one that is done."""
-    if (out_dir / RESULT).exists() and not resume:
-        raise RunExistsError(
-            f"out dir {str(out_dir)!r} already holds a finished run ({RESULT}); "
-            "choose another out dir (or resume to just read it)"
-        )
-    present = [f for f in RUN_FILES if (out_dir / f).exists()]
-    if present and not resume:
-        raise RunExistsError(
-            f"out dir {str(out_dir)!r} holds an unfinished run ({', '.join(present)}); "
-            "resume it or choose another out dir"
-        )
-    return finished_result(out_dir, config)
-
-
 def train(config: Config, out_dir: Path, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
     """Train ``config`` into ``out_dir`` (checkpoint every epoch, result.json at the end); return the result.
 
@@ -698,12 +515,12 @@ def train(config: Config, out_dir: Path, resume: bool = False, progress: bool | 
 
 def _train_locked(config: Config, out_dir: Path, info: DistInfo, resume: bool, progress: bool | None) -> dict[str, Any]:
     """``train`` once this process may write ``out_dir``: check what is there, resume or start, and train."""
-    finished = _prepare_out_dir(out_dir, config, resume)
+    finished = prepare_out_dir(out_dir, config, resume)
     if finished is not None:
         return finished
     state = load_checkpoint(out_dir / CHECKPOINT) if resume and (out_dir / CHECKPOINT).exists() else None
     if state is not None:
-        _check_resumable(state, config, info, out_dir / CHECKPOINT)
+        check_resumable(state, config, info.world, out_dir / CHECKPOINT)
     device = select_device(config.device, info.local_rank)
     created_group = _init_process_group(info, device)
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -751,7 +568,7 @@ def _train(
         ckpt = _checkpoint_state(run, epoch + 1, step, history, elapsed)
         if main:
             epochs_log.append(row)
-            _save_checkpoint(out_dir / CHECKPOINT, ckpt)
+            save_checkpoint(out_dir / CHECKPOINT, ckpt)
         if info.world > 1:
             dist.barrier()
 
@@ -759,5 +576,5 @@ def _train(
     # further evaluation sets of the data (WebVision: ImageNet validation images), final model only
     result["extra_test_acc"] = {name: accuracy(run, x, y) for name, (x, y) in run.split.extra_test_sets.items()}
     if main:
-        atomic_write_json(out_dir / RESULT, result)
+        write_result(out_dir, result)
     return result

@@ -297,7 +297,7 @@ def test_sweep_resumes_skips_finished_runs_and_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "grid"
-    real_save = train_module._save_checkpoint
+    real_save = train_module.save_checkpoint
     saves = []
 
     def die_on_third_save(path: Path, state: dict) -> None:  # run 1 finishes, run 2 dies after epoch 1
@@ -306,10 +306,10 @@ def test_sweep_resumes_skips_finished_runs_and_reports(
         saves.append(path)
         real_save(path, state)
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", die_on_third_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", die_on_third_save)
     with pytest.raises(_Killed):
         main([*SWEEP, "--out", str(root)])
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     assert len(list(root.rglob("result.json"))) == 1
     unfinished = saves[2].parent
     assert not (unfinished / "result.json").exists() and (unfinished / "checkpoint.pt").exists()

@@ -19,7 +19,8 @@ from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
 from ogc_lab.ogc import H_MAX, H_MIN
 from ogc_lab.recipes import get_recipe
-from ogc_lab.train import CHECKPOINT, load_checkpoint, train
+from ogc_lab.runs import CHECKPOINT, load_checkpoint
+from ogc_lab.train import train
 
 
 def _frame() -> pd.DataFrame:

@@ -22,15 +22,13 @@ from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
 from ogc_lab.optim import build_loss, fused_options, make_optimizer
 from ogc_lab.recipes import Config, get_recipe
+from ogc_lab.runs import CheckpointError, CsvLog, RunExistsError, load_checkpoint
 from ogc_lab.train import (
     TRAIN_COUNTS,
-    CheckpointError,
     DistInfo,
     GradStats,
-    RunExistsError,
     auc,
     batch_counts,
-    load_checkpoint,
     train,
 )
 
@@ -212,7 +210,7 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
     train(config, straight, progress=False)
 
     killed = tmp_path / "killed"
-    real_save = train_module._save_checkpoint
+    real_save = train_module.save_checkpoint
     saves = []
 
     def save_then_die_in_epoch_3(path: Path, state: dict) -> None:
@@ -221,12 +219,12 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
         saves.append(state["epoch"])
         real_save(path, state)
 
-    monkeypatch.setattr(train_module, "_save_checkpoint", save_then_die_in_epoch_3)
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die_in_epoch_3)
     with pytest.raises(_Killed):
         train(config, killed, progress=False)
     assert load_checkpoint(killed / "checkpoint.pt")["epoch"] == 2
     assert len(_rows(killed / "epochs.csv")) == 3  # the stray epoch-3 row the resume must drop
-    monkeypatch.setattr(train_module, "_save_checkpoint", real_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
     resumed = train(config, killed, resume=True, progress=False)
 
     a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
@@ -246,7 +244,7 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
 
 def test_resume_drops_a_torn_csv_row(tmp_path: Path) -> None:
     """A write cut mid-row (a file-size limit, a full disk) leaves a fragment that resume must not keep."""
-    log = train_module.CsvLog(tmp_path / "steps.csv")
+    log = CsvLog(tmp_path / "steps.csv")
     for step in (5, 10):
         log.append({"step": step, "tau": 2.0, "ratio": 1.5})
     whole = (tmp_path / "steps.csv").read_text()

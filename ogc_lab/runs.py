@@ -1,0 +1,306 @@
+"""A run folder, its one owner: the file names, result.json, the checkpoint format and the CSV logs.
+
+``train`` writes a run through these functions and ``report``, ``sweep`` and the chapters read runs
+through them, so a file's name, keys and checks live in one place.  A run folder holds ``result.json``
+once finished, ``checkpoint.pt`` after every epoch, and ``epochs.csv``/``steps.csv`` as it goes.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from .io import atomic_torch_save, atomic_write_json, read_json, torch_load
+from .recipes import Config
+
+RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
+CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
+STEPS_CSV = "steps.csv"  # per-step diagnostics, one row every log_interval steps
+EPOCHS_CSV = "epochs.csv"  # per-epoch metrics
+RUN_FILES = (RESULT, CHECKPOINT, STEPS_CSV, EPOCHS_CSV)
+CHECKPOINT_FORMAT = 1
+REPORT_DIR = "report"  # where write_report puts a sweep's summary: not a run, skipped by load_runs
+# Fields that may differ between a checkpoint and the config resuming it (they change no number).
+RESUME_FREE_FIELDS = frozenset({"device", "data_root", "download", "num_workers"})
+
+
+class RunExistsError(ValueError):
+    """The output folder already holds a run that this call would overwrite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not belong to the run resuming it."""
+
+
+class CsvLog:
+    """Append-only CSV whose header is fixed by the first row; flushed on every write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: list[str] | None = None
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self.fields is None and self.path.exists() and self.path.stat().st_size:
+            with open(self.path, newline="", encoding="utf-8") as handle:
+                self.fields = next(csv.reader(handle))
+        new = self.fields is None
+        self.fields = self.fields or list(row)
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def truncate(self, keep: Callable[[dict[str, str]], bool]) -> None:
+        """Drop rows written after the checkpoint being resumed from, and any row cut short by a crash."""
+        if not self.path.exists():
+            return
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
+            except ValueError as err:  # a step or epoch that is not a number: not a file train wrote
+                raise ValueError(f"cannot resume from {str(self.path)!r}: line {reader.line_num}: {err}") from None
+        with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            if fields:
+                writer = csv.DictWriter(handle, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+
+def _complete(row: dict[str | None, Any]) -> bool:
+    """A CSV row with every field of the header and no extra ones (a torn row misses some)."""
+    return None not in row and all(value is not None for value in row.values())
+
+
+NUMBER = (int, float)
+
+
+# what train writes into a checkpoint and a result.json: entry -> the type its value must have
+CHECKPOINT_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "world_size": int, "epoch": int, "step": int, "elapsed_s": NUMBER, "history": list,
+    "model": dict, "optimizer": dict, "scheduler": dict, "loss": dict, "rng": list,
+}
+
+
+RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "config": dict, "epochs": list, "final_test_acc": NUMBER, "best_test_acc": NUMBER, "last10_test_acc": NUMBER,
+    "wall_time_s": NUMBER, "device": str, "date": str, "data_source": str,
+}
+
+
+def check_entries(obj: Any, schema: dict[str, type | tuple[type, ...]], what: str,
+                  error: type[ValueError] = ValueError) -> None:
+    """Raise ``error`` naming ``what`` unless ``obj`` is a dict with every entry of ``schema`` of its type."""
+    if not isinstance(obj, dict):
+        raise error(f"{what} holds a {type(obj).__name__}, expected a dict with entries {', '.join(schema)}")
+    for key, kind in schema.items():
+        if key not in obj:
+            raise error(f"{what} has no {key!r} entry; it has {', '.join(map(repr, obj)) or 'none'}")
+        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
+            found = "null" if obj[key] is None else f"a {type(obj[key]).__name__}"
+            raise error(f"{what}: entry {key!r} is {found}, expected {getattr(kind, '__name__', 'a number')}")
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by ``train``; anything unreadable or incomplete raises CheckpointError naming it."""
+    state = torch_load(path, "checkpoint", CheckpointError)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an ogc-lab checkpoint (format {CHECKPOINT_FORMAT})")
+    check_entries(state, CHECKPOINT_SCHEMA, f"checkpoint {str(path)!r}", CheckpointError)
+    if len(state["history"]) != state["epoch"] or len(state["rng"]) != state["world_size"]:
+        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: {len(state['history'])} epochs of history "
+                              f"at epoch {state['epoch']}, {len(state['rng'])} random states for "
+                              f"{state['world_size']} process(es)")
+    return state
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
+    result = read_json(path)
+    what = f"result file {str(path)!r}"
+    check_entries(result, RESULT_SCHEMA, what)
+    try:
+        Config.from_dict(result["config"])
+    except ValueError as err:
+        raise ValueError(f"{what}: its config is not valid: {err}") from None
+    for key in ("final_test_acc", "best_test_acc", "last10_test_acc"):
+        if not 0.0 <= result[key] <= 1.0:
+            raise ValueError(f"{what}: {key} is {result[key]!r}, expected an accuracy in [0, 1]")
+    if not result["epochs"] or not all(isinstance(e, dict) and "test_acc" in e for e in result["epochs"]):
+        raise ValueError(f"{what}: entry 'epochs' must list one record (with test_acc) per epoch")
+    return result
+
+
+def check_state_dict(saved: dict[str, Any], module: nn.Module, what: str, path: Path) -> None:
+    """Raise CheckpointError unless ``saved`` has exactly ``module``'s entries, its tensors of the same shapes."""
+    expected = module.state_dict()
+    missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"checkpoint {str(path)!r}: the {what} entries differ from this run's "
+                              f"(missing {missing or 'none'}, unexpected {extra or 'none'})")
+    for name, tensor in expected.items():
+        if isinstance(tensor, Tensor) and (not isinstance(saved[name], Tensor) or saved[name].shape != tensor.shape):
+            found = tuple(saved[name].shape) if isinstance(saved[name], Tensor) else type(saved[name]).__name__
+            raise CheckpointError(f"checkpoint {str(path)!r}: {what} tensor {name!r} has shape {found}, "
+                                  f"this run's has {tuple(tensor.shape)}")
+
+
+def check_optimizer_state(saved: dict[str, Any], net: nn.Module, path: Path) -> None:
+    """Raise CheckpointError unless every per-parameter buffer of a saved optimizer (momentum, ...) has
+    the shape of its parameter in ``net``."""
+    params = list(net.parameters())
+    for index, slots in saved.get("state", {}).items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(slots, dict):
+            raise CheckpointError(f"checkpoint {str(path)!r}: optimizer state for parameter {index!r} does not fit: "
+                                  f"this run's model has {len(params)} parameters")
+        for name, value in slots.items():
+            if isinstance(value, Tensor) and value.dim() and value.shape != params[index].shape:
+                raise CheckpointError(f"checkpoint {str(path)!r}: optimizer {name} of parameter {index} has shape "
+                                      f"{tuple(value.shape)}, the parameter has {tuple(params[index].shape)}")
+
+
+def config_differences(saved: dict[str, Any], config: Config) -> str:
+    """The numbers-deciding fields where a saved config and ``config`` differ, as text ('' if none)."""
+    saved = Config.from_dict(saved).to_dict()
+    now = config.to_dict()
+    differ = [k for k in now if k not in RESUME_FREE_FIELDS and saved[k] != now[k]]
+    return ", ".join(f"{k}: saved {saved[k]!r} vs now {now[k]!r}" for k in differ)
+
+
+def check_resumable(state: dict[str, Any], config: Config, world: int, path: Path) -> None:
+    """A checkpoint may only be resumed by the same run: same numbers-deciding config and world size."""
+    try:
+        differ = config_differences(state["config"], config)
+    except ValueError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its config is not valid: {err}") from None
+    if differ:
+        raise CheckpointError(f"checkpoint {str(path)!r} belongs to another config ({differ})")
+    if state["world_size"] != world:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by {state['world_size']} process(es), resuming with {world}"
+        )
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a crash leaves the previous one whole."""
+    atomic_torch_save(path, state)
+
+
+def write_result(out_dir: Path, result: dict[str, Any]) -> None:
+    """Write a finished run's result.json atomically (its presence marks the run finished)."""
+    atomic_write_json(Path(out_dir) / RESULT, result)
+
+
+def finished_result(out_dir: Path, config: Config) -> dict[str, Any] | None:
+    """The result of the finished run of ``config`` in ``out_dir``; None if unfinished; error if another config's."""
+    path = Path(out_dir) / RESULT
+    if not path.exists():
+        return None
+    result = read_result(path)
+    differ = config_differences(result["config"], config)
+    if differ:
+        raise RunExistsError(f"out dir {str(out_dir)!r} holds a finished run of another config ({differ})")
+    return result
+
+
+def prepare_out_dir(out_dir: Path, config: Config, resume: bool) -> dict[str, Any] | None:
+    """Refuse to overwrite a run; return the finished result when resuming one that is done."""
+    if (out_dir / RESULT).exists() and not resume:
+        raise RunExistsError(
+            f"out dir {str(out_dir)!r} already holds a finished run ({RESULT}); "
+            "choose another out dir (or resume to just read it)"
+        )
+    present = [f for f in RUN_FILES if (out_dir / f).exists()]
+    if present and not resume:
+        raise RunExistsError(
+            f"out dir {str(out_dir)!r} holds an unfinished run ({', '.join(present)}); "
+            "resume it or choose another out dir"
+        )
+    return finished_result(out_dir, config)
+
+
+# ---------------------------------------------------------------- reading runs
+
+
+def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """Every finished run under ``root`` (its result plus the path of its folder).
+
+    No run is an error (a mistyped folder, most likely) unless ``allow_empty``: then an empty list,
+    for readers of optional folders such as the book's committed results.
+    """
+    runs = []
+    for path in sorted(Path(root).rglob(RESULT)):
+        if REPORT_DIR in path.relative_to(root).parts[:-1]:
+            continue
+        result = read_result(path)
+        result["dir"] = path.parent
+        runs.append(result)
+    if not runs and not allow_empty:
+        raise ValueError(f"no finished runs (result.json) under {str(root)!r}")
+    return runs
+
+
+# the columns of steps.csv that the report reads (train writes these and more, all numbers)
+STEPS_COLUMNS = ("step", "epoch", "lr", "target", "tau", "ratio_before", "ratio_after")
+
+
+def load_steps(run_dir: Path) -> pd.DataFrame:
+    """A run's per-step diagnostics (steps.csv) as a frame; empty if it logged none.
+
+    A file without the columns of ``STEPS_COLUMNS`` or with a value that is not a number raises
+    ValueError naming the file, the column and the row.
+    """
+    path = Path(run_dir) / STEPS_CSV
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame()
+    try:
+        steps = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read steps file {str(path)!r}: {err}") from None
+    missing = [c for c in STEPS_COLUMNS if c not in steps]
+    if missing:
+        raise ValueError(f"steps file {str(path)!r} lacks columns {', '.join(missing)}; "
+                         f"it has {', '.join(map(str, steps.columns))}")
+    for column in steps:
+        numbers = pd.to_numeric(steps[column], errors="coerce")
+        bad = numbers.isna() & steps[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(f"steps file {str(path)!r}: column {column!r} of row {row + 1} is "
+                             f"{steps[column].iloc[row]!r}, expected a number")
+        steps[column] = numbers
+    return steps
+
+
+def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
+    """H = -log p of its training label for every training sample, under the model of a run's last checkpoint.
+
+    Columns ``h`` and ``noisy`` (the label was flipped by the noise).  The model is in eval mode and
+    sees the images without augmentation, so these are the values the network settles on, not the
+    augmented training-mode values that OGC's queue holds.
+    """
+    from .data import load_dataset, normalise
+    from .models import make_model
+    from .ogc import label_prob
+    from .train import corrupt_labels
+
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    config = Config.from_dict(state["config"])
+    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
+    labels = corrupt_labels(config.noise, split, config.seed)
+    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
+    net.load_state_dict(state["model"])
+    net.eval()
+    h = []
+    with torch.no_grad():
+        for chunk in torch.arange(len(split.train_y)).split(config.eval_batch_size):
+            logits = net(normalise(split.train_x[chunk].to(device), split.mean, split.std))
+            h.append(-torch.log(label_prob(logits.float(), labels.labels[chunk].to(device))).double().cpu())
+    return pd.DataFrame({"h": torch.cat(h).numpy(), "noisy": labels.flipped.cpu().numpy().astype(bool)})
