@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .recipes import FIELDS, RECIPES, Config, check_noise_spec, get_recipe
+from .recipes import FIELDS, RECIPES, Config, get_recipe
 
 PROG = "ogc-lab"
 USAGE_ERROR = 2
@@ -140,12 +140,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_noise(args: argparse.Namespace) -> int:
     from .data import load_dataset
-    from .train import corrupt_labels
+    from .noise import check_noise_spec
 
     check_noise_spec(args.noise)
     split = load_dataset(args.dataset, root=args.data_root, download=args.download, seed=args.seed,
                          subset=args.subset)
-    noisy = corrupt_labels(args.noise, split, args.seed)
+    noisy = split.noisy_labels(args.noise, args.seed)
     print(f"{split.name}: {len(split.train_y)} training labels, classes {', '.join(split.classes)}")
     print(noisy.report)
     if args.json:

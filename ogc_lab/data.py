@@ -48,6 +48,7 @@ from torchvision.datasets.utils import calculate_md5, check_integrity
 from torchvision.transforms.functional import to_pil_image
 
 from .io import torch_load
+from .noise import NoisyLabels, corrupt_labels
 from .registry import unknown
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -92,6 +93,11 @@ class DataSplit:
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one input, as ``make_model`` expects it."""
         return tuple(self.train_x.shape[1:])
+
+    def noisy_labels(self, spec: str, seed: int) -> NoisyLabels:
+        """Noise ``spec`` applied to the training labels (``human:SET`` takes a real-world set), by ``noise``."""
+        return corrupt_labels(spec, self.train_y, self.num_classes, seed, dataset=self.name, classes=self.classes,
+                              label_sets=self.noisy_sets, features=self.train_x)
 
 
 # ----------------------------------------------------------------------------------------------

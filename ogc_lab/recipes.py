@@ -256,6 +256,7 @@ def _check_names(cfg: Config) -> None:
     from .data import DATASET_NAMES, DATASETS
     from .losses import LOSSES
     from .models import MODELS
+    from .noise import check_noise_spec
 
     for name, registry in [("loss", LOSSES), ("model", MODELS)]:
         check_choice(name, getattr(cfg, name), registry)
@@ -263,21 +264,6 @@ def _check_names(cfg: Config) -> None:
     if key not in DATASETS or (key == "imagefolder") != bool(path):
         raise unknown("dataset", cfg.dataset, DATASET_NAMES)
     check_noise_spec(cfg.noise)
-
-
-HUMAN_NOISE = "human"  # real-world label sets shipped with a data set (CIFAR-10N/100N): human:SET
-
-
-def check_noise_spec(spec: str) -> None:
-    """A synthetic spec (see noise.parse_noise_spec) or ``human:SET`` naming a real-world label set."""
-    from .noise import parse_noise_spec
-
-    kind, _, key = spec.partition(":")
-    if kind.strip().lower() == HUMAN_NOISE:
-        if not key.strip():
-            raise ValueError(f"noise spec {spec!r} must name the label set, e.g. 'human:worse'")
-        return
-    parse_noise_spec(spec)
 
 
 _CHECKS: tuple[Callable[[Config], None], ...] = (_check_choices, _check_ranges, _check_names)

@@ -289,12 +289,11 @@ def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
     from .data import load_dataset, normalise
     from .models import make_model
     from .ogc import label_prob
-    from .train import corrupt_labels
 
     state = load_checkpoint(Path(run_dir) / CHECKPOINT)
     config = Config.from_dict(state["config"])
     split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
-    labels = corrupt_labels(config.noise, split, config.seed)
+    labels = split.noisy_labels(config.noise, config.seed)
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
     net.load_state_dict(state["model"])
     net.eval()

@@ -30,12 +30,9 @@ from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads
 from .io import folder_lock, versions
 from .models import make_model
-from .noise import NoisyLabels, check_noise_data, make_noise
-from .noise import build_report as noise_report
 from .ogc import BaseLoss, base_loss, label_prob
 from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer
-from .recipes import HUMAN_NOISE, Config
-from .registry import choose
+from .recipes import Config
 from .runs import (
     CHECKPOINT,
     CHECKPOINT_FORMAT,
@@ -111,25 +108,6 @@ class Labels:
     noisy: Tensor
     clean: Tensor
     report: dict[str, Any]
-
-
-def corrupt_labels(spec: str, split: DataSplit, seed: int) -> NoisyLabels:
-    """Apply noise ``spec`` to the training labels of ``split``; ``human:SET`` takes a real-world set."""
-    kind, _, key = spec.partition(":")
-    if kind.strip().lower() == HUMAN_NOISE:
-        return human_noise(split, key.strip(), seed)
-    check_noise_data(spec, split.name, split.classes)
-    return make_noise(spec, split.train_y, split.num_classes, seed=seed, features=split.train_x)
-
-
-def human_noise(split: DataSplit, key: str, seed: int) -> NoisyLabels:
-    """The real-world label set ``key`` shipped with the data (CIFAR-N), reported like synthetic noise."""
-    sets = split.noisy_sets
-    noisy = choose("real-world label set", key, sets, hint=f"of data set {split.name!r}" if sets else
-                   f"data set {split.name!r} has none").long()
-    clean = split.train_y.long()
-    report = noise_report(f"{HUMAN_NOISE}:{key}", math.nan, clean, noisy, split.num_classes, seed, {"set": key})
-    return NoisyLabels(labels=noisy, flipped=noisy != clean, report=report)
 
 
 def _shard(n: int, info: DistInfo) -> Tensor:
@@ -322,7 +300,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     seed_everything(config.seed)
     split = load_dataset(config.dataset, root=config.data_root, download=config.download, seed=config.seed,
                          subset=config.subset, test_subset=config.test_subset)
-    noisy = corrupt_labels(config.noise, split, config.seed)
+    noisy = split.noisy_labels(config.noise, config.seed)
     labels = Labels(noisy.labels.to(split.train_y.device), split.train_y.clone(), noisy.report.to_dict())
     shard = _shard(len(labels.noisy), info)
     on = device if config.pipeline == "device" else torch.device("cpu")

@@ -19,6 +19,7 @@ from ogc_lab.noise import (
     MNIST_ASYM_TARGETS,
     NOISE_KINDS,
     check_noise_data,
+    corrupt_labels,
     exact_counts,
     make_noise,
     parse_noise_spec,
@@ -557,3 +558,21 @@ def test_cifar100_class_names_are_the_hundred_fine_labels_in_index_order():
     names = CIFAR100_DATA.classes
     assert len(set(names)) == 100 and list(names) == sorted(names)
     assert (names[0], names[4], names[99]) == ("apple", "beaver", "worm")  # fine 0 apple, fine 4 beaver (see above)
+
+
+def test_human_noise_takes_the_data_sets_real_label_set() -> None:
+    clean = torch.arange(400) % 2
+    worse = clean.clone()
+    worse[:50] = 1 - worse[:50]
+    where = {"dataset": "toy2d", "classes": ["0", "1"]}
+    noisy = corrupt_labels("human:worse", clean, 2, seed=0, label_sets={"worse": worse}, **where)
+    assert torch.equal(noisy.labels, worse) and int(noisy.flipped.sum()) == 50
+    report = noisy.report.to_dict()
+    assert report["kind"] == "human:worse" and report["realised_rate"] == 50 / 400
+    assert sum(map(sum, report["transition_counts"])) == 400
+    with pytest.raises(ValueError, match="unknown real-world label set 'aggregate'; allowed: worse"):
+        corrupt_labels("human:aggregate", clean, 2, seed=0, label_sets={"worse": worse}, **where)
+    with pytest.raises(ValueError, match=r"allowed:  \(data set 'toy2d' has none\)"):
+        corrupt_labels("human:worse", clean, 2, seed=0, label_sets={}, **where)
+    synthetic = corrupt_labels("symmetric:0.2", clean, 2, seed=0, label_sets={}, **where)
+    assert torch.equal(synthetic.labels, make_noise("symmetric:0.2", clean, 2, seed=0).labels)

@@ -360,20 +360,6 @@ def test_two_process_gloo_run_shares_tau_and_rank0_writes(tmp_path: Path) -> Non
     assert steps_per_epoch == -(-150 // (config.batch_size // 2))  # each rank: half the data, half the batch
 
 
-def test_human_noise_takes_the_data_sets_real_label_set() -> None:
-    split = load_dataset("toy2d", seed=0)
-    worse = split.train_y.clone()
-    worse[:50] = 1 - worse[:50]
-    split.noisy_sets = {"worse": worse}
-    noisy = train_module.corrupt_labels("human:worse", split, seed=0)
-    assert torch.equal(noisy.labels, worse) and int(noisy.flipped.sum()) == 50
-    report = noisy.report.to_dict()
-    assert report["kind"] == "human:worse" and report["realised_rate"] == 50 / 400
-    assert sum(map(sum, report["transition_counts"])) == 400
-    with pytest.raises(ValueError, match="unknown real-world label set 'aggregate'; allowed: worse"):
-        train_module.corrupt_labels("human:aggregate", split, seed=0)
-
-
 def test_progress_bars_can_be_forced_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train(TOY.replace(epochs=1), tmp_path / "bars", progress=True)
     assert "epochs" in capsys.readouterr().err
