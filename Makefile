@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet $(TORCH_PINS) -e ".[book,dev]"
 	touch $@
 
+# Every test, the slow ones too (a plain `pytest` deselects them: see addopts in pyproject.toml).
 test: lint browser-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "slow or not slow"
 
 # Style and the bugs a linter finds (ruff, configured in pyproject.toml), on the package, tests, benchmarks and chapters.
 lint: $(STAMP)
@@ -43,7 +44,7 @@ browser-deps:
 
 # The chapters at cpu scale, checked by the same per-chapter assertions as the smoke-scale tests.
 regress: $(STAMP)
-	OGC_BOOK_SCALE=cpu $(PY) -m pytest tests/test_notebooks.py -q
+	OGC_BOOK_SCALE=cpu $(PY) -m pytest tests/test_notebooks.py -q -m "slow or not slow"
 
 bench: $(STAMP)
 	for b in refit step pipeline epoch ddp; do $(PY) benchmarks/bench_$$b.py || exit 1; done
