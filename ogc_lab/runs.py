@@ -286,7 +286,8 @@ def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
     sees the images without augmentation, so these are the values the network settles on, not the
     augmented training-mode values that OGC's queue holds.
     """
-    from .data import load_dataset, normalise
+    from .batches import normalise
+    from .data import load_dataset
     from .models import make_model
     from .ogc import label_prob
 

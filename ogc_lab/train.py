@@ -26,7 +26,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning inside notebooks
 
-from .data import Augment, DataSplit, DeviceBatches, channel_tensors, dataloader_batches, load_dataset, normalise
+from .batches import Augment, DeviceBatches, channel_tensors, dataloader_batches, normalise
+from .data import load_dataset
+from .datasplit import DataSplit
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads
 from .io import folder_lock, versions
 from .models import make_model
