@@ -193,8 +193,9 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
 
 
 def unclipped_epochs(run: dict[str, Any]) -> list[int]:
-    """The epochs a clipping loss ended with no threshold (tau = inf): its target was met unclipped."""
-    return [i + 1 for i, e in enumerate(run["epochs"]) if not np.isfinite(float(e.get("tau", np.inf)))]
+    """The epochs a clipping loss ended with no threshold (tau = inf, which result.json writes as null)."""
+    taus = [e.get("tau") for e in run["epochs"]]
+    return [i + 1 for i, tau in enumerate(taus) if tau is None or not np.isfinite(float(tau))]
 
 
 def spans(numbers: Sequence[int]) -> str:
@@ -225,12 +226,16 @@ def gap_sentence(table: pd.DataFrame, noise: str, loss: str) -> str:
     """Whether ``loss``'s runs under ``noise`` fitted more flipped labels the longer they went unclipped.
 
     'the longer ..., the more' only when ordering the seeds by unclipped epochs (all distinct) also
-    orders their fits strictly; otherwise the sentence says the fit does not follow that length.
+    orders their fits strictly; runs that always clipped say so; otherwise the fit does not follow.
     """
     rows = table[(table["noise"] == noise) & (table["loss"] == loss)].sort_values(["epochs unclipped", "seed"])
     if len(rows) < 2:
         return f"Under {noise}, {loss} has fewer than two runs to compare."
     gaps, fits = rows["epochs unclipped"].tolist(), rows["flipped fit"].tolist()
+    if not any(gaps):
+        return (f"Under {noise}, every {loss} run ended every epoch with a clipping threshold, and fitted "
+                f"{', '.join(f'{f:.0%}' for f in fits)} of the flipped labels all the same "
+                f"(seeds {', '.join(map(str, rows['seed']))}).")
     listed = (f"{', '.join(map(str, gaps))} epochs without clipping, {', '.join(f'{f:.0%}' for f in fits)} of the "
               f"flipped labels fitted at the end (seeds {', '.join(map(str, rows['seed']))})")
     ordered = len(set(gaps)) == len(gaps) and all(a < b for a, b in zip(fits, fits[1:]))

@@ -137,7 +137,7 @@ def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
 
 def test_unclipped_epochs_and_spans() -> None:
     inf = math.inf
-    run = _ogc_run(0, [5.0, inf, inf, inf, 3.0, inf], 0.4)
+    run = _ogc_run(0, [5.0, inf, None, inf, 3.0, inf], 0.4)  # None: inf as result.json stores it
     assert unclipped_epochs(run) == [2, 3, 4, 6]
     assert spans([6, 2, 3, 4]) == "2-4, 6" and spans([]) == "none" and spans([1]) == "1"
 
@@ -157,6 +157,10 @@ def test_clipping_table_and_gap_sentence_follow_the_numbers() -> None:
     table.loc[table["seed"] == 2, ["epochs unclipped", "flipped fit"]] = [2, 0.91]  # tied gaps: no order claimed
     assert "does not follow" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
     assert "fewer than two runs" in gap_sentence(table, "human:worse", "ce+ogc")
+    table["epochs unclipped"] = 0
+    assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (
+        "Under symmetric:0.6, every ce+ogc run ended every epoch with a clipping threshold, and fitted 36%, 65%, "
+        "91% of the flipped labels all the same (seeds 0, 1, 2).")
 
 
 def _steps(taus: list[float], ratios: list[float], fill: list[int]) -> pd.DataFrame:

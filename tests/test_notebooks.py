@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ogc_lab import book, evidence
-from ogc_lab.report import load_runs
+from ogc_lab.report import load_runs, load_steps
 
 NOTEBOOKS = book.chapters()
 
@@ -136,6 +136,14 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
         for loss, baseline, value, text in said["pairs"]:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
+    gaps = evidence.clipping_table(runs)
+    for noise, loss, gap, ratio in metrics["gap_sentences"]:
+        assert gap == evidence.gap_sentence(gaps, noise, loss)
+        ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+        if any(evidence.unclipped_epochs(r) for r in ran):
+            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r["dir"]) for r in ran], noise, loss)
+        else:
+            assert ratio == ""
 
 
 def check_08(metrics: dict[str, Any], scale: str) -> None:
