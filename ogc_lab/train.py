@@ -226,10 +226,10 @@ def loss_tau(loss_fn: nn.Module, device: torch.device) -> Tensor:
 
 
 def ratio_target(loss_fn: nn.Module, lr: float, config: Config) -> float:
-    """The noisy/clean gradient ratio the loss aims for now: an OGC loss's own (its controller's 1 + lr * eps);
+    """The noisy/clean gradient ratio the loss aims for now: an OGC loss's own ``target`` (1 + lr * eps);
     for other losses the one OGC would aim for under ``config``, logged as their reference line."""
-    controller = getattr(loss_fn, "controller", None)
-    return controller.target if controller is not None else 1.0 + lr * config.ogc_epsilon
+    target = getattr(loss_fn, "target", None)
+    return target if target is not None else 1.0 + lr * config.ogc_epsilon
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -588,7 +588,7 @@ def test_ogc_loss_rejects_bad_input():
         loss(logits, y)
     with pytest.raises(ValueError, match="NaN"):
         loss(torch.full((4, 3), math.nan), y, lr=0.1)
-    with pytest.raises(ValueError, match="reduction"):
+    with pytest.raises(ValueError, match=r"^unknown reduction 'avg'; allowed: mean, sum, none$"):
         OGCLoss("ce", reduction="avg")
     with pytest.raises(ValueError, match=r"^unknown ce base loss parameter 'gamma'; allowed: \(none\)$"):
         OGCLoss("ce", gamma=0.5)
@@ -596,9 +596,11 @@ def test_ogc_loss_rejects_bad_input():
 
 def test_ogc_loss_uses_tau_after_this_steps_update():
     loss = OGCLoss("ce", queue_size=64, interval=1, reduction="none")
+    assert math.isnan(loss.target)  # nothing solved for yet
     x, y = toy_problem(64)
     logits = x @ torch.tensor([[1.0, -0.5, -0.5], [0.0, 0.8, -0.8]])
     out = loss(logits, y, lr=0.1)
+    assert loss.target == pytest.approx(1.0 + 0.1 * 20.0)  # 1 + lr * epsilon, what this step's tau solved for
     assert loss.controller.refits == 1 and math.isfinite(float(loss.tau))
     torch.testing.assert_close(out, transformed_loss(logits, y, loss.tau, "ce", reduction="none"))
     assert float(loss.last_clipped_fraction) > 0.0

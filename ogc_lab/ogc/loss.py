@@ -12,9 +12,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..registry import check_choice
 from .base import P_MAX, P_MIN, base_loss
 from .controller import ThresholdController
-from .transformed import Threshold, check_batch, label_log_prob, reduce_loss
+from .transformed import REDUCTIONS, Threshold, check_batch, label_log_prob, reduce_loss
 
 _CONTROLLER_PARAMS = frozenset(inspect.signature(ThresholdController).parameters) - {"base"}
 EXTRA_STATE_KEY = "_extra_state"  # where nn.Module.state_dict() puts get_extra_state() of the module itself
@@ -41,7 +42,7 @@ class OGCLoss(nn.Module):
         **params: Any,
     ) -> None:
         super().__init__()
-        reduce_loss(torch.zeros(1), reduction)  # validates the name early
+        check_choice("reduction", reduction, REDUCTIONS)
         controller_params = {k: v for k, v in params.items() if k in _CONTROLLER_PARAMS}
         base_params = {k: v for k, v in params.items() if k not in _CONTROLLER_PARAMS}
         self.base = base_loss(base, **base_params)
@@ -56,6 +57,11 @@ class OGCLoss(nn.Module):
     def tau(self) -> Tensor:
         """The current threshold (0-d tensor; ``inf`` means no clipping)."""
         return self.controller.tau
+
+    @property
+    def target(self) -> float:
+        """The noisy/clean gradient ratio the current tau was solved for, 1 + lr * epsilon (NaN before any step)."""
+        return self.controller.target
 
     @property
     def last_clipped_fraction(self) -> Tensor:
