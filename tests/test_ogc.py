@@ -317,7 +317,7 @@ def note_grad(name: str, p: torch.Tensor) -> torch.Tensor:
 
 
 def note_reference_search(mixture: GMM1D, target: float, name: str) -> tuple[float, float]:
-    """The reference's search after method.md section 3, written independently of ogc.py.
+    """The reference's search after method.md section 3, written independently of ogc_lab.ogc.
 
     r(tau) = E_noisy[min(g, tau)] / E_clean[min(g, tau)] over normals truncated to [H_MIN, H_MAX],
     on 1000 equally spaced H (the truncation constants cancel, so plain Gaussian weights do);
