@@ -1,9 +1,13 @@
 """The book's machinery: scale presets, metrics quoted in the text, notebook execution and the build.
 
 Chapters are ``notebooks/NN_slug.ipynb`` without outputs.  ``execute`` runs one with papermill into
-``build/notebooks`` (its metrics go to ``build/metrics``), and ``build`` turns the executed copies
-into HTML with jupyter-book 1.x, warnings as errors, so a number quoted in the text always comes from
-the run that drew the figures.
+``build/chapters/NN-slug.ipynb`` (the page's URL; its metrics go to ``build/metrics``, and the kernel
+works in ``build/notebooks``, where the chapters keep their runs), and ``build`` turns the executed
+copies into HTML with jupyter-book 1.x, warnings as errors, so a number quoted in the text always comes
+from the run that drew the figures.
+
+The chapters' shared helpers live here too: ``text`` (how a number reads in the prose), ``show_table``
+(a table without an index or NaN cells), ``save_figure`` and ``rerun_note``.
 
 Command line::
 
@@ -19,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,9 @@ SCALES = ("smoke", "cpu", "gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BUILD_DIR = REPO_ROOT / "build"
+# Under the build folder: the executed copies (the pages), the metrics, and the kernel's working folder
+# (named before the pages moved out of it; chapters keep their run folders there, so it stays).
+CHAPTERS_SUBDIR, METRICS_SUBDIR, KERNEL_SUBDIR = "chapters", "metrics", "notebooks"
 KERNEL_NAME = "python3"
 # Papermill tags the cell it adds; the executed copy hides it (it holds machine-specific paths).
 INJECTED_TAG = "injected-parameters"
@@ -81,14 +89,37 @@ def numbers_in(value: Any) -> list[float]:
     return []
 
 
+def text(value: Any, fmt: str | None = None) -> str:
+    """How the book's prose shows ``value``: the one place numbers in the text are formatted.
+
+    ``fmt`` is a format spec (".3g", ".1%", "," ...).  Without one an integer of five digits or more gets
+    thousands separators ("37,880") and other values their ``str``.  None and non-finite floats read as
+    words ("none", "∞"), never as "nan".
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "∞" if value > 0 else ("−∞" if value < 0 else "not a number")
+    if fmt is not None:
+        return format(value, fmt)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
 class _Text:
-    """A glued value shown as exactly this text (a glued str would show its quotes)."""
+    """A glued value shown as exactly this text.
+
+    myst-nb's {glue:text} passes the glued text/plain through ``ast.literal_eval`` first, which turns
+    "37,880" into the tuple (37, 880); the text/plain is therefore the quoted string, which evaluates
+    back to exactly this text.
+    """
 
     def __init__(self, text: str) -> None:
         self.text = text
 
     def __repr__(self) -> str:
-        return self.text
+        return repr(self.text)
 
 
 class Metrics:
@@ -101,11 +132,17 @@ class Metrics:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.values: dict[str, Any] = {}
+        self.started = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since this chapter's Metrics was made (about the chapter's run time so far)."""
+        return time.monotonic() - self.started
 
     def record(self, name: str, value: Any, fmt: str | None = None) -> Any:
         """Store ``value`` (finite numbers, strings, lists/dicts of them) and glue it as ``name``.
 
-        ``fmt`` (a format spec such as ".3f") sets how the text shows it; metrics.json keeps the value.
+        ``fmt`` (a format spec such as ".3f") sets how the text shows it (``text``); metrics.json keeps
+        the value.  Numbers and strings are glued as plain text; lists and dicts as they are.
         """
         plain = _plain(value)
         try:
@@ -117,7 +154,7 @@ class Metrics:
                 f"metric {name!r} holds {reason}; allowed: finite numbers, strings, lists and dicts of them"
             ) from None
         self.values[name] = plain
-        _glue(name, plain if fmt is None else _Text(format(plain, fmt)))
+        _glue(name, plain if isinstance(plain, (list, dict)) else _Text(text(plain, fmt)))
         return plain
 
     def figure(self, name: str, fig: Any) -> None:
@@ -140,14 +177,111 @@ def _glue(name: str, value: Any) -> None:
     glue(name, value, display=False)
 
 
+# ---- helpers the chapters share (one definition here, never a copy per notebook) ----
+
+
+def _cell(value: Any, floatfmt: str, missing: str) -> str:
+    """One table cell as text: floats by ``floatfmt``, None and NaN as ``missing``, '|' escaped."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    if isinstance(value, float):
+        return text(value, floatfmt)
+    return str(value).replace("|", "\\|")
+
+
+def table_markdown(frame: Any, floatfmt: str = ".3g", missing: str = "–") -> str:
+    """A pandas DataFrame as a MyST markdown table: its columns only (no index), no 'nan' cells."""
+    head = [_cell(column, floatfmt, missing) for column in frame.columns]
+    rows = [[_cell(value, floatfmt, missing) for value in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def show_table(frame: Any, caption: str | None = None, name: str | None = None, floatfmt: str = ".3g",
+               missing: str = "–") -> None:
+    """Display ``frame`` as a table in the book: no index, floats by ``floatfmt``, missing cells as ``missing``.
+
+    With a ``caption`` it is a numbered MyST ``{table}`` (referable as ``name``).  The output is markdown,
+    which the book renders as MyST (``nb_render_markdown_format: myst`` in _config.yml).  Returns None, so a
+    call as a cell's last line prints nothing else.
+    """
+    from IPython.display import Markdown, display
+
+    body = table_markdown(frame, floatfmt, missing)
+    if caption is not None:
+        options = f":name: {name}\n" if name else ""
+        body = f"```{{table}} {caption}\n{options}\n{body}\n```"
+    display(Markdown(body))
+
+
+def save_figure(fig: Any, name: str, folder: str | os.PathLike[str] | None) -> Path | None:
+    """Save ``fig`` as ``folder/name.png`` when a chapter's ``figure_dir`` parameter is set (else nothing)."""
+    if folder is None:
+        return None
+    path = Path(folder) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    return path
+
+
+SCALE_MEANING = {
+    "smoke": "seconds to a minute: every code path, figure and quoted number, on tiny settings (the tests)",
+    "cpu": "the book as published, sized for a two-core CPU",
+    "gpu": "the chapter's full size for a machine with a GPU: paper scale where the chapter reproduces a "
+           "paper experiment, otherwise more seeds, samples or steps on the same task",
+}
+
+
+def _duration(seconds: float) -> str:
+    """A duration as a reader says it: '42 s', '3 min 5 s', '1 h 12 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def rerun_markdown(chapter: str, scale: str, seconds: float | None = None) -> str:
+    """The 'rerun this chapter' note (MyST) for the chapter whose file name starts with ``chapter``."""
+    lines = ["```{admonition} Rerun this chapter", ":class: tip", ""]
+    lines += [f"* `{name}` ({SCALE_MEANING[name]}): "
+              f"`python -m ogc_lab.book execute --scale {name} --only {chapter}`" for name in SCALES]
+    lines += ["", "then `python -m ogc_lab.book build` for the HTML."]
+    if seconds is not None:
+        lines += [f"This page was executed at scale `{check_scale(scale)}` in {_duration(seconds)}"
+                  " (finished runs that were already on disk are read back, not retrained)."]
+    return "\n".join([*lines, "```"])
+
+
+def rerun_note(chapter: str, scale: str, seconds: float | None = None) -> None:
+    """Display ``rerun_markdown`` (a chapter's last cell, tagged remove-input)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(rerun_markdown(chapter, scale, seconds)))
+
+
+# ---- where things go ----
+
+
+def page_name(notebook: str | os.PathLike[str]) -> str:
+    """The page name of a chapter: ``notebooks/01_fixed_threshold.ipynb`` -> ``01-fixed-threshold``."""
+    return Path(notebook).stem.replace("_", "-")
+
+
 def executed_path(out_dir: Path, notebook: Path) -> Path:
-    """Where ``execute`` writes the executed copy of ``notebook`` under ``out_dir``."""
-    return Path(out_dir) / "notebooks" / Path(notebook).name
+    """Where ``execute`` writes the executed copy of ``notebook`` under ``out_dir`` (the book's page)."""
+    return Path(out_dir) / CHAPTERS_SUBDIR / f"{page_name(notebook)}.ipynb"
 
 
 def metrics_path(out_dir: Path, notebook: Path) -> Path:
     """Where the executed ``notebook`` writes its metrics under ``out_dir``."""
-    return Path(out_dir) / "metrics" / f"{Path(notebook).stem}.json"
+    return Path(out_dir) / METRICS_SUBDIR / f"{Path(notebook).stem}.json"
+
+
+def kernel_dir(out_dir: Path) -> Path:
+    """The kernel's working folder under ``out_dir`` (relative run folders of the chapters live there)."""
+    return Path(out_dir) / KERNEL_SUBDIR
 
 
 def execute(
@@ -158,17 +292,17 @@ def execute(
 ) -> Path:
     """Run ``notebook`` at ``scale`` with papermill (kernel python3); return the executed copy.
 
-    The copy goes to ``out_dir/notebooks``, the metrics to ``out_dir/metrics``; the kernel's working
-    folder is ``out_dir/notebooks``.  A failing cell raises NotebookError naming the notebook.
+    The copy goes to ``out_dir/chapters/NN-slug.ipynb``, the metrics to ``out_dir/metrics``; the kernel's
+    working folder is ``out_dir/notebooks``.  A failing cell raises NotebookError naming the notebook.
     """
     import papermill
 
     notebook, out_dir = Path(notebook), Path(out_dir).resolve()
     if not notebook.is_file():
         raise ValueError(f"notebook {str(notebook)!r} does not exist")
-    output, metrics = executed_path(out_dir, notebook), metrics_path(out_dir, notebook)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    metrics.parent.mkdir(parents=True, exist_ok=True)
+    output, metrics, cwd = executed_path(out_dir, notebook), metrics_path(out_dir, notebook), kernel_dir(out_dir)
+    for folder in (output.parent, metrics.parent, cwd):
+        folder.mkdir(parents=True, exist_ok=True)
     params = {"scale": check_scale(scale), "metrics_path": str(metrics), **(parameters or {})}
     try:
         papermill.execute_notebook(
@@ -176,7 +310,7 @@ def execute(
             str(output),
             parameters=params,
             kernel_name=KERNEL_NAME,
-            cwd=str(output.parent),
+            cwd=str(cwd),
             progress_bar=False,
         )
     except papermill.PapermillExecutionError as err:

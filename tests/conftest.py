@@ -24,10 +24,10 @@ class ExecutedBook:
     failures: dict[str, book.NotebookError]
 
     def notebook(self, stem: str) -> Path:
-        return self.out_dir / "notebooks" / f"{stem}.ipynb"
+        return book.executed_path(self.out_dir, Path(f"{stem}.ipynb"))
 
     def metrics(self, stem: str) -> Path:
-        return self.out_dir / "metrics" / f"{stem}.json"
+        return book.metrics_path(self.out_dir, Path(f"{stem}.ipynb"))
 
 
 @pytest.fixture(scope="session")

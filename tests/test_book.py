@@ -77,9 +77,35 @@ def test_record_glues_the_formatted_text_and_stores_the_value(tmp_path: Path, mo
     metrics = book.Metrics(tmp_path / "m.json")
     metrics.record("rate", 0.123456, ".1%")
     metrics.record("plain", 7)
-    assert repr(glued["rate"]) == "12.3%"
-    assert glued["plain"] == 7
-    assert metrics.values == dict(rate=0.123456, plain=7)
+    metrics.record("rows", [1, 2])
+    assert glued["rate"].text == "12.3%" and glued["plain"].text == "7"
+    assert glued["rows"] == [1, 2]
+    assert metrics.values == dict(rate=0.123456, plain=7, rows=[1, 2])
+
+
+@pytest.mark.parametrize(("value", "fmt", "shown"), [
+    (37880, ",", "37,880"), (37880, None, "37,880"), (1437, None, "1437"), (44695848, None, "44,695,848"),
+    (0.5, ".0%", "50%"), (1e7, ".3g", "1e+07"), (None, None, "none"), (float("inf"), None, "∞"), ("CE", None, "CE"),
+])
+def test_glued_text_reads_back_as_exactly_the_text(value, fmt, shown) -> None:
+    """myst-nb's {glue:text} literal_evals the text/plain: '37,880' must not come back as (37, 880)."""
+    from myst_nb.core.variables import format_plain_text
+
+    assert book.text(value, fmt) == shown
+    assert format_plain_text(repr(book._Text(shown)), "") == shown
+
+
+def test_table_markdown_has_no_index_and_no_nan() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"tau": [1.0, 32.0], "bound": [0.25, float("nan")], "kind": ["a|b", None]}, index=[7, 8])
+    assert book.table_markdown(frame) == "| tau | bound | kind |\n|---|---|---|\n| 1 | 0.25 | a\\|b |\n| 32 | – | – |"
+
+
+def test_rerun_note_names_every_scale_and_the_time() -> None:
+    note = book.rerun_markdown("04", "cpu", 125.0)
+    assert all(f"--scale {scale} --only 04" in note for scale in book.SCALES)
+    assert "at scale `cpu` in 2 min 5 s" in note
 
 
 def test_figure_glues_and_closes_the_figure(tmp_path: Path, monkeypatch) -> None:
@@ -154,9 +180,9 @@ def test_execute_writes_the_executed_copy_and_the_metrics(tmp_path: Path) -> Non
     source = _notebook(tmp_path / "07_tiny.ipynb", RECORDING)
     out = tmp_path / "build"
     executed = book.execute(source, out, "smoke")
-    assert executed == (out / "notebooks" / "07_tiny.ipynb").resolve()
+    assert executed == (out / "chapters" / "07-tiny.ipynb").resolve()  # the page's clean name
     assert json.loads((out / "metrics" / "07_tiny.json").read_text()) == dict(
-        scale="smoke", cwd=str((out / "notebooks").resolve())
+        scale="smoke", cwd=str((out / "notebooks").resolve())  # where the chapters keep their runs
     )
     nb = nbformat.read(executed, as_version=4)
     injected = [c for c in nb.cells if book.INJECTED_TAG in c.metadata.get("tags", [])]
@@ -186,9 +212,9 @@ def test_execute_rejects_a_bad_scale_and_a_missing_notebook(tmp_path: Path) -> N
 def test_build_fails_loudly_when_a_listed_chapter_is_missing(tmp_path: Path) -> None:
     (tmp_path / "_config.yml").write_text('title: t\nexecute:\n  execute_notebooks: "off"\n')
     (tmp_path / "intro.md").write_text("# Intro\n")
-    toc = "format: jb-book\nroot: intro\nchapters:\n  - file: build/notebooks/01_missing\n"
+    toc = "format: jb-book\nroot: intro\nchapters:\n  - file: build/chapters/01-missing\n"
     (tmp_path / "_toc.yml").write_text(toc)
-    with pytest.raises(RuntimeError, match="01_missing"):
+    with pytest.raises(RuntimeError, match="01-missing"):
         book.build(tmp_path)
 
 
@@ -197,6 +223,8 @@ def test_what_tools_leave_in_the_tree_does_not_break_the_build(tmp_path: Path) -
     """`make test` then `make book`: pytest's .pytest_cache/README.md must not reach jupyter-book (-W)."""
     shutil.copy(book.REPO_ROOT / "_config.yml", tmp_path)
     shutil.copytree(book.REPO_ROOT / "book", tmp_path / "book")
+    shutil.copytree(book.REPO_ROOT / "_static", tmp_path / "_static")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")  # the real one links the chapters, not built here
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/references\n")
     for leftover in (".pytest_cache", ".hypothesis", ".ruff_cache"):
         (tmp_path / leftover).mkdir()

@@ -42,7 +42,7 @@ KNOWN_CONSOLE_ERRORS = (
     "Identifier 'THEBE_JS_URL' has already been declared",
 )
 CHAPTERS = book.chapters()
-PAGES = ["book/intro", *[f"build/notebooks/{nb.stem}" for nb in CHAPTERS], "book/references"]
+PAGES = ["book/intro", *[f"build/chapters/{book.page_name(nb)}" for nb in CHAPTERS], "book/references"]
 
 
 def _unavailable(reason: str) -> None:
@@ -55,11 +55,12 @@ def _unavailable(reason: str) -> None:
 def _staged_toc(executed: set[str]) -> dict:
     """The repository's _toc.yml without the chapters that were not executed (still being written)."""
     toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
-    toc["chapters"] = [
-        entry
-        for entry in toc["chapters"]
-        if not entry["file"].startswith("build/notebooks/") or Path(entry["file"]).name in executed
-    ]
+    for part in toc["parts"]:
+        part["chapters"] = [
+            entry
+            for entry in part["chapters"]
+            if not entry["file"].startswith("build/chapters/") or Path(entry["file"]).name in executed
+        ]
     return toc
 
 
@@ -71,8 +72,9 @@ def html_dir(executed_book, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("book_root")
     shutil.copy(book.REPO_ROOT / "_config.yml", root / "_config.yml")
     shutil.copytree(book.REPO_ROOT / "book", root / "book")
-    shutil.copytree(executed_book.out_dir / "notebooks", root / "build" / "notebooks")
-    (root / "_toc.yml").write_text(yaml.safe_dump(_staged_toc({nb.stem for nb in CHAPTERS})))
+    shutil.copytree(book.REPO_ROOT / "_static", root / "_static")
+    shutil.copytree(executed_book.out_dir / book.CHAPTERS_SUBDIR, root / "build" / book.CHAPTERS_SUBDIR)
+    (root / "_toc.yml").write_text(yaml.safe_dump(_staged_toc({book.page_name(nb) for nb in CHAPTERS})))
     return book.build(root)
 
 
@@ -157,8 +159,8 @@ return {
 def _source_has_math(page: str) -> bool:
     """Whether the page's source (a notebook's markdown cells or a .md page) contains $ math."""
     source = book.REPO_ROOT / page
-    if page.startswith("build/notebooks/"):
-        nb = nbformat.read(book.NOTEBOOKS_DIR / f"{Path(page).name}.ipynb", as_version=4)
+    if page.startswith("build/chapters/"):
+        nb = nbformat.read(book.NOTEBOOKS_DIR / f"{Path(page).name.replace('-', '_')}.ipynb", as_version=4)
         return any("$" in cell.source for cell in nb.cells if cell.cell_type == "markdown")
     return "$" in source.with_suffix(".md").read_text()
 

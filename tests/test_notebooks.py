@@ -302,11 +302,18 @@ def test_source_has_no_outputs_and_one_parameters_cell(notebook: Path) -> None:
     assert ast.literal_eval(assigned["scale"]) == "cpu"
 
 
-def test_toc_lists_every_notebook() -> None:
+def toc_files() -> list[str]:
+    """Every file the book's _toc.yml lists, in order (chapters directly or inside parts)."""
     toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
-    listed = {entry["file"] for entry in toc["chapters"]}
-    missing = [nb.stem for nb in NOTEBOOKS if f"build/notebooks/{nb.stem}" not in listed]
+    return [entry["file"] for part in toc.get("parts", [toc]) for entry in part["chapters"]]
+
+
+def test_toc_lists_every_notebook_by_its_page_name() -> None:
+    listed = toc_files()
+    missing = [nb.stem for nb in NOTEBOOKS if f"build/chapters/{book.page_name(nb)}" not in listed]
     assert not missing, f"add {missing} to _toc.yml"
+    toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
+    assert toc["parts"][0]["numbered"], "the chapters are numbered in the sidebar"
 
 
 # ---- executed ----------------------------------------------------------------------------------
