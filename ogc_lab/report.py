@@ -18,6 +18,11 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_write_text
+
+# the palette and the per-axes plots are plotting's (the book's one source of style), re-exported here
+from .plotting import LOSS_COLORS as LOSS_COLORS
+from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
+from .plotting import plot_epoch_curves as plot_epoch_curves
 from .registry import choose
 
 # the chapters read runs through report: load_runs, load_steps and training_h are runs' and re-exported here
@@ -167,64 +172,6 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# One colour per loss in every chapter and report (Okabe-Ito, readable with colour-blindness); others cycle.
-LOSS_COLORS = {
-    "ce": "#0072B2", "ce+ogc": "#D55E00", "phuber-ce": "#009E73", "gce": "#CC79A7", "gce+ogc": "#E69F00",
-    "fl": "#56B4E9", "fl+ogc": "#F0E442", "mae": "#999999", "sce": "#000000",
-}
-
-
-def loss_color(loss: str) -> str | None:
-    """The fixed colour of ``loss`` (None: matplotlib's cycle picks one)."""
-    return LOSS_COLORS.get(loss)
-
-
-def _curves(runs: list[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
-    """Per-epoch curves of ``key`` (seeds x epochs) per loss for one noise spec (runs lacking ``key`` left out)."""
-    by_loss: dict[str, list[list[float]]] = {}
-    for run in runs:
-        if run["config"]["noise"] == noise and all(key in e for e in run["epochs"]):
-            by_loss.setdefault(run["config"]["loss"], []).append([e[key] for e in run["epochs"]])
-    return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
-
-
-def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, key: str = "test_acc",
-                      ylabel: str = "test accuracy", percent: bool = True) -> None:
-    """On ``ax``: the mean over seeds of an epochs.csv column per loss under ``noise``, with a ±1 std band."""
-    scale = 100.0 if percent else 1.0
-    for loss, curves in _curves(list(results), noise, key).items():
-        epochs = np.arange(1, curves.shape[1] + 1)
-        mean, std = curves.mean(0), curves.std(0)
-        (line,) = ax.plot(epochs, scale * mean, color=loss_color(loss), label=f"{loss} (n={len(curves)})")
-        ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if percent else ""))
-    ax.grid(alpha=0.3)
-
-
-def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
-    """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
-    plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
-
-
-def plot_tau(ax: Any, steps: pd.DataFrame, **style: Any) -> None:
-    """On ``ax`` (log scale): the clipping threshold tau at each logged step; steps without clipping are left out."""
-    finite = steps["tau"].where(np.isfinite(steps["tau"]))
-    ax.plot(steps["step"], finite, **style)
-    ax.set(xlabel="step", ylabel="τ (threshold on |dℓ/dp|)", yscale="log")
-    ax.grid(alpha=0.3)
-
-
-def plot_ratio(ax: Any, steps: pd.DataFrame, column: str = "ratio_after", target: bool = True, **style: Any) -> None:
-    """On ``ax`` (log scale): a noisy/clean gradient ratio of steps.csv, and the target 1 + lr·ε dashed."""
-    if column not in steps:
-        raise ValueError(f"steps has no column {column!r}; have: {', '.join(steps.columns)}")
-    ax.plot(steps["step"], steps[column], **style)
-    if target:
-        ax.plot(steps["step"], steps["target"], "k--", lw=1, label=r"target $1 + \eta_t \epsilon$")
-    ax.set(xlabel="step", ylabel="E|g| noisy / E|g| clean", yscale="log")
-    ax.grid(alpha=0.3)
-
-
 def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],
                       panels: int = 1) -> list[Path]:
     """One PNG per noise spec, ``draw(axes, runs_of_that_noise, noise)`` filling its panels.
@@ -274,7 +221,7 @@ def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
                 plot_tau(ax_tau, steps, **style)
             plot_ratio(ax_ratio, steps, target=not target_drawn, **style)
             target_drawn = True
-        ax_tau.set_title(f"tau, noise {noise}")
+        ax_tau.set_title(f"{TAU}, noise {noise}")
         ax_ratio.set_title("gradient ratio after clipping")
 
     return _figure_per_noise(runs, out_dir, "clipping", draw, (11, 4), panels=2)

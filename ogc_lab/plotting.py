@@ -1,0 +1,216 @@
+"""The book's one source of plot style: palette, one colour per loss, figure sizes and mathtext labels.
+
+Every chapter and the command line's report draw with these, so CE is the same blue and CE+OGC the same
+vermillion everywhere.  The palette is Okabe and Ito's, which stays distinguishable with the common
+colour-vision deficiencies; clean and noisy samples are sky blue and orange (never red and green).
+
+Sizes are in inches at the book's 100 dpi: ``COLUMN`` fills the ~690 px text column, ``FULL`` is for a
+figure whose caption carries ``:figclass: full-width`` (the page's width including its margin, see
+_static/book.css).  ``use_book_style()`` sets matplotlib's defaults once per chapter.
+
+The shared per-axes plots of runs (``plot_epoch_curves``, ``plot_accuracy_curves``, ``plot_tau``,
+``plot_ratio``) live here and are re-exported by ``ogc_lab.report``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# ---- colours -------------------------------------------------------------------------------------
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
+}
+# The order a chapter cycles through when colours name nothing fixed (noise types, phases, settings).
+PALETTE = [OKABE_ITO[name] for name in ("blue", "vermillion", "bluish green", "reddish purple", "orange",
+                                        "sky blue", "black")]
+GREY = "#999999"
+
+# One colour per loss in every chapter and report; a loss not listed gets None (matplotlib's cycle).
+LOSS_COLORS = {
+    "ce": OKABE_ITO["blue"], "ce+ogc": OKABE_ITO["vermillion"], "phuber-ce": OKABE_ITO["bluish green"],
+    "gce": OKABE_ITO["reddish purple"], "gce+ogc": OKABE_ITO["orange"], "fl": OKABE_ITO["sky blue"],
+    "fl+ogc": OKABE_ITO["yellow"], "mae": GREY, "sce": OKABE_ITO["black"],
+}
+# Truly clean and truly noisy samples (and a mixture's clean and noisy components).
+GROUP_COLORS = {"clean": OKABE_ITO["sky blue"], "noisy": OKABE_ITO["orange"]}
+# The two classes of a binary toy task.
+CLASS_COLORS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
+
+
+def loss_color(loss: str) -> str | None:
+    """The fixed colour of ``loss`` (None: matplotlib's cycle picks one)."""
+    return LOSS_COLORS.get(loss)
+
+
+def color(i: int) -> str:
+    """The ``i``-th colour of the palette (wrapping), for series that have no fixed colour."""
+    return PALETTE[i % len(PALETTE)]
+
+
+# ---- sizes ---------------------------------------------------------------------------------------
+
+DPI = 100
+COLUMN_WIDTH = 6.9  # inches: the ~690 px text column at DPI
+FULL_WIDTH = 9.4  # inches: a full-width figure (text column and margin)
+COLUMN = (COLUMN_WIDTH, 3.6)  # one panel, or two side by side
+FULL = (FULL_WIDTH, 4.2)
+
+
+def size(rows: int = 1, width: float = COLUMN_WIDTH, row_height: float = 3.0) -> tuple[float, float]:
+    """A figure size ``width`` wide with ``rows`` rows of panels of ``row_height`` inches."""
+    return (width, rows * row_height)
+
+
+# ---- labels (mathtext) ---------------------------------------------------------------------------
+
+TAU = r"$\tau$"
+TAU_T = r"$\tau_t$"
+TARGET = r"$1 + \eta_t \epsilon$"
+ETA_T = r"$\eta_t$"
+EPSILON = r"$\epsilon$"
+GRAD = r"$|\partial\ell/\partial p|$"
+H = r"$H = -\log p$"
+RATIO = r"$\mathrm{E}|g|_{\mathrm{noisy}}\,/\,\mathrm{E}|g|_{\mathrm{clean}}$"
+
+# ---- matplotlib defaults -------------------------------------------------------------------------
+
+BOOK_RC = {
+    "figure.dpi": DPI,
+    "savefig.dpi": 2 * DPI,  # sharp on high-density screens; the page scales it to the column
+    "figure.figsize": COLUMN,
+    "figure.constrained_layout.use": True,
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "lines.linewidth": 1.5,
+}
+
+
+def use_book_style() -> None:
+    """Set matplotlib's defaults to the book's (sizes, fonts, grid, the palette as the colour cycle)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    mpl.rcParams.update(BOOK_RC)
+    mpl.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
+
+
+def percent_axis(ax: Any, low: float, high: float = 100.0, pad: float = 2.0) -> None:
+    """A percentage y axis from just below ``low`` to just above ``high`` (no point cut off at the edge)."""
+    ax.set_ylim(max(0.0, low - pad), min(100.0 + pad, high + pad))
+
+
+# ---- per-axes plots of runs (re-exported by ogc_lab.report) ---------------------------------------
+
+
+def _curves(runs: Sequence[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
+    """Per-epoch curves of ``key`` (seeds x epochs) per loss for one noise spec (runs lacking ``key`` left out)."""
+    by_loss: dict[str, list[list[float]]] = {}
+    for run in runs:
+        if run["config"]["noise"] == noise and all(key in e for e in run["epochs"]):
+            by_loss.setdefault(run["config"]["loss"], []).append([e[key] for e in run["epochs"]])
+    return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
+
+
+def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, key: str = "test_acc",
+                      ylabel: str = "test accuracy", percent: bool = True) -> None:
+    """On ``ax``: the mean over seeds of an epochs.csv column per loss under ``noise``, with a ±1 std band."""
+    scale = 100.0 if percent else 1.0
+    for loss, curves in _curves(list(results), noise, key).items():
+        epochs = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(0), curves.std(0)
+        (line,) = ax.plot(epochs, scale * mean, color=loss_color(loss), label=f"{loss} (n={len(curves)})")
+        ax.fill_between(epochs, scale * (mean - std), scale * (mean + std), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if percent else ""))
+    ax.grid(alpha=0.3)
+
+
+def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
+    """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
+    plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
+
+
+def plot_tau(ax: Any, steps: Any, **style: Any) -> None:
+    """On ``ax`` (log scale): the clipping threshold tau at each logged step; steps without clipping are left out."""
+    finite = steps["tau"].where(np.isfinite(steps["tau"]))
+    ax.plot(steps["step"], finite, **style)
+    ax.set(xlabel="step", ylabel=f"{TAU} (threshold on {GRAD})", yscale="log")
+    ax.grid(alpha=0.3)
+
+
+def plot_ratio(ax: Any, steps: Any, column: str = "ratio_after", target: bool = True, **style: Any) -> None:
+    """On ``ax`` (log scale): a noisy/clean gradient ratio of steps.csv, and the target 1 + lr·ε dashed."""
+    if column not in steps:
+        raise ValueError(f"steps has no column {column!r}; have: {', '.join(steps.columns)}")
+    ax.plot(steps["step"], steps[column], **style)
+    if target:
+        ax.plot(steps["step"], steps["target"], "k--", lw=1, label=f"target {TARGET}")
+    ax.set(xlabel="step", ylabel=RATIO, yscale="log")
+    ax.grid(alpha=0.3)
+
+
+# ---- the toy task of chapter 1 -------------------------------------------------------------------
+
+
+def _toy_points(ax: Any, data: Any, labels: str) -> None:
+    """The toy task's training points coloured by their observed ('noisy') or 'clean' label; flips as crosses."""
+    label_values = data.y_train_noisy if labels == "noisy" else data.y_train_clean
+    colours = np.array(CLASS_COLORS)[label_values.numpy()]
+    flipped, points = data.flipped.numpy(), data.x_train.numpy()
+    ax.scatter(*points[~flipped].T, c=colours[~flipped], s=5, marker="o", lw=0, label="label kept")
+    ax.scatter(*points[flipped].T, c=colours[flipped], s=14, marker="x", lw=0.8, label="label flipped")
+    ax.set(xticks=[], yticks=[], aspect="equal")
+    ax.grid(False)
+
+
+def toy_run_figure(data: Any, run: Any, title: str | None = None) -> Any:
+    """Chapter 1's figure at full width: observed and true labels, then per snapshot the densities of
+    |dl/dp| of clean and noisy samples over the decision boundary (``ogc_lab.toy``'s data, book style)."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    from . import toy
+
+    columns = 1 + len(run.snapshots)
+    fig, axes = plt.subplots(2, columns, figsize=size(2, FULL_WIDTH, 2.6), squeeze=False)
+    grid = toy.kde_grid(*(s.grad for s in run.snapshots))
+    x = 10.0**grid
+    for row, labels, heading in ((0, "noisy", f"observed labels ({float(data.flipped.double().mean()):.0%} flipped)"),
+                                 (1, "clean", "true labels")):
+        _toy_points(axes[row, 0], data, labels)
+        axes[row, 0].set_title(heading)
+    for column, snapshot in enumerate(run.snapshots, start=1):
+        ax = axes[0, column]
+        for name, colour in GROUP_COLORS.items():
+            values = snapshot.group(name)
+            density = toy.gradient_kde(values, grid)
+            ax.plot(x, density, color=colour, label=f"{name} ({values.size})")
+            ax.fill_between(x, density, color=colour, alpha=0.25)
+        if math.isfinite(snapshot.tau):
+            ax.axvline(snapshot.tau, color="black", ls="--", lw=1, label=f"{TAU} = {snapshot.tau:.3g}")
+        ax.set(xscale="log", xlim=(x[0], x[-1]), title=f"epoch {snapshot.epoch}", xlabel=f"{GRAD} before clipping")
+        ax.legend(loc="upper right", fontsize=7)
+        below = axes[1, column]
+        cells = (snapshot.grid_x, snapshot.grid_y, snapshot.decision)
+        below.contourf(*cells, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.3)
+        below.contour(*cells, levels=[0.5], colors="black", linewidths=1)
+        _toy_points(below, data, "noisy")
+        below.set_title(f"test accuracy {snapshot.test_acc:.1%}")
+    axes[0, 1].set_ylabel(f"density of $\\log_{{10}}${GRAD}")
+    if title:
+        fig.suptitle(title)
+    return fig
