@@ -182,14 +182,13 @@ def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, dr
 
     paths = []
     for noise in sorted({r["config"]["noise"] for r in runs}):
-        fig = Figure(figsize=size)
+        fig = Figure(figsize=size, layout="tight")  # whatever layout the caller's rcParams ask for
         axes = fig.subplots(1, panels, squeeze=False)
         draw(axes[0], [r for r in runs if r["config"]["noise"] == noise], noise)
         for ax in axes[0]:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
         paths.append(out_dir / f"{prefix}_{slug(noise)}.png")
-        fig.tight_layout()
         fig.savefig(paths[-1], dpi=120)
     return paths
 

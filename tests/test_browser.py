@@ -1,4 +1,6 @@
-"""The built book in headless Chromium: pages load, images decode, MathJax renders, figures have captions.
+"""The built book in headless Chromium at 1280 px: pages load, images decode, MathJax renders, figures
+have captions, no table or figure runs past the page or is cut at its column, glued numbers are not bold;
+a screenshot of every page (and of its first figure) goes to _build/screenshots/.
 
 Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package.
 Without them the test skips locally and fails in CI (CI=true).
@@ -32,7 +34,10 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--window-size=1280,900",
 )
+WINDOW_WIDTH = 1280
+SCREENSHOTS = book.REPO_ROOT / "_build" / "screenshots"
 # Console errors that are not the book's: Chromium asks every server for /favicon.ico, the theme
 # complains once about a fresh profile's empty light/dark setting, and jupyter-book 1.0.4 emits
 # sphinx-thebe's `const THEBE_JS_URL` script twice on every page.
@@ -152,6 +157,20 @@ return {
     .map((i) => i.src.slice(-60)),
   empty_captions: [...article.querySelectorAll('figure')]
     .filter((f) => !f.querySelector('figcaption')?.textContent.trim()).length,
+  // past the window's right edge (or its left), at the window's width
+  overflowing: [...article.querySelectorAll('table, figure, img, div.cell_output')]
+    .filter((e) => {
+      const r = e.getBoundingClientRect();
+      return r.width > 0 && (r.right > innerWidth + 1 || r.left < -1);
+    })
+    .map((e) => e.tagName + ' ' + (e.id || e.className || (e.src || '').slice(-40))),
+  // wider than the column that holds it: the theme then scrolls it, and the reader sees it cut
+  cut_tables: [...article.querySelectorAll('table')]
+    .filter((t) => t.parentElement && t.scrollWidth > t.parentElement.clientWidth + 1)
+    .map((t) => (t.querySelector('caption') || t.querySelector('th') || {}).textContent?.slice(0, 60)),
+  bold_numbers: [...article.querySelectorAll('span.pasted-text')]
+    .filter((s) => Number(getComputedStyle(s).fontWeight) >= 600 && !s.closest('strong, b, th'))
+    .map((s) => s.textContent).slice(0, 10),
 };
 """
 
@@ -165,12 +184,27 @@ def _source_has_math(page: str) -> bool:
     return "$" in source.with_suffix(".md").read_text()
 
 
+def _screenshots(browser, page: str) -> list[Path]:
+    """The page's top and its first figure (if any) as PNGs in _build/screenshots, named after the page."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = Path(page).name
+    shots = [SCREENSHOTS / f"{name}.png"]
+    browser.get_screenshot_as_file(str(shots[0]))
+    first_figure = "const f = document.querySelector('article figure'); if (f) f.scrollIntoView(); return !!f;"
+    if browser.execute_script(first_figure):
+        shots.append(SCREENSHOTS / f"{name}-figure.png")
+        browser.get_screenshot_as_file(str(shots[1]))
+    return shots
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_chromium(page: str, base_url: str, browser) -> None:
     browser.get(f"{base_url}/{page}.html")
     assert browser.execute_script("return document.readyState") == "complete"
+    assert browser.execute_script("return window.innerWidth") == WINDOW_WIDTH
     mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
     facts = browser.execute_script(PAGE_FACTS)
+    assert all(shot.stat().st_size > 0 for shot in _screenshots(browser, page))
     assert facts["title"].strip(), "the page has no heading: did it load?"
     assert not facts["broken_images"]
     if _source_has_math(page):
@@ -179,6 +213,9 @@ def test_page_renders_in_chromium(page: str, base_url: str, browser) -> None:
     assert not facts["tex_errors"]
     assert not facts["uncaptioned_images"], "every figure needs a caption"
     assert facts["empty_captions"] == 0
+    assert not facts["overflowing"], f"wider than the {WINDOW_WIDTH} px window"
+    assert not facts["cut_tables"], "tables cut at the column's edge: fewer or narrower columns"
+    assert not facts["bold_numbers"], "glued numbers render bold (see _static/book.css)"
     severe = [
         entry["message"]
         for entry in browser.get_log("browser")

@@ -44,6 +44,10 @@ def check_01(metrics: dict[str, Any], scale: str) -> None:
     assert all(tau is None for tau, e in zip(metrics["ogc_tau"], epochs) if e < 32)
     assert all(tau is not None and 1.0 <= tau < 10.0 for tau, e in zip(metrics["ogc_tau"], epochs) if e >= 32)
     assert metrics["ogc_target"] == pytest.approx(1.0 + 20.0 * metrics["lr"])
+    # The median noisy gradient in words: "10⁷, the ceiling ..." exactly when 1/p sits at 1/P_MIN.
+    for run in ("ogc", "fixed"):
+        at_ceiling = metrics[f"{run}_median_grad_noisy"][-1] >= 0.999e7
+        assert metrics[f"{run}_grad_noisy_text"].startswith("10⁷, the ceiling") == at_ceiling
     if scale != "smoke":
         # Trained to the end, OGC memorises fewer flipped labels and generalises better.
         assert metrics["ogc_memorised_last"] <= metrics["fixed_memorised_last"] - 0.2
@@ -59,6 +63,10 @@ def check_02(metrics: dict[str, Any], scale: str) -> None:
     # Clipping dCE/dp at tau and training on lbar give the same logit gradient (float32 path).
     assert metrics["grad_logits_max_abs_err"] <= 1e-6
     assert metrics["closed_form_max_err"] <= 1e-6
+    # The sentence matches the number: "no sample left" only for a negative excess, "rounding" for a tiny one.
+    violation, said = metrics["max_bound_violation"], metrics["bound_sentence"]
+    assert said.startswith("no sample") == (violation <= 0)
+    assert ("up to float64 rounding" in said) == (0 < violation <= 1e-12)
 
 
 def check_03(metrics: dict[str, Any], scale: str) -> None:
@@ -235,6 +243,14 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert abs(metrics["realised_0"] - 0.4) <= 0.01
     # asym-mnist flips 40% of five classes: a fifth of all labels.
     assert abs(metrics["realised_1"] - 0.2) <= 0.01
+    # The opening sentences follow the numbers: ahead of CE or not, best or not.
+    gains = [metrics["ogc_gain"][noise] for noise in noises]
+    ahead = sum(g > 0 for g in gains)
+    expected = ("ahead under every noise type here" if ahead == len(gains) else "behind under every noise type here"
+                if ahead == 0 else f"ahead under {ahead} of the {len(gains)} noise types here")
+    assert metrics["ogc_vs_ce_sentence"].endswith(expected)
+    ranks = [metrics[f"ogc_rank_{i}"] for i in range(len(noises))]
+    assert metrics["ogc_rank_sentence"].startswith("It is also the best" if set(ranks) == {1} else "It is not the best")
     if scale == "smoke":
         return
     # CE+OGC beats CE (measured +11.6 points symmetric, +5.6 instance, +5.1 asymmetric; 2 seeds, 2026-11-28).
@@ -257,6 +273,10 @@ def check_07(metrics: dict[str, Any], scale: str) -> None:
     for eps, taus in metrics["phase_tau"].items():
         for tau, target in zip(taus, metrics["phase_target"][eps]):
             assert tau is None or tau >= target * (1 - 1e-9), (eps, tau, target)
+    # "cheaper" only when the run with the longest interval was faster (by 3 %), "did not" when slower.
+    first, last, said = metrics["seconds_s_first"], metrics["seconds_s_last"], metrics["interval_cost_sentence"]
+    assert said.startswith("Refitting less often was cheaper") == (last < 0.97 * first)
+    assert said.startswith("Refitting less often did not make") == (last > 1.03 * first)
     if scale == "smoke":
         return
     # epsilon = 0: target 1, tau at its floor (clip nearly everything) in every phase.
@@ -314,6 +334,72 @@ def test_toc_lists_every_notebook_by_its_page_name() -> None:
     assert not missing, f"add {missing} to _toc.yml"
     toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
     assert toc["parts"][0]["numbered"], "the chapters are numbered in the sidebar"
+
+
+# Tags under which a cell's output never reaches the page.  (remove-input and hide-input still show the
+# output, so a bookkeeping cell tagged remove-input must not print a stray value either.)
+OUTPUT_HIDDEN_TAGS = {"remove-output", "remove-cell"}
+# Calls known to return None: a cell may end with one without printing anything.
+RETURNS_NONE = {"display", "print", "glue", "show_table", "rerun_note", "metrics.figure", "plt.show",
+                "fig.tight_layout", "book.show_table", "book.rerun_note"}
+
+
+def _dotted(node: ast.AST) -> str:
+    """'metrics.figure' for the call target metrics.figure, 'display' for display, '' otherwise."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and _dotted(node.value):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def prints_a_value(source: str) -> bool:
+    """Whether IPython would show the value of this cell's last statement (a bare expression).
+
+    A trailing ';' silences it; so does ending on an assignment, a loop, a definition or a call in
+    ``RETURNS_NONE``.
+    """
+    body = ast.parse(source).body
+    if not body or source.rstrip().endswith(";") or not isinstance(body[-1], ast.Expr):
+        return False
+    value = body[-1].value
+    return not (isinstance(value, ast.Call) and _dotted(value.func) in RETURNS_NONE)
+
+
+@pytest.mark.parametrize(("source", "prints"), [
+    ("x = 1\nx", True), ("metrics.record('a', 1)", True), ("metrics.record('a', 1);", False),
+    ("frame.round(4)", True), ("display(frame)", False), ("metrics.figure('f', fig)", False), ("x = 2", False),
+    ("for i in range(2):\n    f(i)", False), ("show_table(frame)", False), ("ax.legend()", True),
+])
+def test_prints_a_value_knows_what_ipython_shows(source: str, prints: bool) -> None:
+    assert prints_a_value(source) == prints
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_no_cell_prints_a_stray_value(notebook: Path) -> None:
+    """A bare value as a cell's last line (10, False, a DataFrame ...) would sit between the figures."""
+    nb = nbformat.read(notebook, as_version=4)
+    stray = [
+        cell.source.strip().splitlines()[-1]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        and not OUTPUT_HIDDEN_TAGS & set(cell.metadata.get("tags", []))
+        and prints_a_value(cell.source)
+    ]
+    assert not stray, f"end these cells with ';', assign the value, or show it on purpose: {stray}"
+
+
+def test_no_helper_is_defined_in_two_chapters() -> None:
+    """A helper two chapters need (save a figure, show a table) belongs in ogc_lab, imported by both."""
+    defined: dict[str, list[str]] = {}
+    for notebook in NOTEBOOKS:
+        for cell in nbformat.read(notebook, as_version=4).cells:
+            if cell.cell_type == "code":
+                for node in ast.parse(cell.source).body:
+                    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                        defined.setdefault(node.name, []).append(notebook.stem[:2])
+    twice = {name: chapters for name, chapters in defined.items() if len(set(chapters)) > 1}
+    assert not twice, f"move these into ogc_lab (e.g. ogc_lab/book.py) and import them: {twice}"
 
 
 # ---- executed ----------------------------------------------------------------------------------
