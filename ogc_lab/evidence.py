@@ -266,3 +266,22 @@ def unclipped_ratio_sentence(steps: Sequence[pd.DataFrame], noise: str, loss: st
         return said + (": OGC clips only to bring that ratio down to its target, so by its own rule it had nothing "
                        "to clip.")
     return said + ": mostly above the target, so there OGC's estimate of the ratio (its mixture fit) missed the truth."
+
+
+def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str = "ce") -> dict[str, Any]:
+    """The book's question under ``noise`` in figures: how far each side fitted the flipped labels, and the
+    paired differences in fit and last-10 test accuracy with their verdicts (``verdict``'s words)."""
+    here = frame[(frame["noise"] == noise) & frame["loss"].isin([loss, baseline])]
+    if {loss, baseline} - set(here["loss"]):
+        raise ValueError(f"no runs of both {loss!r} and {baseline!r} under {noise!r}")
+    fit = here[here["loss"] == loss]["noisy_fit"]
+    out: dict[str, Any] = {
+        "baseline_fit": float(here[here["loss"] == baseline]["noisy_fit"].mean()),
+        "fit": float(fit.mean()), "fit_min": float(fit.min()), "fit_max": float(fit.max()),
+    }
+    for value, key in (("noisy_fit", "fit"), ("last10_test_acc", "acc")):
+        d = paired(here, baseline, value)
+        d = d[d["loss"] == loss]["diff"].to_numpy()
+        out[f"{key}_diff"], out[f"{key}_verdict"], out["seeds"] = float(d.mean()), verdict(d), int(d.size)
+        out[f"{key}_wins"] = int((d > 0).sum())
+    return out

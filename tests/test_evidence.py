@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ogc_lab.evidence import (
+    answer,
     clipping_table,
     comparison,
     display_table,
@@ -181,3 +182,18 @@ def test_unclipped_ratio_sentence_reads_only_full_queue_windows_without_clipping
     clipped = [_steps([2.0, 2.5], [3.5, 4.0], [4096, 4096])]
     assert unclipped_ratio_sentence(clipped, "human:worse", "ce+ogc") == (
         "Under human:worse, ce+ogc clipped in every logged window once its queue was full.")
+
+
+def test_answer_gathers_the_fits_and_both_paired_verdicts() -> None:
+    runs = []
+    for seed, (ce_fit, ogc_fit) in enumerate([(0.95, 0.40), (0.97, 0.60), (0.99, 0.90)]):
+        runs += [fake_run("ce", seed, [0.30] * 12, noisy_fit=ce_fit),
+                 fake_run("ce+ogc", seed, [0.36 - 0.01 * seed] * 12, noisy_fit=ogc_fit)]
+    got = answer(runs_frame(runs), "symmetric:0.6")
+    assert got["baseline_fit"] == pytest.approx(0.97) and got["fit"] == pytest.approx(19 / 30)
+    assert (got["fit_min"], got["fit_max"], got["seeds"]) == (0.40, 0.90, 3)
+    assert got["fit_diff"] == pytest.approx((-0.55 - 0.37 - 0.09) / 3) and got["fit_wins"] == 0
+    assert got["fit_verdict"] == verdict([-0.55, -0.37, -0.09]) == "not distinguishable from"
+    assert got["acc_diff"] == pytest.approx(0.05) and got["acc_verdict"] == "above" and got["acc_wins"] == 3
+    with pytest.raises(ValueError, match="no runs of both 'ce\\+ogc' and 'ce' under 'human:worse'"):
+        answer(runs_frame(runs), "human:worse")
