@@ -144,6 +144,8 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
         for loss, baseline, value, text in said["pairs"]:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
+    for noise, answer in metrics["answers"].items():  # the chapter's answer and the intro's verdicts rest on these
+        assert answer == evidence.answer(frame, noise)
     gaps = evidence.clipping_table(runs)
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
