@@ -27,13 +27,12 @@ from ogc_lab.models import mlp
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss, label_prob
 from ogc_lab.optim import OPTIMIZERS
+from ogc_lab.plotting import CLASS_COLORS, FULL_WIDTH, GRAD, GROUP_COLORS, TAU, size
 from ogc_lab.registry import choose
 
 GRID_SIZE = 150  # points per axis of the decision-function grid
 GRID_MARGIN = 0.5  # how far the grid reaches beyond the data, in input units
 KDE_POINTS = 400  # points of the default log10 |dl/dp| grid
-CLASS_COLOURS = ("tab:blue", "tab:orange")
-GROUP_COLOURS = {"clean": "tab:green", "noisy": "tab:red"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,18 +326,16 @@ def plot_gradient_kdes(
     grid = kde_grid(snapshot.grad) if grid is None else grid
     x = 10.0**grid
     artists: dict[str, Any] = {}
-    for name, colour in GROUP_COLOURS.items():
+    for name, colour in GROUP_COLORS.items():
         values = snapshot.group(name)
         density = gradient_kde(values, grid)
         (artists[name],) = ax.plot(x, density, color=colour, label=f"{name} ({values.size})")
-        ax.fill_between(x, density, color=colour, alpha=0.2)
+        ax.fill_between(x, density, color=colour, alpha=0.25)
     tau = snapshot.tau if tau is None else tau
     finite = math.isfinite(tau)
-    artists["tau"] = ax.axvline(tau, color="black", ls="--", label=f"τ = {tau:.3g}") if finite else None
-    ax.set_xscale("log")
-    ax.set_xlim(x[0], x[-1])
-    ax.set_xlabel("|dl/dp| before clipping")
-    ax.set_ylabel("density of log10 |dl/dp|")
+    artists["tau"] = ax.axvline(tau, color="black", ls="--", lw=1, label=f"{TAU} = {tau:.3g}") if finite else None
+    ax.set(xscale="log", xlim=(x[0], x[-1]), xlabel=f"{GRAD} before clipping",
+           ylabel=f"density of $\\log_{{10}}${GRAD}")
     return artists
 
 
@@ -346,30 +343,32 @@ def plot_data(ax: Axes, data: ToyData, labels: str = "noisy") -> dict[str, Any]:
     """Training points coloured by their 'noisy' (observed) or 'clean' label; flipped ones as crosses."""
     label_sets = {"noisy": data.y_train_noisy, "clean": data.y_train_clean}
     x = data.x_train.numpy()
-    colours = np.array(CLASS_COLOURS)[choose("labels", labels, label_sets).numpy()]
+    colours = np.array(CLASS_COLORS)[choose("labels", labels, label_sets).numpy()]
     flipped = data.flipped.numpy()
     artists = {
-        "kept": ax.scatter(*x[~flipped].T, c=colours[~flipped], s=10, marker="o", label="label kept"),
-        "flipped": ax.scatter(*x[flipped].T, c=colours[flipped], s=18, marker="x", label="label flipped"),
+        "kept": ax.scatter(*x[~flipped].T, c=colours[~flipped], s=5, marker="o", lw=0, label="label kept"),
+        "flipped": ax.scatter(*x[flipped].T, c=colours[flipped], s=14, marker="x", lw=0.8, label="label flipped"),
     }
-    ax.set_aspect("equal")
+    ax.set(xticks=[], yticks=[], aspect="equal")
+    ax.grid(False)
     return artists
 
 
 def plot_decision_boundary(ax: Axes, snapshot: Snapshot, data: ToyData) -> dict[str, Any]:
     """P(class 1) as filled contours, the boundary P = 0.5 as a line, and the training points."""
     grid = (snapshot.grid_x, snapshot.grid_y, snapshot.decision)
-    filled = ax.contourf(*grid, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
-    boundary = ax.contour(*grid, levels=[0.5], colors="black")
+    filled = ax.contourf(*grid, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.3)
+    boundary = ax.contour(*grid, levels=[0.5], colors="black", linewidths=1)
     return {"filled": filled, "boundary": boundary, **plot_data(ax, data)}
 
 
 def plot_run(data: ToyData, run: ToyRun, title: str | None = None) -> Figure:
-    """The Figure-1 layout: a data column, then per snapshot the gradient densities over the boundary."""
+    """The Figure-1 layout at the book's full width: a data column, then per snapshot the gradient
+    densities over the decision boundary."""
     import matplotlib.pyplot as plt
 
     columns = 1 + len(run.snapshots)
-    fig, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, columns, figsize=size(2, FULL_WIDTH, 2.6), squeeze=False)
     grid = kde_grid(*(s.grad for s in run.snapshots))
     plot_data(axes[0, 0], data, "noisy")
     axes[0, 0].set_title(f"observed labels ({float(data.flipped.double().mean()):.0%} flipped)")
@@ -378,10 +377,11 @@ def plot_run(data: ToyData, run: ToyRun, title: str | None = None) -> Figure:
     for column, snapshot in enumerate(run.snapshots, start=1):
         plot_gradient_kdes(axes[0, column], snapshot, grid=grid)
         axes[0, column].set_title(f"epoch {snapshot.epoch}")
-        axes[0, column].legend(fontsize="small")
+        axes[0, column].legend(loc="upper right", fontsize=7)
+        if column > 1:
+            axes[0, column].set_ylabel("")
         plot_decision_boundary(axes[1, column], snapshot, data)
         axes[1, column].set_title(f"test accuracy {snapshot.test_acc:.1%}")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
