@@ -153,10 +153,13 @@ def test_clipping_table_and_gap_sentence_follow_the_numbers() -> None:
     assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (
         "Under symmetric:0.6, the longer a ce+ogc run went without clipping, the more flipped labels it fitted: "
         "1, 2, 3 epochs without clipping, 36%, 65%, 91% of the flipped labels fitted at the end (seeds 0, 1, 2).")
-    table.loc[table["seed"] == 2, "flipped fit"] = 0.5  # the longest gap no longer fits most
-    assert "does not follow how long it went unclipped" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
-    table.loc[table["seed"] == 2, ["epochs unclipped", "flipped fit"]] = [2, 0.91]  # tied gaps: no order claimed
-    assert "does not follow" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
+    table.loc[table["seed"] == 2, "flipped fit"] = 0.5  # the longest gap no longer fits most: rho 0.5
+    assert "does not follow how long it went unclipped (rank correlation 0.50)" in gap_sentence(
+        table, "symmetric:0.6", "ce+ogc")
+    table.loc[table["seed"] == 2, ["epochs unclipped", "flipped fit"]] = [2, 0.91]  # tied gaps: rho 0.87
+    assert gap_sentence(table, "symmetric:0.6", "ce+ogc").startswith(
+        "Under symmetric:0.6, the ce+ogc runs that went longer without clipping mostly fitted more flipped labels "
+        "(rank correlation 0.87): 1, 2, 2 epochs")
     assert "fewer than two runs" in gap_sentence(table, "human:worse", "ce+ogc")
     table["epochs unclipped"] = 0
     assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (

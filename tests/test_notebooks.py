@@ -146,6 +146,16 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
     for noise, answer in metrics["answers"].items():  # the chapter's answer and the intro's verdicts rest on these
         assert answer == evidence.answer(frame, noise)
+    answers = metrics["answers"]
+    if set(answers) == {"symmetric:0.6", "asym-cifar10:0.4", "human:worse"}:  # the 'Read together' paragraph
+        sym, asym, human = answers["symmetric:0.6"], answers["asym-cifar10:0.4"], answers["human:worse"]
+        assert all(a["fit_verdict"] == "below" for a in answers.values())  # fewer wrong labels fitted, every noise
+        assert asym["fit"] > 0.5 and human["fit"] > 0.5  # ... but still most of them
+        assert sym["fit_diff"] < min(asym["fit_diff"], human["fit_diff"])  # the largest reduction
+        assert sym["fit_max"] - sym["fit_min"] > max(a["fit_max"] - a["fit_min"] for a in (asym, human))
+        assert sym["acc_verdict"] == "above"
+        assert human["acc_wins"] == human["seeds"] and human["acc_verdict"] == "not distinguishable from"
+        assert asym["acc_verdict"] == "not distinguishable from"
     gaps = evidence.clipping_table(runs)
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
