@@ -5,7 +5,8 @@ with padding 4, horizontal flip, rotation up to 15 degrees, normalise): ``Device
 batched on the device, ``dataloader_batches`` per image with PIL in worker processes (persistent
 workers, the baseline's best case).  Measured twice, arms interleaved (A B A B ...), medians:
 pure data throughput (iterate an epoch, move to the device) and training throughput (the same model,
-loss CE+OGC and step feeding on each pipeline).  Data: the project's JPEG CIFAR-10 when at hand,
+loss CE+OGC and step feeding on each pipeline), the training once more in float32 against amp=auto
+(bf16 where the trainer would use it).  Data: the project's JPEG CIFAR-10 when at hand,
 else random uint8 images of the same shape (the output says which).
 Run: ``python benchmarks/bench_pipeline.py [--quick] [--model cnn8] [--json out.json]``.
 """
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
+from ogc_lab.hardware import resolve_amp  # noqa: E402
 from ogc_lab.losses import make_loss  # noqa: E402
 from ogc_lab.models import MODELS, make_model  # noqa: E402
 from ogc_lab.train import augmentation  # noqa: E402
@@ -95,14 +97,17 @@ def consume(batches: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.devi
         use(inputs, targets.to(device, non_blocking=True))
 
 
-def make_step(model_name: str, device: torch.device, seed: int) -> Callable[[Tensor, Tensor], Tensor]:
-    """A fresh model with CE+OGC and the trainer's step (bf16 autocast + channels_last on CUDA)."""
+def make_step(model_name: str, device: torch.device, seed: int,
+              amp: str = "auto") -> Callable[[Tensor, Tensor], Tensor]:
+    """A fresh model with CE+OGC and the trainer's step, in the precision ``amp`` resolves to on this device
+    (bf16 autocast + channels_last where the trainer would use it, float32 otherwise)."""
+    bf16, _ = resolve_amp(amp, device, IMAGE_SHAPE)
     torch.manual_seed(seed)
     model = make_model(model_name, NUM_CLASSES, IMAGE_SHAPE).to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or bf16:
         model = model.to(memory_format=torch.channels_last)
     loss = make_loss("ce+ogc", NUM_CLASSES, validate=False).to(device)
-    return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=device.type == "cuda")
+    return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=bf16)
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,
@@ -144,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     data = throughput(images, args.batch, device, args.seed, args.workers, args.repeats, step=None)
     training = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats,
                           step=make_step(model, device, args.seed))
+    float32 = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats,
+                         step=make_step(model, device, args.seed, amp="off"))
+    amp_on, amp_reason = resolve_amp("auto", device, IMAGE_SHAPE)
+    precision = {"amp_auto": "bf16" if amp_on else "float32", "reason": amp_reason,
+                 "speedup": training["device_img_per_s"] / float32["device_img_per_s"]}
 
     C.print_machine(info)
     print(f"data: {images.source}; batch {args.batch}; augmentation crop 4 + flip + rotation 15; "
@@ -153,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     print(C.format_table(["measure", "images/epoch", "device img/s", "DataLoader img/s", "device/DataLoader"], rows))
     print(C.ratio_line("pipeline data-only device/dataloader", data["speedup"]))
     print(C.ratio_line(f"pipeline training device/dataloader [{model}]", training["speedup"]))
+    print(f"training precision: amp=auto is {precision['amp_auto']} here ({amp_reason}); "
+          f"{training['device_img_per_s']:.0f} img/s against {float32['device_img_per_s']:.0f} in float32")
+    print(C.ratio_line(f"pipeline training amp/float32 [{model}]", precision["speedup"]))
     C.write_json(args.json, {"benchmark": "pipeline", "machine": info, "args": vars(args), "model": model,
-                             "data_source": images.source, "data_only": data, "training": training})
+                             "data_source": images.source, "data_only": data, "training": training,
+                             "training_float32": float32, "precision": precision})
     return 0
 
 

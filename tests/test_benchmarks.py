@@ -88,7 +88,13 @@ def test_bench_step_times_refits_in_situ_and_amortises_resnet_on_cpu(tmp_path: P
 
 def test_bench_pipeline_reports_data_and_training_throughput(tmp_path: Path) -> None:
     payload, ratios = run_quick("bench_pipeline.py", tmp_path)
-    assert len(ratios) == 2
+    assert len(ratios) == 3
+    precision = payload["precision"]
+    assert precision["amp_auto"] in ("bf16", "float32") and precision["reason"]
+    assert precision["speedup"] == pytest.approx(
+        payload["training"]["device_img_per_s"] / payload["training_float32"]["device_img_per_s"])
+    name = f"pipeline training amp/float32 [{payload['model']}]"
+    assert ratios[name] == pytest.approx(precision["speedup"], abs=5e-4)
     assert payload["data_source"] == "random uint8 images"  # --quick never needs the CIFAR file
     assert payload["data_only"]["images"] == 256 and payload["training"]["images"] == 64
     for part in ("data_only", "training"):
