@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -334,6 +335,30 @@ def test_source_has_no_outputs_and_one_parameters_cell(notebook: Path) -> None:
     assert ast.literal_eval(assigned["scale"]) == "cpu"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[nb.stem for nb in NOTEBOOKS])
+def test_chapter_ends_with_a_summary_before_its_rerun_note(notebook: Path) -> None:
+    cells = nbformat.read(notebook, as_version=4).cells
+    assert "rerun_note(" in cells[-1].source, "the last cell shows the chapter's rerun note"
+    summary = cells[-2]
+    assert summary.cell_type == "markdown" and summary.source.startswith("## Summary\n"), \
+        "the cell before the rerun note is the chapter's '## Summary'"
+    assert summary.source.count("\n* ") >= 3, "a summary of at least three points"
+
+
+GLUED_TEXT = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::[^`]*)?`")
+
+
+def glued_names(notebook: nbformat.NotebookNode) -> set[str]:
+    """Every name a markdown cell quotes with {glue:text}`name` or {glue:text}`name:format`."""
+    return {name for cell in notebook.cells if cell.cell_type == "markdown" for name in GLUED_TEXT.findall(cell.source)}
+
+
+def test_glued_names_are_found_with_or_without_a_format() -> None:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("a {glue:text}`x_1` b {glue:text}`y:.2f`"),
+                                         nbformat.v4.new_code_cell("{glue:text}`not_markdown`")])
+    assert glued_names(nb) == {"x_1", "y"}
+
+
 def toc_files() -> list[str]:
     """Every file the book's _toc.yml lists, in order (chapters directly or inside parts)."""
     toc = yaml.safe_load((book.REPO_ROOT / "_toc.yml").read_text())
@@ -431,5 +456,7 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     metrics = json.loads(executed_book.metrics(stem).read_text())
     assert metrics, "the chapter recorded no metrics"
     assert all(math.isfinite(n) for n in book.numbers_in(metrics))
+    unrecorded = glued_names(nbformat.read(notebook, as_version=4)) - set(metrics)
+    assert not unrecorded, f"the text quotes numbers the chapter never recorded: {sorted(unrecorded)}"
     if stem in CHECKS:
         CHECKS[stem](metrics, executed_book.scale)
