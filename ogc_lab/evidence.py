@@ -6,19 +6,31 @@ labels and its test accuracy falls from its peak.  ``memorisation`` reads both f
 baseline and its confidence interval; ``verdict`` turns the paired differences into words chosen by
 that interval (the book and the regression checks use the same words, so a sentence cannot drift
 from its table); ``clipping_table`` and the ``*_sentence`` functions say where an OGC run stopped
-clipping and why.
+clipping and why.  ``grid_summary`` writes a whole grid up in markdown, and
+``python -m ogc_lab.evidence FOLDER`` refreshes that write-up in ``FOLDER/README.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .io import atomic_write_text
+from .report import markdown_table
+from .runs import load_runs
+
 LAST_EPOCHS = 10  # the reported figure: mean test accuracy of the last 10 epochs (the reference recipe's)
+# What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
+SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
+                       ("ce+ogc", "phuber-ce", "last10_test_acc"), ("gce+ogc", "gce", "last10_test_acc"),
+                       ("gce+ogc", "gce", "noisy_fit"))
+SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
 
 
 def memorisation(run: dict[str, Any]) -> dict[str, float]:
@@ -291,3 +303,59 @@ def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str 
         out[f"{key}_diff"], out[f"{key}_verdict"], out["seeds"] = float(d.mean()), verdict(d), int(d.size)
         out[f"{key}_wins"] = int((d > 0).sum())
     return out
+
+
+def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """``frame`` sorted by noise and loss in the order of ``order`` (names not in it last, as first seen), then seed."""
+    names = list(dict.fromkeys([*order, *frame["noise"], *frame["loss"]]))
+    rank = {name: i for i, name in enumerate(names)}
+    return frame.sort_values(["noise", "loss", "seed"], key=lambda col: col if col.name == "seed" else col.map(rank),
+                             kind="stable").reset_index(drop=True)
+
+
+def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> str:
+    """A grid of finished runs written up in markdown: how many and when, the comparison table with CE
+    as the baseline, and per noise the sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
+    if not runs:
+        raise ValueError("no finished runs to summarise")
+    frame = ordered(runs_frame(runs), order)
+    dates = sorted(run["date"][:10] for run in runs)
+    minutes = [run["wall_time_s"] / 60 for run in runs]
+    lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
+             f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
+             "minutes say little about a run's cost alone.", "",
+             markdown_table(display_table(comparison(frame)), index=False), ""]
+    gaps = clipping_table(runs)
+    for noise in dict.fromkeys(frame["noise"]):
+        losses = set(frame[frame["noise"] == noise]["loss"])
+        lines.append("- " + memorisation_sentence(frame, noise))
+        lines += ["- " + sentence(frame, noise, loss, base, value)
+                  for loss, base, value in SUMMARY_COMPARISONS if {loss, base} <= losses]
+        if "ce+ogc" in losses:
+            lines.append("- " + gap_sentence(gaps, noise, "ce+ogc"))
+    return "\n".join(lines)
+
+
+def replace_section(text: str, body: str, markers: tuple[str, str] = SECTION) -> str:
+    """``text`` with what lies between its one pair of ``markers`` replaced by ``body``."""
+    start, end = markers
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"expected exactly one {start} ... {end} section")
+    return text[:text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Refresh the generated section of FOLDER/README.md from the finished runs under FOLDER/grid."""
+    parser = argparse.ArgumentParser(prog="python -m ogc_lab.evidence", description=main.__doc__)
+    parser.add_argument("folder", type=Path, help="holds README.md (with the section markers) and grid/")
+    parser.add_argument("--order", default="", help="comma-separated noises and losses in the table's order")
+    args = parser.parse_args(argv)
+    readme = args.folder / "README.md"
+    body = grid_summary(load_runs(args.folder / "grid"), [n for n in args.order.split(",") if n])
+    atomic_write_text(readme, replace_section(readme.read_text(), body))
+    print(f"updated {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

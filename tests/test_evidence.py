@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pandas as pd
@@ -13,10 +14,14 @@ from ogc_lab.evidence import (
     comparison,
     display_table,
     gap_sentence,
+    grid_summary,
     interval,
+    main,
     memorisation,
     memorisation_sentence,
+    ordered,
     paired,
+    replace_section,
     runs_frame,
     search_table,
     sentence,
@@ -25,6 +30,7 @@ from ogc_lab.evidence import (
     unclipped_ratio_sentence,
     verdict,
 )
+from ogc_lab.recipes import get_recipe
 
 
 def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
@@ -200,3 +206,54 @@ def test_answer_gathers_the_fits_and_both_paired_verdicts() -> None:
     assert got["acc_diff"] == pytest.approx(0.05) and got["acc_verdict"] == "above" and got["acc_wins"] == 3
     with pytest.raises(ValueError, match="no runs of both 'ce\\+ogc' and 'ce' under 'human:worse'"):
         answer(runs_frame(runs), "human:worse")
+
+
+def dated(run: dict, day: str, minutes: float) -> dict:
+    """``run`` with the date and wall time its result.json records."""
+    return {**run, "date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
+
+
+def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
+    frame = runs_frame([fake_run("gce", 1, [0.3] * 12), fake_run("ce", 1, [0.3] * 12), fake_run("ce", 0, [0.3] * 12),
+                        fake_run("ce", 0, [0.3] * 12, noise="asym-cifar10:0.4")])
+    out = ordered(frame, ["asym-cifar10:0.4", "ce"])
+    assert list(zip(out["noise"], out["loss"], out["seed"])) == [
+        ("asym-cifar10:0.4", "ce", 0), ("symmetric:0.6", "ce", 0), ("symmetric:0.6", "ce", 1),
+        ("symmetric:0.6", "gce", 1)]
+
+
+def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -> None:
+    runs = [dated(fake_run(loss, seed, [acc] * 12, noisy_fit=fit), day, minutes)
+            for seed, day, minutes in ((0, "2026-11-28", 9.2), (1, "2026-11-29", 30.0))
+            for loss, acc, fit in (("ce", 0.30, 0.9), ("ce+ogc", 0.36 + 0.01 * seed, 0.4))]
+    text = grid_summary(runs)
+    assert text.startswith("Finished: 4 runs (2026-11-28 to 2026-11-29); wall time per run 9-30 min")
+    assert text.count("\n| symmetric:0.6 |") == 2  # one table row per loss
+    assert "ce+ogc's last-10 test accuracy is" in text and "ce+ogc's fit of the flipped labels is" in text
+    assert "phuber-ce" not in text and "gce" not in text  # never run, so never compared
+    with pytest.raises(ValueError, match="no finished runs"):
+        grid_summary([])
+
+
+def test_replace_section_keeps_what_surrounds_the_markers() -> None:
+    text = "intro\n<!-- grid -->\nold\n<!-- /grid -->\nafter"
+    assert replace_section(text, "new") == "intro\n<!-- grid -->\nnew\n<!-- /grid -->\nafter"
+    for bad in ("no markers", "<!-- /grid --> <!-- grid -->", "<!-- grid --><!-- grid --><!-- /grid -->"):
+        with pytest.raises(ValueError, match="exactly one"):
+            replace_section(bad, "new")
+
+
+def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys) -> None:
+    for loss, acc in (("ce", 0.30), ("ce+ogc", 0.36)):
+        folder = tmp_path / "grid" / loss / "seed0"
+        folder.mkdir(parents=True)
+        run = dated(fake_run(loss, 0, [acc] * 12), "2026-11-29", 12)
+        run |= {"config": get_recipe("digits-cpu", loss=loss, seed=0, noise="symmetric:0.6").to_dict(),
+                "final_test_acc": acc, "best_test_acc": acc, "last10_test_acc": acc, "device": "cpu",
+                "data_source": "fixture"}  # every entry runs.read_result checks
+        (folder / "result.json").write_text(json.dumps(run))
+    (tmp_path / "README.md").write_text("# runs\n<!-- grid -->\n<!-- /grid -->\n")
+    assert main([str(tmp_path), "--order", "ce+ogc,ce"]) == 0
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# runs\n<!-- grid -->\nFinished: 2 runs") and text.endswith("<!-- /grid -->\n")
+    assert text.index("| ce+ogc |") < text.index("| ce |")
