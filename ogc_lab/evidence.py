@@ -305,6 +305,19 @@ def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str 
     return out
 
 
+def accuracy_phrase(result: dict[str, Any], baseline: str = "CE") -> str:
+    """``answer``'s paired last-10 accuracy as a verb phrase: settled where the interval settles it, else
+    what the seeds show ("scored higher than CE in every seed, by an amount its 3 seeds do not establish")."""
+    n, wins, word = result["seeds"], result["acc_wins"], result["acc_verdict"]
+    if word in ("above", "below"):
+        side = "higher" if word == "above" else "lower"
+        return f"scored {side} than {baseline} by an amount its {n} paired seeds establish"
+    if n > 1 and wins in (0, n):
+        side = "higher" if wins == n else "lower"
+        return f"scored {side} than {baseline} in every seed, by an amount its {n} seeds do not establish"
+    return f"was level with {baseline} (higher in {wins} of {n} seed{'s' if n > 1 else ''})"
+
+
 def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     """``frame`` sorted by noise and loss in the order of ``order`` (names not in it last, as first seen), then seed."""
     names = list(dict.fromkeys([*order, *frame["noise"], *frame["loss"]]))

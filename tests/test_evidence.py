@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ogc_lab.evidence import (
+    accuracy_phrase,
     answer,
     clipping_table,
     comparison,
@@ -257,3 +258,18 @@ def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys
     text = (tmp_path / "README.md").read_text()
     assert text.startswith("# runs\n<!-- grid -->\nFinished: 2 runs") and text.endswith("<!-- /grid -->\n")
     assert text.index("| ce+ogc |") < text.index("| ce |")
+
+
+NOT_SETTLED = "not distinguishable from"
+
+
+@pytest.mark.parametrize(("verdict_word", "wins", "seeds", "phrase"), [
+    ("above", 5, 5, "scored higher than CE by an amount its 5 paired seeds establish"),
+    ("below", 1, 3, "scored lower than CE by an amount its 3 paired seeds establish"),
+    (NOT_SETTLED, 3, 3, "scored higher than CE in every seed, by an amount its 3 seeds do not establish"),
+    (NOT_SETTLED, 0, 3, "scored lower than CE in every seed, by an amount its 3 seeds do not establish"),
+    (NOT_SETTLED, 1, 3, "was level with CE (higher in 1 of 3 seeds)"),
+    (NOT_SETTLED, 1, 1, "was level with CE (higher in 1 of 1 seed)"),
+])
+def test_accuracy_phrase_is_chosen_by_the_verdict_then_the_seeds(verdict_word, wins, seeds, phrase) -> None:
+    assert accuracy_phrase({"acc_verdict": verdict_word, "acc_wins": wins, "seeds": seeds}) == phrase

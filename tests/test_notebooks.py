@@ -154,9 +154,9 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         assert asym["fit"] > 0.5 and human["fit"] > 0.5  # ... but still most of them
         assert sym["fit_diff"] < min(asym["fit_diff"], human["fit_diff"])  # the largest reduction
         assert sym["fit_max"] - sym["fit_min"] > max(a["fit_max"] - a["fit_min"] for a in (asym, human))
-        assert sym["acc_verdict"] == "above"
-        assert human["acc_wins"] == human["seeds"] and human["acc_verdict"] == "not distinguishable from"
-        assert asym["acc_verdict"] == "not distinguishable from"
+    for noise, key in (("symmetric:0.6", "sym"), ("asym-cifar10:0.4", "asym"), ("human:worse", "human")):
+        if noise in answers:  # the accuracy half of 'Read together' is worded by the numbers
+            assert metrics[f"answer_{key}_acc_phrase"] == evidence.accuracy_phrase(answers[noise])
     gaps = evidence.clipping_table(runs)
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
