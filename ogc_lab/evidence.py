@@ -318,6 +318,21 @@ def accuracy_phrase(result: dict[str, Any], baseline: str = "CE") -> str:
     return f"was level with {baseline} (higher in {wins} of {n} seed{'s' if n > 1 else ''})"
 
 
+def standing_sentence(gains: Sequence[float], method: str = "CE+OGC", baseline: str = "plain CE",
+                      places: int = 1) -> str:
+    """Where ``method`` stands against ``baseline`` over the noise types, from its gains in points as shown
+    (rounded to ``places`` decimals): ahead, behind or level under every one, else how many of each."""
+    signs = [int(np.sign(round(float(g), places))) for g in gains]
+    if not signs:
+        raise ValueError("no gains to state")
+    words = {1: "ahead", -1: "behind", 0: "level"}
+    if len(set(signs)) == 1:
+        return f"Against {baseline}, {method} is {words[signs[0]]} under every noise type here"
+    parts = [f"{words[s]} under {signs.count(s)}" for s in (1, -1, 0) if s in signs]
+    return (f"Against {baseline}, {method} is {', '.join(parts[:-1])} and {parts[-1]} of the {len(signs)} "
+            "noise types here")
+
+
 def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     """``frame`` sorted by noise and loss in the order of ``order`` (names not in it last, as first seen), then seed."""
     names = list(dict.fromkeys([*order, *frame["noise"], *frame["loss"]]))

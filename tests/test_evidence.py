@@ -27,6 +27,7 @@ from ogc_lab.evidence import (
     search_table,
     sentence,
     spans,
+    standing_sentence,
     unclipped_epochs,
     unclipped_ratio_sentence,
     verdict,
@@ -273,3 +274,16 @@ NOT_SETTLED = "not distinguishable from"
 ])
 def test_accuracy_phrase_is_chosen_by_the_verdict_then_the_seeds(verdict_word, wins, seeds, phrase) -> None:
     assert accuracy_phrase({"acc_verdict": verdict_word, "acc_wins": wins, "seeds": seeds}) == phrase
+
+
+@pytest.mark.parametrize(("gains", "ending"), [
+    ([11.6, 5.1, 5.6], "is ahead under every noise type here"),
+    ([-0.2, -3.0, -0.06], "is behind under every noise type here"),
+    ([0.0, 0.04, -0.04], "is level under every noise type here"),  # as shown, to one decimal
+    ([2.0, -1.0, 3.0], "is ahead under 2 and behind under 1 of the 3 noise types here"),
+    ([2.0, -1.0, 0.0], "is ahead under 1, behind under 1 and level under 1 of the 3 noise types here"),
+])
+def test_standing_sentence_counts_ahead_behind_and_level_as_shown(gains, ending) -> None:
+    assert standing_sentence(gains) == "Against plain CE, CE+OGC " + ending
+    with pytest.raises(ValueError, match="no gains"):
+        standing_sentence([])
