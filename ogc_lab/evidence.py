@@ -329,8 +329,13 @@ def standing_sentence(gains: Sequence[float], method: str = "CE+OGC", baseline: 
     if len(set(signs)) == 1:
         return f"Against {baseline}, {method} is {words[signs[0]]} under every noise type here"
     parts = [f"{words[s]} under {signs.count(s)}" for s in (1, -1, 0) if s in signs]
-    return (f"Against {baseline}, {method} is {', '.join(parts[:-1])} and {parts[-1]} of the {len(signs)} "
-            "noise types here")
+    return f"Against {baseline}, {method} is {listing(parts)} of the {len(signs)} noise types here"
+
+
+def listing(items: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c': items as prose lists them."""
+    items = list(items)
+    return " and ".join(items) if len(items) < 3 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:

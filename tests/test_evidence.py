@@ -17,6 +17,7 @@ from ogc_lab.evidence import (
     gap_sentence,
     grid_summary,
     interval,
+    listing,
     main,
     memorisation,
     memorisation_sentence,
@@ -287,3 +288,7 @@ def test_standing_sentence_counts_ahead_behind_and_level_as_shown(gains, ending)
     assert standing_sentence(gains) == "Against plain CE, CE+OGC " + ending
     with pytest.raises(ValueError, match="no gains"):
         standing_sentence([])
+
+
+def test_listing_joins_as_prose() -> None:
+    assert [listing(x) for x in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
