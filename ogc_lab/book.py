@@ -125,8 +125,9 @@ class _Text:
 class Metrics:
     """The numbers a chapter measured: written to metrics.json and glued for the text.
 
-    In markdown, quote a recorded number with {glue:text}`name` (or `name:.3f`), a figure with the
-    ``{glue:figure}`` directive and a caption.
+    In markdown, quote a recorded number with {glue:text}`name` (or `name:.3f`), a block of text
+    (``markdown``) with the ``{glue:md}`` directive, a figure with the ``{glue:figure}`` directive and a
+    caption.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -156,6 +157,15 @@ class Metrics:
         self.values[name] = plain
         _glue(name, plain if isinstance(plain, (list, dict)) else _Text(text(plain, fmt)))
         return plain
+
+    def markdown(self, name: str, text: str) -> str:
+        """Store ``text`` and glue it as markdown, for what {glue:text} would run into one line (a list,
+        several paragraphs): quote it with a ``{glue:md} name`` directive and ``:format: myst``."""
+        from IPython.display import Markdown
+
+        self.values[name] = str(text)
+        _glue(name, Markdown(self.values[name]))
+        return self.values[name]
 
     def figure(self, name: str, fig: Any) -> None:
         """Glue a matplotlib figure as ``name`` for a captioned {glue:figure}, and close it."""

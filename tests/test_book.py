@@ -83,6 +83,15 @@ def test_record_glues_the_formatted_text_and_stores_the_value(tmp_path: Path, mo
     assert metrics.values == dict(rate=0.123456, plain=7, rows=[1, 2])
 
 
+def test_markdown_glues_a_markdown_block_and_stores_the_text(tmp_path: Path, monkeypatch) -> None:
+    glued: dict = {}
+    monkeypatch.setattr(book, "_glue", lambda name, value: glued.__setitem__(name, value))
+    metrics = book.Metrics(tmp_path / "m.json")
+    assert metrics.markdown("answer", "* one\n* two") == "* one\n* two"
+    assert glued["answer"]._repr_markdown_() == "* one\n* two"  # what {glue:md} reads (text/markdown)
+    assert metrics.values == {"answer": "* one\n* two"}
+
+
 @pytest.mark.parametrize(("value", "fmt", "shown"), [
     (37880, ",", "37,880"), (37880, None, "37,880"), (1437, None, "1437"), (44695848, None, "44,695,848"),
     (0.5, ".0%", "50%"), (1e7, ".3g", "1e+07"), (None, None, "none"), (float("inf"), None, "∞"), ("CE", None, "CE"),

@@ -341,18 +341,23 @@ def test_chapter_ends_with_a_summary_before_its_rerun_note(notebook: Path) -> No
     assert summary.source.count("\n* ") >= 3, "a summary of at least three points"
 
 
-GLUED_TEXT = re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::[^`]*)?`")
+GLUED = {
+    "text": re.compile(r"\{glue:text\}`([A-Za-z0-9_]+)(?::[^`]*)?`"),  # inline: {glue:text}`name` or `name:fmt`
+    "md": re.compile(r"^```\{glue:md\}\s+([A-Za-z0-9_]+)\s*$", re.MULTILINE),  # a block: ```{glue:md} name
+}
 
 
-def glued_names(notebook: nbformat.NotebookNode) -> set[str]:
-    """Every name a markdown cell quotes with {glue:text}`name` or {glue:text}`name:format`."""
-    return {name for cell in notebook.cells if cell.cell_type == "markdown" for name in GLUED_TEXT.findall(cell.source)}
+def glued_names(notebook: nbformat.NotebookNode, kind: str = "text") -> set[str]:
+    """Every name the markdown cells quote inline ({glue:text}) or as a block ({glue:md})."""
+    cells = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
+    return {name for source in cells for name in GLUED[kind].findall(source)}
 
 
 def test_glued_names_are_found_with_or_without_a_format() -> None:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("a {glue:text}`x_1` b {glue:text}`y:.2f`"),
-                                         nbformat.v4.new_code_cell("{glue:text}`not_markdown`")])
-    assert glued_names(nb) == {"x_1", "y"}
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("a {glue:text}`x_1` b {glue:text}`y:.2f`\n\n```{glue:md} z\n:format: myst\n```"),
+        nbformat.v4.new_code_cell("{glue:text}`not_markdown`")])
+    assert glued_names(nb) == {"x_1", "y"} and glued_names(nb, "md") == {"z"}
 
 
 def toc_files() -> list[str]:
@@ -452,7 +457,12 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     metrics = json.loads(executed_book.metrics(stem).read_text())
     assert metrics, "the chapter recorded no metrics"
     assert all(math.isfinite(n) for n in book.numbers_in(metrics))
-    unrecorded = glued_names(nbformat.read(notebook, as_version=4)) - set(metrics)
-    assert not unrecorded, f"the text quotes numbers the chapter never recorded: {sorted(unrecorded)}"
+    source = nbformat.read(notebook, as_version=4)
+    inline, blocks = glued_names(source), glued_names(source, "md")
+    unrecorded = (inline | blocks) - set(metrics)
+    assert not unrecorded, f"the text quotes values the chapter never recorded: {sorted(unrecorded)}"
+    # {glue:text} is inline: a list or a second paragraph in it would show as one line with literal '* '
+    multiline = sorted(name for name in inline if "\n" in str(metrics[name]))
+    assert not multiline, f"quote these with a {{glue:md}} block (Metrics.markdown), not {{glue:text}}: {multiline}"
     if stem in CHECKS:
         CHECKS[stem](metrics, executed_book.scale)
