@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
-from ogc_lab.hardware import resolve_amp  # noqa: E402
+from ogc_lab.hardware import resolve_amp, wants_channels_last  # noqa: E402
 from ogc_lab.losses import make_loss  # noqa: E402
 from ogc_lab.models import MODELS, make_model  # noqa: E402
 from ogc_lab.train import augmentation  # noqa: E402
@@ -76,10 +76,9 @@ def load_images(source: str, n: int, seed: int) -> Images:
     return cifar_images(path, n, seed) if path is not None else random_images(n, seed)
 
 
-def make_pipelines(images: Images, batch: int, device: torch.device, seed: int,
-                   workers: int) -> dict[str, Iterable[tuple[Tensor, Tensor, Tensor]]]:
-    """The two pipelines over the same images: on-device, and DataLoader with ``workers`` workers."""
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+def make_pipelines(images: Images, batch: int, device: torch.device, seed: int, workers: int,
+                   fmt: torch.memory_format) -> dict[str, Iterable[tuple[Tensor, Tensor, Tensor]]]:
+    """The two pipelines over the same images, batches in ``fmt``: on-device, and DataLoader with ``workers``."""
     gen = torch.Generator(device=device).manual_seed(seed)
     on_device = DeviceBatches(images.x.to(device), images.y.to(device), batch, shuffle=True, augment=AUGMENT,
                               mean=images.mean, std=images.std, generator=gen, memory_format=fmt)
@@ -89,37 +88,38 @@ def make_pipelines(images: Images, batch: int, device: torch.device, seed: int,
 
 
 def consume(batches: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.device,
-            use: Callable[[Tensor, Tensor], object]) -> None:
-    """One epoch: move each batch to ``device`` (channels_last on CUDA) and hand it to ``use``."""
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+            use: Callable[[Tensor, Tensor], object], fmt: torch.memory_format) -> None:
+    """One epoch: move each batch to ``device`` in ``fmt`` and hand it to ``use``."""
     for inputs, targets, _ in batches:
         inputs = inputs.to(device, non_blocking=True).contiguous(memory_format=fmt)
         use(inputs, targets.to(device, non_blocking=True))
 
 
-def make_step(model_name: str, device: torch.device, seed: int,
-              amp: str = "auto") -> Callable[[Tensor, Tensor], Tensor]:
-    """A fresh model with CE+OGC and the trainer's step, in the precision ``amp`` resolves to on this device
-    (bf16 autocast + channels_last where the trainer would use it, float32 otherwise)."""
-    bf16, _ = resolve_amp(amp, device, IMAGE_SHAPE)
+def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> Callable[[Tensor, Tensor], Tensor]:
+    """A fresh model with CE+OGC and the trainer's step, under bf16 autocast if ``bf16`` (channels_last where
+    the trainer would use it)."""
     torch.manual_seed(seed)
     model = make_model(model_name, NUM_CLASSES, IMAGE_SHAPE).to(device)
-    if device.type == "cuda" or bf16:
+    if wants_channels_last(device, bf16):
         model = model.to(memory_format=torch.channels_last)
     loss = make_loss("ce+ogc", NUM_CLASSES, validate=False).to(device)
     return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=bf16)
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,
-               step: Callable[[Tensor, Tensor], object] | None) -> dict[str, Any]:
-    """Images/s of both pipelines over ``images`` (median of interleaved epochs), with or without ``step``."""
+               model: str | None, amp: str = "off") -> dict[str, Any]:
+    """Images/s of both pipelines over ``images`` (median of interleaved epochs), training ``model`` in the
+    precision ``amp`` resolves to, or with no step at all (``model`` None)."""
+    bf16, reason = resolve_amp(amp, device, IMAGE_SHAPE)
+    fmt = torch.channels_last if wants_channels_last(device, bf16) else torch.contiguous_format
+    step = make_step(model, device, seed, bf16) if model is not None else None
     use = step if step is not None else (lambda inputs, targets: None)
-    pipes = make_pipelines(images, batch, device, seed, workers)
-    times = C.interleaved({name: (lambda p=p: consume(p, device, use)) for name, p in pipes.items()},
+    pipes = make_pipelines(images, batch, device, seed, workers, fmt)
+    times = C.interleaved({name: (lambda p=p: consume(p, device, use, fmt)) for name, p in pipes.items()},
                           repeats=repeats, device=device, warmup=1)
     n = len(images.x)
     rate = {name: n / C.median(t) for name, t in times.items()}
-    return {"images": n, "epoch_times_s": times, "device_img_per_s": rate["device"],
+    return {"images": n, "bf16": bf16, "amp_reason": reason, "epoch_times_s": times, "device_img_per_s": rate["device"],
             "dataloader_img_per_s": rate["dataloader"], "speedup": rate["device"] / rate["dataloader"]}
 
 
@@ -146,13 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     images = load_images(args.data, args.images, args.seed)
     train_images = images.head(args.train_batches * args.batch)
 
-    data = throughput(images, args.batch, device, args.seed, args.workers, args.repeats, step=None)
-    training = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats,
-                          step=make_step(model, device, args.seed))
-    float32 = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats,
-                         step=make_step(model, device, args.seed, amp="off"))
-    amp_on, amp_reason = resolve_amp("auto", device, IMAGE_SHAPE)
-    precision = {"amp_auto": "bf16" if amp_on else "float32", "reason": amp_reason,
+    data = throughput(images, args.batch, device, args.seed, args.workers, args.repeats, model=None)
+    training = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats, model, "auto")
+    float32 = throughput(train_images, args.batch, device, args.seed, args.workers, args.repeats, model, "off")
+    amp_reason = training["amp_reason"]
+    precision = {"amp_auto": "bf16" if training["bf16"] else "float32", "reason": amp_reason,
                  "speedup": training["device_img_per_s"] / float32["device_img_per_s"]}
 
     C.print_machine(info)

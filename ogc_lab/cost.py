@@ -22,7 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .hardware import autocast, cpu_has_native_bf16, cpu_name, resolve_amp, select_device, torch_threads
+from .hardware import (
+    autocast,
+    cpu_has_native_bf16,
+    cpu_name,
+    resolve_amp,
+    select_device,
+    torch_threads,
+    wants_channels_last,
+)
 from .losses import LOSSES
 from .models import make_model
 from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
@@ -293,7 +301,7 @@ def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device,
     """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights."""
     check_choice("model", model_name, IN_SHAPES, hint="for step timing")
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
-    channels_last = device.type == "cuda" or bf16  # as the trainer: with CUDA or bf16 on the CPU
+    channels_last = wants_channels_last(device, bf16)  # as the trainer
     torch.manual_seed(seed)  # identical initial weights in every arm
     model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
     if channels_last:

@@ -118,6 +118,11 @@ def resolve_amp(mode: str, device: torch.device, input_shape: tuple[int, ...]) -
     return True, "bf16 (auto): the CPU has native bf16 (AVX512-BF16/AMX)"
 
 
+def wants_channels_last(device: torch.device, bf16: bool) -> bool:
+    """Whether image batches and models go channels_last: on CUDA, and under bf16 on a CPU (oneDNN's matrix units)."""
+    return device.type == "cuda" or bf16
+
+
 def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[Any]:
     """bf16 autocast on ``device`` (CUDA or CPU) when ``enabled``, else nothing."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()

@@ -29,7 +29,7 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 from .batches import Augment, DeviceBatches, channel_tensors, dataloader_batches, normalise
 from .data import load_dataset
 from .datasplit import DataSplit
-from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads
+from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads, wants_channels_last
 from .io import folder_lock, versions
 from .models import make_model
 from .ogc import BaseLoss, base_loss, label_prob
@@ -310,7 +310,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
 
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
     amp, amp_reason = resolve_amp(config.amp, device, split.input_shape)
-    channels_last = split.is_image and config.channels_last and (device.type == "cuda" or amp)
+    channels_last = split.is_image and config.channels_last and wants_channels_last(device, amp)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model: nn.Module = net
