@@ -1,4 +1,4 @@
-"""Models by name: a toy MLP, small CNNs, CIFAR-stem ResNets and torchvision's ResNet-50.
+"""Models by name: a toy MLP, small CNNs, ResNet-9s, CIFAR-stem ResNets and torchvision's ResNet-50.
 
 Every factory takes ``(num_classes, in_shape)``, where ``in_shape`` is one input's shape: ``(D,)`` for
 vectors, ``(C, H, W)`` for images.  Layers are PyTorch's defaults (initialisation included), so a
@@ -116,6 +116,35 @@ def cifar_resnet(blocks_per_stage: tuple[int, int, int, int], num_classes: int, 
     return CifarResNet(blocks_per_stage, num_classes, channels)
 
 
+class Residual(nn.Module):
+    """``x + f(x)`` with f two 3x3 conv-BN-ReLU layers at constant width (ResNet-9's residual blocks)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*conv_bn_relu(channels, channels), *conv_bn_relu(channels, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def resnet9(num_classes: int, in_shape: tuple[int, ...], base: int = 64) -> nn.Module:
+    """The ResNet-9 of the fast-CIFAR literature (Page, "How to train your ResNet", 2018): widths base * (1, 2, 4, 8).
+
+    A 3x3 conv-BN-ReLU "prep" layer, then three stages of conv-BN-ReLU and 2x2 max-pooling, the first
+    and last followed by a ``Residual`` block, then global max-pooling and a linear layer.  No logit
+    scaling: every loss sees the logits as they are.  Nine weight layers; 6.6M parameters at base 64.
+    """
+    channels, _, _ = _image_shape(in_shape, 8, "resnet9")
+    w0, w1, w2, w3 = (base * k for k in (1, 2, 4, 8))
+    return nn.Sequential(
+        *conv_bn_relu(channels, w0),
+        *conv_bn_relu(w0, w1), nn.MaxPool2d(2), Residual(w1),
+        *conv_bn_relu(w1, w2), nn.MaxPool2d(2),
+        *conv_bn_relu(w2, w3), nn.MaxPool2d(2), Residual(w3),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w3, num_classes),
+    )
+
+
 def resnet50(num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
     """torchvision's ImageNet ResNet-50 (random init), for WebVision; expects 3-channel images."""
     channels, _, _ = _image_shape(in_shape, 32, "resnet50")
@@ -128,6 +157,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp": mlp,
     "cnn-small": cnn_small,
     "cnn8": cnn8,
+    "resnet9": resnet9,
+    # narrower ResNet-9s for CPU training (the number is the base width; widths chosen in recipes.py)
+    **{f"resnet9-w{base}": partial(resnet9, base=base) for base in (16, 24, 32)},
     "resnet18": partial(cifar_resnet, (2, 2, 2, 2)),
     "resnet34": partial(cifar_resnet, (3, 4, 6, 3)),
     "resnet50": resnet50,

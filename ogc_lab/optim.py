@@ -57,10 +57,24 @@ def make_optimizer(params: Iterable[nn.Parameter], config: Config, device: torch
                                         device)
 
 
+def linear_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """The lr multiplier of ``epoch`` (0-based) under the "linear" schedule: up in ``warmup`` equal steps to 1
+    at epoch ``warmup``, then down in equal steps to ``1 / (epochs - warmup)`` in the last epoch."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    return max(epochs - epoch, 1) / (epochs - warmup)
+
+
+def _linear(opt: torch.optim.Optimizer, c: Config) -> torch.optim.lr_scheduler.LRScheduler:
+    """Piecewise-linear warm-up and decay (the fast-CIFAR schedule), one value an epoch."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: linear_factor(e, c.epochs, c.warmup_epochs))
+
+
 SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_scheduler.LRScheduler]] = {
     "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), c.gamma),
     "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
     "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
+    "linear": _linear,
 }
 
 

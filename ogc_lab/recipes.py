@@ -52,6 +52,7 @@ class Config:
     schedule: str = "multistep"
     milestones: tuple[int, ...] = (50, 100)
     gamma: float = 0.1
+    warmup_epochs: int = 0  # linear schedule: epochs of linear warm-up to lr before the linear decay
     grad_clip: float | None = 5.0  # global gradient-norm clip; None disables it
     # augmentation
     crop_padding: int = 4
@@ -236,7 +237,7 @@ def _check_ranges(cfg: Config) -> None:
             raise ValueError(f"config field {name}={getattr(cfg, name)!r} must be > 0")
     non_negative = [
         "momentum", "weight_decay", "l1_penalty", "crop_padding", "rotation", "num_workers", "ogc_epsilon", "seed",
-        "threads",
+        "threads", "warmup_epochs",
     ]
     for name in non_negative:
         if getattr(cfg, name) < 0:
@@ -247,6 +248,8 @@ def _check_ranges(cfg: Config) -> None:
         value = getattr(cfg, name)
         if value is not None and not value > 0:
             raise ValueError(f"config field {name}={value!r} must be > 0 or None")
+    if cfg.warmup_epochs >= cfg.epochs:
+        raise ValueError(f"config field warmup_epochs={cfg.warmup_epochs} must be < epochs={cfg.epochs}")
     if list(cfg.milestones) != sorted(set(cfg.milestones)) or any(m <= 0 for m in cfg.milestones):
         raise ValueError(f"config field milestones={list(cfg.milestones)} must be increasing positive epochs")
 

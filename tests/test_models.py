@@ -12,6 +12,10 @@ INPUTS = {
     "mlp": (2,),
     "cnn-small": (1, 8, 8),
     "cnn8": (3, 32, 32),
+    "resnet9": (3, 32, 32),
+    "resnet9-w16": (3, 32, 32),
+    "resnet9-w24": (3, 32, 32),
+    "resnet9-w32": (3, 32, 32),
     "resnet18": (3, 32, 32),
     "resnet34": (3, 32, 32),
     "resnet50": (3, 32, 32),
@@ -69,6 +73,29 @@ def test_cnn8_architecture():
     linears = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
     assert convs == [64, 64, 128, 128, 196, 196]
     assert linears == [(196 * 4 * 4, 256), (256, 10)]
+
+
+def test_resnet9_layout_and_widths():
+    model = make_model("resnet9-w16", 10, (3, 32, 32))
+    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [16, 32, 32, 32, 64, 128, 128, 128]  # prep, stage 1 + residual, stage 2, stage 3 + residual
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.modules()) == 3
+    features = model[:-2](torch.randn(2, 3, 32, 32))  # everything before flatten and the linear layer
+    assert features.shape == (2, 128, 1, 1)
+    # Page's ResNet-9 (base 64): 6.57M weights for 10 classes; halving the base quarters the conv weights
+    assert _count(make_model("resnet9", 10, (3, 32, 32))) == 6_573_130
+    assert _count(make_model("resnet9-w32", 10, (3, 32, 32))) == 1_646_122
+
+
+def test_residual_block_adds_its_input():
+    from ogc_lab.models import Residual
+
+    block = Residual(4)
+    for module in block.body:
+        if isinstance(module, nn.Conv2d):
+            nn.init.zeros_(module.weight)
+    x = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(block(x), x + torch.relu(block.body[1].bias).view(1, 4, 1, 1))
 
 
 def test_resnet_stem_keeps_resolution():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,7 +80,9 @@ def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
         ({"gamma": 2.0}, r"gamma=2.0 must be in \(0, 1\]"),
         ({"milestones": "5,3"}, "milestones=.* must be increasing"),
         ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'; allowed: sgd, adam"),
-        ({"schedule": "step"}, "unknown schedule 'step'; allowed: multistep, cosine, constant"),
+        ({"schedule": "step"}, "unknown schedule 'step'; allowed: multistep, cosine, constant, linear"),
+        ({"schedule": "linear", "epochs": 5, "warmup_epochs": 5}, "warmup_epochs=5 must be < epochs=5"),
+        ({"warmup_epochs": -1}, "warmup_epochs=-1 must be >= 0"),
         ({"pipeline": "ray"}, "unknown pipeline 'ray'; allowed: device, dataloader"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
         ({"loss": "cee"}, "unknown loss 'cee'; allowed: ce, "),
@@ -161,3 +164,14 @@ def test_any_valid_config_survives_a_json_round_trip(epochs, lr, seed, milestone
     config = get_recipe("toy", epochs=epochs, lr=lr, seed=seed, milestones=milestones, flip=flip, subset=subset)
     assert Config.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.replace(**{k: str(v) for k, v in {"epochs": epochs, "seed": seed}.items()}) == config
+
+
+@pytest.mark.parametrize("epochs, warmup", [(1, 0), (5, 0), (12, 2), (24, 5)])
+def test_linear_schedule_rises_to_one_then_falls_in_equal_steps(epochs: int, warmup: int) -> None:
+    from ogc_lab.optim import linear_factor
+
+    factors = [linear_factor(e, epochs, warmup) for e in range(epochs)]
+    assert factors[warmup] == 1.0 and max(factors) == 1.0
+    assert factors[-1] == pytest.approx(1 / (epochs - warmup))
+    rises, falls = np.diff(factors[: warmup + 1]), np.diff(factors[warmup:])
+    assert np.allclose(rises, 1 / (warmup + 1)) and np.allclose(falls, -1 / (epochs - warmup))

@@ -113,6 +113,8 @@ def test_lr_follows_the_schedule(tmp_path: Path) -> None:
     assert [e["lr"] for e in multistep["epochs"]] == pytest.approx([0.1, 0.05, 0.025])
     cosine = train(TOY.replace(epochs=2, schedule="cosine"), tmp_path / "c", progress=False)
     assert [e["lr"] for e in cosine["epochs"]] == pytest.approx([0.1, 0.05])
+    linear = train(TOY.replace(epochs=4, schedule="linear", warmup_epochs=1), tmp_path / "l", progress=False)
+    assert [e["lr"] for e in linear["epochs"]] == pytest.approx([0.05, 0.1, 0.1 * 2 / 3, 0.1 / 3])
 
 
 def test_non_ogc_loss_logs_unclipped_diagnostics(tmp_path: Path) -> None:
