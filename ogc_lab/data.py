@@ -67,6 +67,7 @@ from .datasplit import (
 from .download import REMOTE_FILES, RemoteFile, extract_tar, fetch, not_found, sha256_of, verify_md5
 from .io import torch_load
 from .registry import unknown
+from .schema import COUNT, TEXT, ListOf, Schema, array, check
 
 # what ``ogc_lab.data`` offers: its loaders, and the split, download and batch pieces it has always named
 __all__ = [
@@ -156,10 +157,19 @@ class _CifarUnpickler(pickle.Unpickler):
         self.path = path
 
 
-def _unpickle(path: Path) -> dict:
-    """Read one CIFAR python batch with the restricted unpickler (the extracted files carry no checksum)."""
-    with open(path, "rb") as handle:
-        return _CifarUnpickler(handle, path).load()
+def _unpickle(path: Path, schema: Schema) -> dict:
+    """One CIFAR python batch, read with the restricted unpickler and checked against ``schema`` to the
+    leaf (the extracted files carry no checksum); anything else raises DataIntegrityError naming it."""
+    try:
+        with open(path, "rb") as handle:
+            batch = _CifarUnpickler(handle, path).load()
+    except DataIntegrityError:
+        raise
+    except Exception as err:  # a truncated, empty or foreign file fails in many ways inside pickle
+        raise DataIntegrityError(f"cannot read CIFAR batch {str(path)!r} ({type(err).__name__}: {err}); "
+                                 f"delete {str(path.parent)!r} to extract a clean copy") from None
+    check(batch, schema, f"CIFAR batch {str(path)!r}", DataIntegrityError)
+    return batch
 
 
 def _cifar_folder(layout: CifarLayout, root: Path, download: bool) -> Path:
@@ -175,19 +185,25 @@ def _cifar_folder(layout: CifarLayout, root: Path, download: bool) -> Path:
     return folder
 
 
-def _read_cifar_batches(folder: Path, files: tuple[str, ...], label_key: str) -> tuple[Tensor, Tensor]:
-    batches = [_unpickle(folder / name) for name in files]
-    data = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32)
-    labels = np.concatenate([np.asarray(b[label_key]) for b in batches])
-    return torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)), labels_tensor(labels)
+def _read_cifar_batches(folder: Path, files: tuple[str, ...], label_key: str,
+                        num_classes: int) -> tuple[Tensor, Tensor]:
+    """The images (N, 3, 32, 32) and labels of ``files``, each batch's labels matching its images in number."""
+    images, labels = [], []
+    for name in files:
+        batch = _unpickle(folder / name, {"data": array(np.uint8, 3 * 32 * 32), label_key: ListOf(COUNT)})
+        images.append(batch["data"])
+        labels.append(label_array(batch[label_key], f"CIFAR batch {str(folder / name)!r} entry {label_key!r}",
+                                  num_classes, len(batch["data"])))
+    data = np.concatenate(images).reshape(-1, 3, 32, 32)
+    return torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)), torch.cat(labels)
 
 
 def load_cifar(layout: CifarLayout, root: Path, download: bool, seed: int) -> DataSplit:
     """Official CIFAR-10/100 python batches as uint8 (N, 3, 32, 32)."""
     folder = _cifar_folder(layout, root, download)
-    classes = list(_unpickle(folder / layout.meta_file)[layout.names_key])
-    train = _read_cifar_batches(folder, layout.train_files, layout.label_key)
-    test = _read_cifar_batches(folder, layout.test_files, layout.label_key)
+    classes = list(_unpickle(folder / layout.meta_file, {layout.names_key: ListOf(TEXT, 2)})[layout.names_key])
+    train, test = (_read_cifar_batches(folder, files, layout.label_key, len(classes))
+                   for files in (layout.train_files, layout.test_files))
     remote = REMOTE_FILES[layout.key]
     return image_split(layout.key, classes, train, test, f"{folder} (from {remote.url}, md5 {remote.md5})")
 
@@ -212,16 +228,17 @@ def find_cifar_npz(explicit: str | os.PathLike[str] | None = None, folders: Sequ
     return next((Path(f) / NPZ_FILENAME for f in folders if (Path(f) / NPZ_FILENAME).is_file()), None)
 
 
-def decode_jpeg_blob(blob: np.ndarray, offsets: np.ndarray) -> Tensor:
+def decode_jpeg_blob(blob: np.ndarray, offsets: np.ndarray, where: str = "the blob") -> Tensor:
     """Decode images stored as concatenated JPEG files (image i = blob[offsets[i]:offsets[i+1]]) to uint8 NCHW.
 
     One Pillow decode per image straight into a preallocated array; the layout change is one copy.
+    An image that cannot be decoded raises DataIntegrityError naming its index in ``where``.
     """
     bounds = offsets.tolist()
-    first = decode_rgb(blob[bounds[0]:bounds[1]])
+    first = decode_rgb(blob[bounds[0]:bounds[1]], f"0 of {where}")
     out = np.empty((len(bounds) - 1, *first.shape), dtype=np.uint8)
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
-        out[i] = decode_rgb(blob[a:b])
+        out[i] = decode_rgb(blob[a:b], f"{i} of {where}")
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -230,7 +247,7 @@ NPZ_KEYS = ("classes", "train_jpeg", "train_offsets", "train_labels", "test_jpeg
 
 def _npz_images(npz: Any, part: str, num_classes: int, path: Path) -> tuple[Tensor, Tensor]:
     """The images and labels of one part (train or test) of the JPEG npz, labels checked against the images."""
-    images = decode_jpeg_blob(npz[f"{part}_jpeg"], npz[f"{part}_offsets"])
+    images = decode_jpeg_blob(npz[f"{part}_jpeg"], npz[f"{part}_offsets"], f"{path} {part}_jpeg")
     return images, label_array(npz[f"{part}_labels"], f"{path} {part}_labels", num_classes, len(images))
 
 

@@ -52,6 +52,21 @@ class DataSplit:
     source: str = ""
     extra_test_sets: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse parts that disagree (inputs without their labels, labels out of range, inputs of another
+        shape), whichever loader built the split: nothing trains or is scored on a mismatched file."""
+        if len(self.classes) != self.num_classes:
+            raise DataIntegrityError(f"data set {self.name!r} names {len(self.classes)} classes for "
+                                     f"{self.num_classes} labels")
+        parts = {"train": (self.train_x, self.train_y), "test": (self.test_x, self.test_y),
+                 **{f"{name} test": xy for name, xy in self.extra_test_sets.items()},
+                 **{f"{name} label set": (self.train_x, y) for name, y in self.noisy_sets.items()}}
+        for part, (x, y) in parts.items():
+            label_array(y, f"data set {self.name!r}: the {part} labels", self.num_classes, len(x))
+            if x.shape[1:] != self.train_x.shape[1:]:
+                raise DataIntegrityError(f"data set {self.name!r}: the {part} inputs have shape "
+                                         f"{tuple(x.shape[1:])}, the training inputs {tuple(self.train_x.shape[1:])}")
+
     @property
     def is_image(self) -> bool:
         """True for (N, C, H, W) image tensors, False for (N, D) vectors."""
@@ -168,9 +183,19 @@ def image_split(name: str, classes: list[str], train: tuple[Tensor, Tensor], tes
                      mean=mean, std=std, source=source, **extra)
 
 
-def decode_rgb(blob: bytes | np.ndarray) -> np.ndarray:
-    with Image.open(io.BytesIO(blob)) as img:
-        return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+def open_rgb(source: Path | io.BytesIO, where: str) -> Image.Image:
+    """An image file or blob decoded to RGB; an unreadable, truncated or oversized one (a header claiming
+    more pixels than Pillow's decompression-bomb limit) raises DataIntegrityError naming ``where``."""
+    try:
+        with Image.open(source) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise DataIntegrityError(f"cannot read image {where}: {err}") from None
+
+
+def decode_rgb(blob: bytes | np.ndarray, where: str = "from a blob") -> np.ndarray:
+    """The (H, W, 3) RGB pixels of an encoded image held in memory."""
+    return np.asarray(open_rgb(io.BytesIO(blob), where))
 
 
 def load_images(paths: Sequence[Path], image_size: int) -> Tensor:
@@ -179,8 +204,7 @@ def load_images(paths: Sequence[Path], image_size: int) -> Tensor:
         raise ValueError(f"image_size must be a positive integer, got {image_size}")
     out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as img:
-            out[i] = np.asarray(_resize_center_crop(img.convert("RGB"), image_size))
+        out[i] = np.asarray(_resize_center_crop(open_rgb(path, repr(str(path))), image_size))
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 

@@ -148,12 +148,41 @@ def torch_load(path: Path, what: str, error: type[ValueError] = ValueError, allo
         raise error(f"cannot read {what} {str(path)!r}: {reason}") from None
 
 
-def read_json(path: Path) -> Any:
-    """Read a JSON file; a missing or malformed file raises ValueError naming it."""
+MAX_JSON_DEPTH = 64  # nesting no file or option of the package comes near; deeper would exhaust Python's stack
+
+
+def parse_json(text: str, what: str) -> Any:
+    """JSON ``text`` as values; malformed or nested over MAX_JSON_DEPTH deep raises ValueError naming ``what``."""
+    too_deep = f"cannot read {what}: it nests lists or objects more than {MAX_JSON_DEPTH} levels deep"
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"cannot read {what}: {err}") from None
+    except RecursionError:
+        raise ValueError(too_deep) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(too_deep)
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How many lists and objects deep ``value`` nests (counted without recursion)."""
+    stack, deepest = [(value, 1)], 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file; a missing, malformed or too deeply nested file raises ValueError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read JSON file {str(path)!r}: {err}") from None
+    return parse_json(text, f"JSON file {str(path)!r}")
 
 
 def _json_safe(obj: Any) -> Any:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +33,7 @@ from ogc_lab.ogc import (
     transformed_loss,
 )
 from ogc_lab.registry import check_choice, check_names, unknown
+from ogc_lab.schema import FLAG, INTEGER, TEXT, Leaf, number
 
 RCE_LOG_ZERO = math.log(1e-4)  # A: the value RCE gives log 0 (one-hot label clamped at 1e-4)
 
@@ -88,11 +91,29 @@ def _check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
 
 
-def _keyword_names(fn: Callable[..., object], exclude: tuple[str, ...]) -> tuple[str, ...]:
-    """Names ``fn`` accepts as keywords (no *args/**kwargs), minus ``exclude``."""
+def _keyword_types(fn: Callable[..., object], exclude: tuple[str, ...]) -> dict[str, Any]:
+    """The keywords ``fn`` accepts (no *args/**kwargs), minus ``exclude``, each with its type hint."""
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn)
     params = inspect.signature(fn).parameters.values()
-    return tuple(p.name for p in params if p.kind in kinds and p.name not in exclude)
+    return {p.name: hints.get(p.name, Any) for p in params if p.kind in kinds and p.name not in exclude}
+
+
+# the values a hyperparameter of each hinted type takes (a hint not listed here is not checked)
+_PARAM_VALUES: dict[Any, Leaf] = {float: number(finite=False), int: INTEGER, bool: FLAG, str: TEXT,
+                                  type(None): Leaf("null", lambda v: v is None)}
+
+
+def _check_param_types(loss: str, params: dict[str, object], hints: dict[str, Any]) -> None:
+    """Raise ValueError naming the first of ``params`` whose value is not of its hinted type (``q='abc'``);
+    the ranges are each loss's own checks."""
+    for name, value in params.items():
+        hint = hints[name]
+        leaves = [_PARAM_VALUES.get(t) for t in (typing.get_args(hint) if isinstance(hint, types.UnionType)
+                                                  else (hint,))]
+        if all(leaves):
+            _check(any(leaf.test(value) for leaf in leaves), loss, name, value,
+                   " or ".join(leaf.allowed for leaf in leaves))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,9 +135,14 @@ class RobustLoss(nn.Module):
         self.reduction = reduction
 
     @classmethod
+    def param_types(cls) -> dict[str, Any]:
+        """The hyperparameters ``make_loss`` may pass to this loss, with their type hints."""
+        return _keyword_types(cls, exclude=("num_classes", "reduction"))
+
+    @classmethod
     def param_names(cls) -> tuple[str, ...]:
         """The hyperparameters ``make_loss`` may pass to this loss."""
-        return _keyword_names(cls, exclude=("num_classes", "reduction"))
+        return tuple(cls.param_types())
 
     def per_sample(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Loss of each sample, shape (batch,)."""
@@ -389,15 +415,18 @@ class _OGCFactory:
 
     base: str
 
-    def param_names(self) -> tuple[str, ...]:
-        """Keywords of OGCLoss, its threshold controller and the base loss (FL: gamma, GCE: q)."""
+    def param_types(self) -> dict[str, Any]:
+        """Keywords of OGCLoss, its threshold controller and the base loss (FL: gamma, GCE: q), with type hints."""
         skip = ("base", "reduction", "num_classes")
-        names = (
-            *_keyword_names(ogc.OGCLoss, exclude=skip),
-            *_keyword_names(ogc.ThresholdController, exclude=skip),
-            *_keyword_names(ogc.BASE_LOSSES[self.base], exclude=()),
-        )
-        return tuple(dict.fromkeys(names))
+        return {
+            **_keyword_types(ogc.OGCLoss, exclude=skip),
+            **_keyword_types(ogc.ThresholdController, exclude=skip),
+            **_keyword_types(ogc.BASE_LOSSES[self.base], exclude=()),
+        }
+
+    def param_names(self) -> tuple[str, ...]:
+        """The hyperparameters ``make_loss`` may pass to this loss."""
+        return tuple(self.param_types())
 
     def __call__(self, num_classes: int, reduction: str = "mean", **params: object) -> nn.Module:
         _check_num_classes(num_classes)
@@ -410,6 +439,8 @@ class LossFactory(Protocol):
     def __call__(
         self, num_classes: int, reduction: str = "mean", **params: object
     ) -> nn.Module: ...
+
+    def param_types(self) -> dict[str, Any]: ...
 
     def param_names(self) -> tuple[str, ...]: ...
 
@@ -439,4 +470,5 @@ def make_loss(name: str, num_classes: int, reduction: str = "mean", **params: ob
         raise unknown("loss", name, LOSSES)
     factory = LOSSES[key]
     check_names(f"{key} parameter", params, factory.param_names() or ["(none)"])
+    _check_param_types(key, params, factory.param_types())
     return factory(num_classes, reduction, **params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -176,8 +177,10 @@ def _to_int_tuple(value: Any) -> tuple[int, ...]:
 
 
 def _to_dict(value: Any) -> dict[str, Any]:
+    from .io import parse_json
+
     if isinstance(value, str):
-        value = json.loads(value) if value.strip() else {}
+        value = parse_json(value, "a JSON object") if value.strip() else {}
     if isinstance(value, dict):
         return dict(value)
     raise TypeError
@@ -231,7 +234,13 @@ def _check_choices(cfg: Config) -> None:
 
 
 def _check_ranges(cfg: Config) -> None:
-    positive = ["epochs", "batch_size", "lr", "eval_batch_size", "log_interval", "ogc_interval", "ogc_queue_size"]
+    from .ogc import MIN_QUEUE_SIZE
+
+    for name in FIELDS:  # inf or NaN in any float field: an OGC that never clips, a momentum that is no number
+        value = getattr(cfg, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"config field {name}={value!r} is not allowed; allowed: a finite number")
+    positive = ["epochs", "batch_size", "lr", "eval_batch_size", "log_interval", "ogc_interval"]
     for name in positive:
         if not getattr(cfg, name) > 0:
             raise ValueError(f"config field {name}={getattr(cfg, name)!r} must be > 0")
@@ -242,6 +251,9 @@ def _check_ranges(cfg: Config) -> None:
     for name in non_negative:
         if getattr(cfg, name) < 0:
             raise ValueError(f"config field {name}={getattr(cfg, name)!r} must be >= 0")
+    if cfg.ogc_queue_size < MIN_QUEUE_SIZE:
+        raise ValueError(f"config field ogc_queue_size={cfg.ogc_queue_size} must be >= {MIN_QUEUE_SIZE}, "
+                         "the smallest queue a two-component mixture is fitted to")
     if not 0.0 < cfg.gamma <= 1.0:
         raise ValueError(f"config field gamma={cfg.gamma!r} must be in (0, 1]")
     for name in ["subset", "test_subset", "grad_clip"]:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from .io import atomic_torch_save, atomic_write_json, read_json, torch_load
 from .recipes import Config
+from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
 
 RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
 CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
@@ -79,45 +80,41 @@ def _complete(row: dict[str | None, Any]) -> bool:
     return None not in row and all(value is not None for value in row.values())
 
 
-NUMBER = (int, float)
-
-
-# what train writes into a checkpoint and a result.json: entry -> the type its value must have
-CHECKPOINT_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "config": dict, "world_size": int, "epoch": int, "step": int, "elapsed_s": NUMBER, "history": list,
-    "model": dict, "optimizer": dict, "scheduler": dict, "loss": dict, "rng": list,
+# what train writes into a checkpoint and a result.json, down to the leaves that resume and the readers use
+EPOCH_RECORD: Schema = {"epoch": COUNT, "step": COUNT, "test_acc": ACCURACY, "tau": number(0.0, finite=False)}
+CHECKPOINT_SCHEMA: Schema = {
+    "config": DICT, "world_size": COUNT, "epoch": COUNT, "step": COUNT, "elapsed_s": number(0.0),
+    "history": ListOf(EPOCH_RECORD), "model": DICT, "optimizer": {"state": DICT, "param_groups": ListOf(DICT, 1)},
+    "scheduler": DICT, "loss": DICT, "rng": ListOf(DICT, 1),
 }
-
-
-RESULT_SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "config": dict, "epochs": list, "final_test_acc": NUMBER, "best_test_acc": NUMBER, "last10_test_acc": NUMBER,
-    "wall_time_s": NUMBER, "device": str, "date": str, "data_source": str,
+RESULT_SCHEMA: Schema = {
+    "config": {"dataset": TEXT, "noise": TEXT, "loss": TEXT, "model": TEXT, "seed": COUNT, "epochs": COUNT},
+    "epochs": ListOf({"test_acc": ACCURACY}, 1), "final_test_acc": ACCURACY, "best_test_acc": ACCURACY,
+    "last10_test_acc": ACCURACY, "wall_time_s": number(0.0), "device": TEXT, "date": TEXT, "data_source": TEXT,
 }
-
-
-def check_entries(obj: Any, schema: dict[str, type | tuple[type, ...]], what: str,
-                  error: type[ValueError] = ValueError) -> None:
-    """Raise ``error`` naming ``what`` unless ``obj`` is a dict with every entry of ``schema`` of its type."""
-    if not isinstance(obj, dict):
-        raise error(f"{what} holds a {type(obj).__name__}, expected a dict with entries {', '.join(schema)}")
-    for key, kind in schema.items():
-        if key not in obj:
-            raise error(f"{what} has no {key!r} entry; it has {', '.join(map(repr, obj)) or 'none'}")
-        if not isinstance(obj[key], kind) or isinstance(obj[key], bool):
-            found = "null" if obj[key] is None else f"a {type(obj[key]).__name__}"
-            raise error(f"{what}: entry {key!r} is {found}, expected {getattr(kind, '__name__', 'a number')}")
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by ``train``; anything unreadable or incomplete raises CheckpointError naming it."""
+    """Read a checkpoint written by ``train``; anything unreadable, incomplete or inconsistent raises
+    CheckpointError naming the file and the entry."""
     state = torch_load(path, "checkpoint", CheckpointError)
+    what = f"checkpoint {str(path)!r}"
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{str(path)!r} is not an ogc-lab checkpoint (format {CHECKPOINT_FORMAT})")
-    check_entries(state, CHECKPOINT_SCHEMA, f"checkpoint {str(path)!r}", CheckpointError)
-    if len(state["history"]) != state["epoch"] or len(state["rng"]) != state["world_size"]:
-        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: {len(state['history'])} epochs of history "
-                              f"at epoch {state['epoch']}, {len(state['rng'])} random states for "
-                              f"{state['world_size']} process(es)")
+    check(state, CHECKPOINT_SCHEMA, what, CheckpointError)
+    try:
+        epochs = Config.from_dict(state["config"]).epochs
+    except ValueError as err:
+        raise CheckpointError(f"{what}: its config is not valid: {err}") from None
+    history, epoch = state["history"], state["epoch"]
+    if [h["epoch"] for h in history] != list(range(1, epoch + 1)) or len(state["rng"]) != state["world_size"]:
+        raise CheckpointError(f"{what} is inconsistent: {len(history)} epochs of history at epoch {epoch}, "
+                              f"{len(state['rng'])} random states for {state['world_size']} process(es)")
+    if epoch > epochs:
+        raise CheckpointError(f"{what} is at epoch {epoch}, past the {epochs} epochs of its config")
+    if history and history[-1]["step"] != state["step"]:
+        raise CheckpointError(f"{what} is inconsistent: step {state['step']}, its history ends at step "
+                              f"{history[-1]['step']}")
     return state
 
 
@@ -125,16 +122,11 @@ def read_result(path: Path) -> dict[str, Any]:
     """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
     result = read_json(path)
     what = f"result file {str(path)!r}"
-    check_entries(result, RESULT_SCHEMA, what)
+    check(result, RESULT_SCHEMA, what)
     try:
         Config.from_dict(result["config"])
     except ValueError as err:
         raise ValueError(f"{what}: its config is not valid: {err}") from None
-    for key in ("final_test_acc", "best_test_acc", "last10_test_acc"):
-        if not 0.0 <= result[key] <= 1.0:
-            raise ValueError(f"{what}: {key} is {result[key]!r}, expected an accuracy in [0, 1]")
-    if not result["epochs"] or not all(isinstance(e, dict) and "test_acc" in e for e in result["epochs"]):
-        raise ValueError(f"{what}: entry 'epochs' must list one record (with test_acc) per epoch")
     return result
 
 
@@ -166,6 +158,12 @@ def check_optimizer_state(saved: dict[str, Any], net: nn.Module, path: Path) -> 
                                       f"{tuple(value.shape)}, the parameter has {tuple(params[index].shape)}")
 
 
+def check_like(saved: Any, live: Any, entry: str, path: Path) -> None:
+    """Raise CheckpointError unless a saved ``entry`` has the entries, lengths, tensor shapes and kinds of
+    leaf of the run's live one (what ``load_state_dict`` would otherwise trip on, or take silently)."""
+    check(saved, like(live), f"checkpoint {str(path)!r}", CheckpointError, entry)
+
+
 def config_differences(saved: dict[str, Any], config: Config) -> str:
     """The numbers-deciding fields where a saved config and ``config`` differ, as text ('' if none)."""
     saved = Config.from_dict(saved).to_dict()
@@ -176,10 +174,7 @@ def config_differences(saved: dict[str, Any], config: Config) -> str:
 
 def check_resumable(state: dict[str, Any], config: Config, world: int, path: Path) -> None:
     """A checkpoint may only be resumed by the same run: same numbers-deciding config and world size."""
-    try:
-        differ = config_differences(state["config"], config)
-    except ValueError as err:
-        raise CheckpointError(f"checkpoint {str(path)!r}: its config is not valid: {err}") from None
+    differ = config_differences(state["config"], config)  # load_checkpoint checked the saved config
     if differ:
         raise CheckpointError(f"checkpoint {str(path)!r} belongs to another config ({differ})")
     if state["world_size"] != world:
@@ -261,9 +256,15 @@ def load_steps(run_dir: Path) -> pd.DataFrame:
     if not path.exists() or not path.stat().st_size:
         return pd.DataFrame()
     try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            widths = [len(row) for row in csv.reader(handle)]
         steps = pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"cannot read steps file {str(path)!r}: {err}") from None
+    torn = next((number for number, width in enumerate(widths[1:], 1) if width != widths[0]), None)
+    if torn is not None:  # pandas would fill a torn row's missing fields with NaN
+        raise ValueError(f"steps file {str(path)!r}: row {torn} has {widths[torn]} fields, its header "
+                         f"{widths[0]} (a row cut short)")
     missing = [c for c in STEPS_COLUMNS if c not in steps]
     if missing:
         raise ValueError(f"steps file {str(path)!r} lacks columns {', '.join(missing)}; "

@@ -41,6 +41,7 @@ from .runs import (
     EPOCHS_CSV,
     STEPS_CSV,
     CsvLog,
+    check_like,
     check_optimizer_state,
     check_resumable,
     check_state_dict,
@@ -447,6 +448,13 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
     check_state_dict(state["model"], run.net, "model", path)
     check_state_dict(state["loss"], run.loss_fn, "loss", path)
     check_optimizer_state(state["optimizer"], run.net, path)
+    live_rng = {k: v for k, v in _rng_state(run.generator).items() if k != "cuda"}  # a CPU run's has no cuda
+    for entry, saved, live in [("loss", state["loss"], run.loss_fn.state_dict()),
+                               ("optimizer.param_groups", state["optimizer"]["param_groups"],
+                                run.optimizer.state_dict()["param_groups"]),
+                               ("scheduler", state["scheduler"], run.scheduler.state_dict()),
+                               (f"rng[{run.info.rank}]", state["rng"][run.info.rank], live_rng)]:
+        check_like(saved, live, entry, path)
     run.net.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])

@@ -5,20 +5,28 @@ The sweep engine itself (grids, worker pools, failures) is tested in test_sweep.
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import pickle
 import shutil
+import struct
 import subprocess
 import sys
+import tarfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 import ogc_lab.train as train_module
-from fixtures import write_imagefolder
+from fixtures import write_cifar10_archive, write_imagefolder
 from ogc_lab.cli import main
 
 TOY = ["--recipe", "toy", "--epochs", "1", "--no-progress"]
@@ -84,6 +92,16 @@ def test_train_from_a_result_json_reproduces_the_config(tmp_path: Path) -> None:
         (["sweep", "--recipe", "toy", "--losses", "ce", "--noises", "none", "--jobs", "0", "--out", "{out}"],
          ["--jobs", ">= 1", "0"]),
         (["bogus-command"], ["bogus-command"]),
+        (["train", *TOY, "--loss", "gce", "--loss-params", '{"q": "abc"}', "--out", "{out}"],
+         ["gce: q='abc' is not allowed; allowed: a number"]),
+        (["train", *TOY, "--loss", "ce+ogc", "--loss-params", '{"queue_size": 64.5}', "--out", "{out}"],
+         ["ce+ogc: queue_size=64.5 is not allowed; allowed: an integer"]),
+        (["train", *TOY, "--ogc-epsilon", "inf", "--out", "{out}"],
+         ["config field ogc_epsilon=inf is not allowed; allowed: a finite number"]),
+        (["train", *TOY, "--momentum", "nan", "--out", "{out}"], ["momentum=nan", "allowed: a finite number"]),
+        (["train", *TOY, "--loss", "ce+ogc", "--ogc-queue-size", "1", "--out", "{out}"],
+         ["ogc_queue_size=1 must be >= 2"]),
+        (["train", *TOY, "--loss-params", "[" * 5000 + "]" * 5000, "--out", "{out}"], ["loss_params="]),
     ],
 )
 def test_bad_input_is_one_error_line_with_exit_code_2(
@@ -120,6 +138,20 @@ def test_a_config_file_that_is_not_a_config_is_one_error_naming_it(
         assert main(["train", "--config", str(tmp_path / name), "--out", str(tmp_path / "out")]) == 2
         line = _error_line(capsys)
         assert f"config file {str(tmp_path / name)!r}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["train", "--config", "{file}", "--out", "{out}"], ["report", "{dir}"]])
+def test_deeply_nested_json_is_one_error_naming_the_file(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "run" / "result.json"
+    path.parent.mkdir()
+    path.write_text('{"config": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    values = {"{file}": str(path), "{out}": str(tmp_path / "out"), "{dir}": str(tmp_path)}
+    assert main([values.get(a, a) for a in command]) == 2
+    line = _error_line(capsys)
+    assert f"cannot read JSON file {str(path)!r}: it nests lists or objects more than 64 levels deep" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -161,12 +193,41 @@ def _a_bias_one_longer(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _epochs_ahead(state: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint of epoch 5 of its 1-epoch run, its history continued consistently."""
+    history = [{**state["history"][0], "epoch": e} for e in range(1, 6)]
+    return {**state, "epoch": 5, "history": history}
+
+
 CHECKPOINT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
     "only its format": (lambda s: {"format": 1}, ["has no 'config' entry", "it has 'format'"]),
     "no model": (lambda s: {k: v for k, v in s.items() if k != "model"}, ["has no 'model' entry"]),
     "tensors of other shapes": (_a_bias_one_longer, ["model tensor", "bias", "has shape (3,)", "this run's has (2,)"]),
     "history of another epoch": (lambda s: {**s, "history": []}, ["inconsistent", "0 epochs of history at epoch 1"]),
     "an object torch refuses": (lambda s: {**s, "extra": Planted()}, ["test_cli.Planted", "refusing to unpickle"]),
+    "history an int": (lambda s: {**s, "history": 3}, ["entry 'history' holds 3, expected a list"]),
+    "history without test_acc": (lambda s: {**s, "history": [{k: v for k, v in s["history"][0].items()
+                                                               if k != "test_acc"}]},
+                                 ["has no 'history[0].test_acc' entry"]),
+    "an accuracy that is text": (lambda s: {**s, "history": [{**s["history"][0], "test_acc": "high"}]},
+                                 ["entry 'history[0].test_acc' is 'high', expected a finite number in [0, 1]"]),
+    "rng an empty dict": (lambda s: {**s, "rng": {}}, ["entry 'rng' holds a dict, expected a list of at least 1"]),
+    "rng an int": (lambda s: {**s, "rng": 7}, ["entry 'rng' holds 7, expected a list"]),
+    "rng of empty states": (lambda s: {**s, "rng": [{}]}, ["has no 'rng[0].torch' entry"]),
+    "a torch random state cut short": (lambda s: {**s, "rng": [{**s["rng"][0], "torch": s["rng"][0]["torch"][:9]}]},
+                                       ["entry 'rng[0].torch' is a torch.uint8 tensor of shape (9,)"]),
+    "optimizer without param_groups": (lambda s: {**s, "optimizer": {"state": {}}},
+                                       ["has no 'optimizer.param_groups' entry"]),
+    "optimizer with a text lr": (lambda s: {**s, "optimizer": {**s["optimizer"], "param_groups": [
+        {**s["optimizer"]["param_groups"][0], "lr": "0.1"}]}},
+        ["entry 'optimizer.param_groups[0].lr' is '0.1', expected a finite number"]),
+    "scheduler with a text gamma": (lambda s: {**s, "scheduler": {**s["scheduler"], "gamma": "x"}},
+                                    ["entry 'scheduler.gamma' is 'x', expected a finite number"]),
+    "an epoch past the run's": (_epochs_ahead, ["is at epoch 5, past the 1 epochs of its config"]),
+    "a negative step": (lambda s: {**s, "step": -1}, ["entry 'step' is -1, expected an integer >= 0"]),
+    "a NaN elapsed time": (lambda s: {**s, "elapsed_s": math.nan},
+                           ["entry 'elapsed_s' is nan, expected a finite number in [0, inf]"]),
+    "a step its history does not end at": (lambda s: {**s, "step": s["step"] + 1}, ["inconsistent", "history ends"]),
 }
 
 
@@ -209,6 +270,83 @@ def test_an_image_tree_without_images_of_a_class_is_refused_before_training(
     assert not out.exists()  # no result with an accuracy computed on nothing
 
 
+def _extracted_cifar10(root: Path) -> Path:
+    """The tiny CIFAR-10 fixture (4 images a batch) extracted under ``root``: its cifar-10-batches-py folder."""
+    with tarfile.open(write_cifar10_archive(root / "archive").archive) as tar:
+        tar.extractall(root, filter="data")
+    return root / "cifar-10-batches-py"
+
+
+def _batch(images: int, labels: list[int], row: int = 3072) -> bytes:
+    return pickle.dumps({"data": np.zeros((images, row), np.uint8), "labels": labels}, protocol=2)
+
+
+# file of cifar-10-batches-py -> (its new content, or a change of its bytes), what the error names
+CIFAR_DAMAGE: dict[str, tuple[str, Callable[[bytes], bytes], list[str]]] = {
+    "a batch without data": ("data_batch_1", lambda b: pickle.dumps({"labels": [1]}), ["has no 'data' entry"]),
+    "a batch that is a list": ("data_batch_2", lambda b: pickle.dumps([1, 2]),
+                               ["it holds a list, expected a dict with entries data, labels"]),
+    "meta without label_names": ("batches.meta", lambda b: pickle.dumps({"num_vis": 3072}),
+                                 ["has no 'label_names' entry"]),
+    "a truncated batch": ("data_batch_3", lambda b: b[: len(b) // 2], ["cannot read CIFAR batch", "clean copy"]),
+    "an empty batch file": ("test_batch", lambda b: b"", ["cannot read CIFAR batch", "EOFError"]),
+    "a file of garbage": ("data_batch_4", lambda b: b"\x80\x02garbage" * 9, ["cannot read CIFAR batch"]),
+    "20 images and 3 labels": ("data_batch_5", lambda b: _batch(20, [0, 1, 2]),
+                               ["entry 'labels' holds int64 values of shape (3,), expected 20 integer labels"]),
+    "a label out of range": ("test_batch", lambda b: _batch(2, [0, 10]), ["labels from 0 to 10, allowed: 0 to 9"]),
+    "a label that is text": ("data_batch_1", lambda b: _batch(2, [0, "cat"]),
+                             ["entry 'labels[1]' is 'cat', expected an integer >= 0"]),
+    "images of another size": ("data_batch_1", lambda b: _batch(2, [0, 1], row=1024),
+                               ["entry 'data' is a uint8 array of shape (2, 1024), expected a uint8 array of shape "
+                                "(N, 3072)"]),
+}
+
+
+@pytest.mark.parametrize("damage", list(CIFAR_DAMAGE))
+def test_a_damaged_cifar_batch_is_one_error_naming_it_and_never_trains(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, change, names = CIFAR_DAMAGE[damage]
+    path = _extracted_cifar10(tmp_path / "data") / name
+    path.write_bytes(change(path.read_bytes()))
+    out = tmp_path / "out"
+    assert main(["train", *TOY, "--dataset", "cifar10", "--model", "cnn-small", "--data-root",
+                 str(tmp_path / "data"), "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    for expected in [str(path), *names]:
+        assert expected in line, (expected, line)
+    assert not out.exists()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header (IHDR, its CRC fixed up) claims ``width`` x ``height`` pixels."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("content, names", [
+    (lambda b: _png_claiming(30_000, 30_000), ["exceeds limit", "decompression bomb"]),
+    (lambda b: b[: len(b) // 2], []),
+    (lambda b: b"", []),
+])
+def test_an_image_that_cannot_be_read_is_one_error_naming_it(
+    content: Callable[[bytes], bytes], names: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree, out = tmp_path / "tree", tmp_path / "out"
+    write_imagefolder(tree, {"cat": (2, 1), "dog": (2, 1)})
+    path = tree / "train" / "dog" / "001.png"
+    path.write_bytes(content(path.read_bytes()))
+    assert main(["train", *TOY, "--dataset", f"imagefolder:{tree}", "--model", "cnn-small", "--out", str(out)]) == 2
+    line = _error_line(capsys)
+    for expected in [f"cannot read image {str(path)!r}", *names]:
+        assert expected in line, (expected, line)
+    assert not out.exists()
+
+
 def _no_test_samples(result: dict[str, Any]) -> dict[str, Any]:
     """The result a run evaluated on 0 test samples wrote: accuracies 0/0, saved as null."""
     accuracies = dict.fromkeys(["final_test_acc", "best_test_acc", "last10_test_acc"])
@@ -218,9 +356,19 @@ def _no_test_samples(result: dict[str, Any]) -> dict[str, Any]:
 RESULT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
     "no config": (lambda r: {k: v for k, v in r.items() if k != "config"}, ["has no 'config' entry"]),
     "a JSON list": (lambda r: [r], ["holds a list, expected a dict"]),
-    "0 test samples": (_no_test_samples, ["entry 'final_test_acc' is null, expected a number"]),
-    "an accuracy above 1": (lambda r: {**r, "best_test_acc": 97.5}, ["best_test_acc is 97.5", "[0, 1]"]),
+    "0 test samples": (_no_test_samples, ["entry 'epochs[0].test_acc' is null, expected a finite number in [0, 1]"]),
+    "an accuracy above 1": (lambda r: {**r, "best_test_acc": 97.5},
+                            ["entry 'best_test_acc' is 97.5, expected a finite number in [0, 1]"]),
     "an invalid config": (lambda r: {**r, "config": {**r["config"], "lr": "fast"}}, ["config", "lr='fast'"]),
+    "an empty config": (lambda r: {**r, "config": {}}, ["has no 'config.dataset' entry; it has none"]),
+    "a config without loss": (lambda r: {**r, "config": {k: v for k, v in r["config"].items() if k != "loss"}},
+                              ["has no 'config.loss' entry"]),
+    "accuracies as text": (lambda r: {**r, "epochs": [{**e, "test_acc": "0.5"} for e in r["epochs"]]},
+                           ["entry 'epochs[0].test_acc' is '0.5', expected a finite number in [0, 1]"]),
+    "a NaN wall time": (lambda r: {**r, "wall_time_s": math.nan},
+                        ["entry 'wall_time_s' is nan, expected a finite number in [0, inf]"]),
+    "an infinite accuracy": (lambda r: {**r, "last10_test_acc": math.inf},
+                             ["entry 'last10_test_acc' is inf, expected a finite number in [0, 1]"]),
 }
 
 
@@ -255,6 +403,11 @@ def test_report_on_a_damaged_steps_csv_is_one_error_naming_it(
     frame.drop(columns=["tau"]).to_csv(steps, index=False)
     assert main(["report", str(root)]) == 2
     assert "lacks columns tau" in _error_line(capsys)
+    pd.read_csv(finished_toy_run / "steps.csv").to_csv(steps, index=False)
+    with open(steps, "a", encoding="utf-8") as handle:
+        handle.write("99,1,0.1\n")  # the row a crash cut short
+    assert main(["report", str(root)]) == 2
+    assert f"steps file {str(steps)!r}: row 2 has 3 fields, its header" in _error_line(capsys)
 
 
 def test_resume_with_a_steps_csv_of_another_format_is_one_error_naming_it(

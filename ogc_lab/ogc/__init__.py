@@ -5,7 +5,7 @@ the controller and the loss module, one concept a module (docs/architecture.md m
 from __future__ import annotations
 
 from .base import BASE_LOSSES, H_MAX, H_MIN, P_MAX, P_MIN, BaseLoss, TauLike, base_loss
-from .controller import GMM_FITTERS, TAU_SEARCHES, ThresholdController
+from .controller import GMM_FITTERS, MIN_QUEUE_SIZE, TAU_SEARCHES, ThresholdController
 from .loss import OGCLoss
 from .mixture import GMM1D, GMM_INITS, fit_gmm_sklearn, fit_gmm_torch
 from .ratio import RATIO_METHODS, ratio_exact, ratio_grid
@@ -29,6 +29,7 @@ __all__ = [
     "GMM_INITS",
     "H_MAX",
     "H_MIN",
+    "MIN_QUEUE_SIZE",
     "P_MAX",
     "P_MIN",
     "RATIO_METHODS",

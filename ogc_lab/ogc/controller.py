@@ -21,6 +21,7 @@ from .reference import reference_tau
 from .solve import solve_tau
 
 MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
+MIN_QUEUE_SIZE = 2  # the smallest queue a two-component mixture can be fitted to
 
 
 def _fit_with_torch(x: Tensor, ctrl: ThresholdController) -> GMM1D:
@@ -88,9 +89,10 @@ class ThresholdController:
             check_choice(name, value, allowed)
         if method == "exact" and base.exp_rate is None:
             raise ValueError(f"method='exact' is not available for base loss {base.name}; use 'grid'")
-        for name, value in {"interval": interval, "queue_size": queue_size, "max_iter": max_iter}.items():
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, value, least in [("interval", interval, 1), ("queue_size", queue_size, MIN_QUEUE_SIZE),
+                                   ("max_iter", max_iter, 1)]:
+            if int(value) != value or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if not epsilon >= 0.0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
         self.base, self.epsilon, self.interval, self.queue_size = base, float(epsilon), interval, queue_size
