@@ -37,7 +37,8 @@ class FolderBusyError(ValueError):
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` for the block, or raise FolderBusyError at once if another
-    process holds it.  The OS drops the lock when its holder dies, so a killed run never blocks a resume."""
+    process holds it.  The OS drops the lock when its holder dies, so a killed run never blocks a resume;
+    the lock file goes when the block ends, so a folder is left as it was found plus what the block wrote."""
     folder = Path(folder)
     created = [p for p in (folder, *folder.parents) if not p.exists()]  # innermost first
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,31 +46,40 @@ def folder_lock(folder: Path) -> Iterator[None]:
         with _locked(folder / LOCK_FILE):
             yield
     finally:  # a run that failed before writing anything leaves no folder behind
-        if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
-            (folder / LOCK_FILE).unlink()
+        if created and not any(folder.iterdir()):
             for made in created:
                 made.rmdir()
 
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """flock ``path`` (created if missing) without waiting; record this process's pid in it."""
-    with open(path, "a+", encoding="utf-8") as handle:
+    """flock ``path`` (created if missing) without waiting, record this process's pid in it, and remove
+    it on release while still holding it; a file its holder removed as we opened it is not taken."""
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
         if fcntl is not None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "unknown"
+                handle.close()
                 raise FolderBusyError(
                     f"folder {str(path.parent)!r} is in use by another process (pid {holder}); "
                     "wait for it to finish or stop it, then resume"
                 ) from None
+        if path.exists() and os.path.samestat(os.fstat(handle.fileno()), os.stat(path)):
+            break
+        handle.close()  # the previous holder removed this file after we opened it: lock the one there now
+    with handle:
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        yield
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def _umask() -> int:

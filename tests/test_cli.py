@@ -159,9 +159,12 @@ def test_a_finished_run_is_not_overwritten(tmp_path: Path, capsys: pytest.Captur
     out = tmp_path / "run"
     assert main(["train", *TOY, "--out", str(out)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert ".lock" not in before  # the lock file went with the lock
     capsys.readouterr()
     assert main(["train", *TOY, "--out", str(out)]) == 2
     assert "already holds a finished run" in _error_line(capsys)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["train", *TOY, "--out", str(out), "--resume"]) == 0  # reads the finished run, writes nothing
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -245,7 +248,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_error_naming_it(
     for name in [repr(str(out / "checkpoint.pt")), *names]:
         assert name in line, (name, line)
     assert "weights_only" not in line  # torch's advice to load unsafely is never relayed
-    assert sorted(p.name for p in out.iterdir()) == [".lock", "checkpoint.pt"]  # no result, no CSV
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]  # no result, no CSV, no lock file
     assert (out / "checkpoint.pt").read_bytes() == before
 
 

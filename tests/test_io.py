@@ -57,6 +57,24 @@ def test_a_locked_folder_refuses_a_second_writer_naming_the_holder(tmp_path: Pat
 
 
 @needs_flock
+def test_a_lock_file_removed_by_its_holder_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that opened the lock file just before its holder removed it must lock the new file instead,
+    or two writers would hold 'the' lock at once."""
+    real_flock, raced = io.fcntl.flock, []
+
+    def holder_releases_meanwhile(handle, flags):
+        if not raced:  # the holder removes the file between this writer's open and its flock
+            raced.append(handle.name)
+            os.unlink(handle.name)
+        return real_flock(handle, flags)
+
+    monkeypatch.setattr(io.fcntl, "flock", holder_releases_meanwhile)
+    with io.folder_lock(tmp_path):
+        assert (tmp_path / io.LOCK_FILE).read_text() == str(os.getpid())  # the file there now is the one held
+    assert raced and os.listdir(tmp_path) == []
+
+
+@needs_flock
 def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from ogc_lab import io\n"
@@ -81,7 +99,7 @@ def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed(tmp_path: Path) -
     assert os.listdir(tmp_path) == []  # both folders it made are gone
     with io.folder_lock(tmp_path / "kept"):
         (tmp_path / "kept" / "result.json").write_text("{}")
-    assert sorted(os.listdir(tmp_path / "kept")) == [io.LOCK_FILE, "result.json"]
+    assert os.listdir(tmp_path / "kept") == ["result.json"]  # the lock file goes with the lock
     with io.folder_lock(tmp_path):  # a folder that was already there stays
         pass
     assert tmp_path.is_dir()
