@@ -28,6 +28,7 @@ except ImportError:  # Windows: no advisory locks; folder_lock then guards nothi
     fcntl = None  # type: ignore[assignment]
 
 LOCK_FILE = ".lock"
+TEMP_SUFFIX = ".tmp"  # atomic writes go to '.<name>.<random>.tmp' beside their file first
 
 
 class FolderBusyError(ValueError):
@@ -94,7 +95,7 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it over ``path``, else delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; every file of a run gets the same, usual mode

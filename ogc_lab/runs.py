@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .io import atomic_torch_save, atomic_write_json, read_json, torch_load
+from .io import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, read_json, torch_load
 from .recipes import Config
 from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
 
@@ -205,8 +205,21 @@ def finished_result(out_dir: Path, config: Config) -> dict[str, Any] | None:
     return result
 
 
+def _not_of_a_run(out_dir: Path) -> list[str]:
+    """What ``out_dir`` holds besides a run's files, its lock, a report and the temporaries of atomic writes."""
+    ours = {*RUN_FILES, LOCK_FILE, REPORT_DIR}
+    return sorted(p.name for p in out_dir.iterdir()
+                  if p.name not in ours and not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX)))
+
+
 def prepare_out_dir(out_dir: Path, config: Config, resume: bool) -> dict[str, Any] | None:
-    """Refuse to overwrite a run; return the finished result when resuming one that is done."""
+    """Refuse to overwrite a run, or to write one among other files (``--out ..``); return the finished
+    result when resuming one that is done."""
+    foreign = _not_of_a_run(out_dir) if out_dir.is_dir() else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise RunExistsError(f"out dir {str(out_dir)!r} holds other things than a run ({shown}); "
+                             "allowed: a new or empty folder, or a run's own folder")
     if (out_dir / RESULT).exists() and not resume:
         raise RunExistsError(
             f"out dir {str(out_dir)!r} already holds a finished run ({RESULT}); "

@@ -130,6 +130,19 @@ def test_out_must_not_be_the_current_folder(
     assert list(tmp_path.iterdir()) == []  # nothing was written into the current folder
 
 
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_out_must_not_hold_other_things_than_a_run(
+    resume: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(["train", *TOY, *resume, "--out", ".."]) == 2
+    line = _error_line(capsys)
+    assert "out dir '..' holds other things than a run (notes.txt, work); allowed: a new or empty folder" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "work"]  # nothing written, no lock left
+
+
 def test_a_config_file_that_is_not_a_config_is_one_error_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
