@@ -59,15 +59,19 @@ class CsvLog:
             writer.writerow(row)
 
     def truncate(self, keep: Callable[[dict[str, str]], bool]) -> None:
-        """Drop rows written after the checkpoint being resumed from, and any row cut short by a crash."""
+        """Drop rows written after the checkpoint being resumed from, and any row or header cut short by a crash."""
         if not self.path.exists():
             return
         with open(self.path, newline="", encoding="utf-8") as handle:
+            torn_header = not handle.readline().endswith("\n")  # cut short by a crash: no row follows it
+            handle.seek(0)
             reader = csv.DictReader(handle)
             try:
                 fields, rows = reader.fieldnames, [r for r in reader if _complete(r) and keep(r)]
             except ValueError as err:  # a step or epoch that is not a number: not a file train wrote
                 raise ValueError(f"cannot resume from {str(self.path)!r}: line {reader.line_num}: {err}") from None
+        if torn_header:  # the next row writes the whole header afresh
+            fields = None
         with open(self.path, "w", newline="", encoding="utf-8") as handle:
             if fields:
                 writer = csv.DictWriter(handle, fieldnames=fields)

@@ -256,6 +256,20 @@ def test_resume_drops_a_torn_csv_row(tmp_path: Path) -> None:
     assert (tmp_path / "steps.csv").read_text() == whole
 
 
+def test_resume_rewrites_a_torn_csv_header(tmp_path: Path, toy_run) -> None:
+    """A crash while the header was written ('step,epo') left a log that kept only the step column."""
+    out = tmp_path / "run"
+    out.mkdir()
+    state = torch.load(toy_run[0] / "checkpoint.pt", weights_only=True)
+    history = state["history"][:1]
+    torch.save({**state, "epoch": 1, "step": history[0]["step"], "history": history}, out / "checkpoint.pt")
+    (out / "steps.csv").write_text("step,epo")
+    train(TOY, out, resume=True, progress=False)
+    header = _rows(out / "steps.csv")[0].keys()
+    assert list(header) == list(_rows(toy_run[0] / "steps.csv")[0].keys())
+    assert len(_rows(out / "steps.csv")) == len([r for r in _rows(toy_run[0] / "steps.csv") if r["epoch"] == "2"])
+
+
 def test_a_finished_run_is_never_overwritten(toy_run) -> None:
     out, result = toy_run
     before = (out / "result.json").read_bytes()
