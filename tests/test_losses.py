@@ -534,3 +534,13 @@ def test_ogc_before_any_clipping_equals_its_base_loss(name, params):
     value = clipped(z, y, lr=0.1)
     assert torch.isinf(clipped.tau)
     torch.testing.assert_close(value, make_loss(name, 10, reduction="none", **params)(z, y))
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_targets_that_are_not_class_indices_in_range_are_refused(name: str) -> None:
+    """Float targets were truncated (2.7 trained as class 2) and returned a loss."""
+    loss, logits = make_loss(name, 3), torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="targets must be integer class indices, got torch.float32"):
+        loss(logits, torch.tensor([0, 1, 2, 1]).float() + 0.7, lr=0.1)
+    with pytest.raises(ValueError, match=r"targets must be class indices in \[0, 2\], got -1 to 3"):
+        loss(logits, torch.tensor([0, -1, 3, 1]), lr=0.1)

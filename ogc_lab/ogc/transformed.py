@@ -17,12 +17,21 @@ REDUCTIONS = ("mean", "sum", "none")  # what ``reduce_loss`` does with per-sampl
 
 
 def check_batch(logits: Tensor, targets: Tensor, num_classes: int | None) -> None:
-    """Every loss's input check: logits (batch, K) with K = ``num_classes`` when known, targets (batch,)."""
+    """Every loss's input check: logits (batch, K) with K = ``num_classes`` when known, targets (batch,) of
+    integer class indices."""
     if logits.ndim != 2 or (num_classes is not None and logits.shape[1] != num_classes):
         wanted = f"(batch, {num_classes})" if num_classes is not None else "(batch, classes)"
         raise ValueError(f"logits must be {wanted}, got shape {tuple(logits.shape)}")
     if targets.shape != logits.shape[:1]:
         raise ValueError(f"targets must have shape ({logits.shape[0]},), got {tuple(targets.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype.is_complex or targets.dtype == torch.bool:
+        raise ValueError(f"targets must be integer class indices, got {targets.dtype} (a float would be truncated)")
+    # the range is read on the CPU only, where reading a value costs no device synchronisation; the
+    # loaders check every label once (DataSplit), so accelerated steps stay free of host reads
+    if num_classes is not None and targets.device.type == "cpu" and targets.numel():
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"targets must be class indices in [0, {num_classes - 1}], got {low} to {high}")
 
 
 def label_log_prob(logits: Tensor, targets: Tensor) -> Tensor:
