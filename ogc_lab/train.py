@@ -120,7 +120,7 @@ def _shard(n: int, info: DistInfo) -> Tensor:
 
 
 def _batches(run: Run, epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
-    """One epoch of shuffled, augmented, normalised training batches.
+    """One epoch of shuffled, augmented, normalised training batches (a last batch of one sample dropped).
 
     The device pipeline draws order and augmentation from the run's generator (checkpointed); the
     DataLoader pipeline seeds each epoch's loader from (seed, rank, epoch), so both resume exactly.
@@ -128,14 +128,16 @@ def _batches(run: Run, epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
     c, split = run.config, run.split
     batch_size = c.batch_size // run.info.world  # batch_size is the global batch, as in the recipes
     augment = augmentation(c) if split.is_image else None
+    single = len(run.train_x) % batch_size == 1  # a last batch of one sample: BatchNorm cannot train on it
     if c.pipeline == "device":
         fmt = torch.channels_last if run.channels_last else torch.contiguous_format
         return DeviceBatches(run.train_x, run.train_noisy, batch_size, shuffle=True, augment=augment,
-                             mean=split.mean, std=split.std, generator=run.generator, memory_format=fmt)
+                             mean=split.mean, std=split.std, generator=run.generator, memory_format=fmt,
+                             drop_last=single)
     seed = int(np.random.SeedSequence([c.seed, run.info.rank, epoch]).generate_state(1)[0])
     return dataloader_batches(run.train_x, run.train_noisy, batch_size, shuffle=True, augment=augment,
                               mean=split.mean, std=split.std, seed=seed, num_workers=c.num_workers,
-                              pin_memory=run.device.type == "cuda")
+                              pin_memory=run.device.type == "cuda", drop_last=single)
 
 
 # ---------------------------------------------------------------- diagnostics

@@ -256,6 +256,15 @@ def test_resume_drops_a_torn_csv_row(tmp_path: Path) -> None:
     assert (tmp_path / "steps.csv").read_text() == whole
 
 
+@pytest.mark.parametrize("pipeline", ["device", "dataloader"])
+def test_a_last_batch_of_one_sample_is_dropped(tmp_path: Path, pipeline: str) -> None:
+    """65 images in batches of 64: BatchNorm failed on the last batch of one ('Expected more than 1 value')."""
+    config = DIGITS.replace(subset=65, epochs=1, milestones=(1,), batch_size=64, model="cnn8", pipeline=pipeline,
+                            num_workers=0, log_interval=1)
+    result = train(config, tmp_path / "run", progress=False)
+    assert result["epochs"][0]["step"] == 1
+
+
 def test_resume_rewrites_a_torn_csv_header(tmp_path: Path, toy_run) -> None:
     """A crash while the header was written ('step,epo') left a log that kept only the step column."""
     out = tmp_path / "run"
