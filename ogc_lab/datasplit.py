@@ -136,6 +136,10 @@ def subsample(split: DataSplit, subset: int | None, test_subset: int | None, see
     size), so CPU-scale runs also evaluate cheaply; otherwise all test samples are kept.  Noisy label
     sets follow the train selection; ``extra_test_sets`` are kept whole.
     """
+    for name, n, total in (("subset", subset, len(split.train_y)), ("test_subset", test_subset, len(split.test_y))):
+        if n is not None and n < split.num_classes:  # an accuracy of a class never seen, or of one sample
+            raise ValueError(f"{name}={n} keeps fewer samples than the {split.num_classes} classes of "
+                             f"{split.name!r}; allowed: {split.num_classes} to {total}")
     if subset is not None:
         idx = stratified_indices(split.train_y, subset, seed)
         split = replace(

@@ -107,6 +107,22 @@ def _atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextmanager
+def staged_folder(folder: Path) -> Iterator[Path]:
+    """Yield an empty hidden folder beside ``folder`` to write a set of files into; once the block ends
+    without error they replace their namesakes in ``folder`` (each atomically), else none of them does."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=TEMP_SUFFIX, dir=folder.parent))
+    try:
+        yield staging
+        folder.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see either the old or the new file, never half."""
     with _atomic_path(path) as tmp:

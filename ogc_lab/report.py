@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io import atomic_write_text
+from .io import staged_folder
 
 # the palette and the per-axes plots are plotting's (the book's one source of style), re-exported here
 from .plotting import LOSS_COLORS as LOSS_COLORS
@@ -249,15 +249,15 @@ def queue_snapshot(run_dir: Path) -> dict[str, Any]:
 
 
 def write_report(root: Path) -> str:
-    """Write summary.csv, summary.md and the plots to ``root/report/``; return the markdown table."""
+    """Write summary.csv, summary.md and the plots to ``root/report/``, all of them or (on any error)
+    none, so a failed report leaves the previous one whole; return the markdown table."""
     root = Path(root)
     runs = load_runs(root)
-    out_dir = root / REPORT_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarise(runs)
     markdown = to_markdown(summary)
-    atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False))
-    atomic_write_text(out_dir / "summary.md", markdown + "\n")
-    plot_test_accuracy(runs, out_dir)
-    plot_clipping(runs, out_dir)
+    with staged_folder(root / REPORT_DIR) as staging:
+        (staging / "summary.csv").write_text(summary.to_csv(index=False), encoding="utf-8")
+        (staging / "summary.md").write_text(markdown + "\n", encoding="utf-8")
+        plot_test_accuracy(runs, staging)
+        plot_clipping(runs, staging)
     return markdown

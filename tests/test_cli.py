@@ -102,6 +102,10 @@ def test_train_from_a_result_json_reproduces_the_config(tmp_path: Path) -> None:
         (["train", *TOY, "--loss", "ce+ogc", "--ogc-queue-size", "1", "--out", "{out}"],
          ["ogc_queue_size=1 must be >= 2"]),
         (["train", *TOY, "--loss-params", "[" * 5000 + "]" * 5000, "--out", "{out}"], ["loss_params="]),
+        (["train", *TOY, "--subset", "1", "--out", "{out}"],
+         ["subset=1 keeps fewer samples than the 2 classes of 'toy2d'; allowed: 2 to 400"]),
+        (["noise", "--dataset", "digits", "--noise", "none", "--subset", "9"], ["subset=9", "allowed: 10 to 1437"]),
+        (["train", *TOY, "--test-subset", "1", "--out", "{out}"], ["test_subset=1", "allowed: 2 to 2000"]),
     ],
 )
 def test_bad_input_is_one_error_line_with_exit_code_2(
@@ -402,6 +406,26 @@ def test_report_on_a_damaged_result_is_one_error_naming_it(
     for name in [f"result file {str(path)!r}", *names]:
         assert name in line, (name, line)
     assert not (root / "report").exists()
+
+
+def test_a_report_that_fails_part_way_leaves_the_previous_one_whole(
+    finished_toy_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "grid"
+    shutil.copytree(finished_toy_run, root / "run")
+    assert main(["report", str(root)]) == 0
+    before = {p.name: p.read_bytes() for p in (root / "report").iterdir()}
+    path = root / "run" / "result.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "wall_time_s": 12345.0}))  # another summary
+
+    def disk_full(*args: Any) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("ogc_lab.report.plot_clipping", disk_full)  # the last file of the report
+    assert main(["report", str(root)]) == 2
+    assert "No space left on device" in _error_line(capsys)
+    assert {p.name: p.read_bytes() for p in (root / "report").iterdir()} == before
+    assert sorted(p.name for p in root.iterdir()) == ["report", "run"]  # no staging folder left
 
 
 def test_report_on_a_damaged_steps_csv_is_one_error_naming_it(
