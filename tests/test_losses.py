@@ -3,6 +3,7 @@ gradients against finite differences, the properties the papers claim, and the r
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -534,3 +535,22 @@ def test_ogc_before_any_clipping_equals_its_base_loss(name, params):
     value = clipped(z, y, lr=0.1)
     assert torch.isinf(clipped.tau)
     torch.testing.assert_close(value, make_loss(name, 10, reduction="none", **params)(z, y))
+
+
+# Every baseline's default hyperparameters and the paper setting each one is (the docstrings cite the same).
+PAPER_DEFAULTS = {
+    "gce": ({"q": 0.7}, "Zhang & Sabuncu, NeurIPS 2018"),
+    "sce": ({"alpha": 0.1, "beta": 1.0}, "Wang et al., ICCV 2019, CIFAR-10"),
+    "nce+rce": ({"alpha": 1.0, "beta": 1.0}, "Ma et al., ICML 2020, CIFAR-10"),
+    "anl-ce": ({"alpha": 5.0, "beta": 5.0, "min_prob": 1e-7}, "Ye et al., NeurIPS 2023, CIFAR-10 config"),
+    "phuber-ce": ({"tau": 10.0}, "Menon et al., ICLR 2020, CIFAR"),
+    "taylor-ce": ({"order": 2}, "Feng et al., IJCAI 2020, CIFAR-10"),
+    "fl": ({"gamma": 0.5}, "the OGC and APL CIFAR-10 settings"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
+def test_each_baseline_defaults_to_its_papers_setting(name: str) -> None:
+    values, source = PAPER_DEFAULTS[name]
+    signature = inspect.signature(LOSSES[name])
+    assert {k: signature.parameters[k].default for k in values} == values, source
