@@ -255,6 +255,25 @@ def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num
             f"{1 / num_classes:.0%}).")
 
 
+STILL_LEARNING = 1.0  # points: a drop from the peak below this, with the peak in the last epochs, is no memorising
+
+
+def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: str = "ce") -> str:
+    """Whether ``loss`` had begun to memorise under ``noise`` in runs of ``epochs`` epochs: where its test accuracy
+    still peaked in the last epochs (within ``STILL_LEARNING`` points of the end), a method against memorisation
+    had nothing to prevent, and a comparison there says little about it."""
+    rows = frame[(frame["noise"] == noise) & (frame["loss"] == loss)]
+    if not len(rows):
+        return f"Under {noise}, {loss} has no finished run yet."
+    peak_epoch, drop = float(rows["peak_epoch"].mean()), 100 * float(rows["drop"].mean())
+    said = (f"Under {noise}, {loss}'s test accuracy peaked in epoch {peak_epoch:.0f} of {epochs} on average and ended "
+            f"{drop:.1f} points below that peak")
+    if drop < STILL_LEARNING and peak_epoch >= epochs - 2:
+        return said + (f": {loss} had not begun to memorise, so there was nothing for a method against memorisation "
+                       "to prevent, and a comparison there says little about it.")
+    return said + "."
+
+
 def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """``comparison`` as the book shows it: percentages to 0.1 (what the runs hold at that precision), 'mean ± std',
     the paired difference in points with its interval; ``TABLE_NOTE`` says what the columns mean."""

@@ -37,6 +37,7 @@ from ogc_lab.evidence import (
     significance_sentence,
     spans,
     standing_sentence,
+    still_learning_sentence,
     unclipped_epochs,
     unclipped_ratio_sentence,
     verdict,
@@ -368,3 +369,17 @@ def test_significance_and_early_stop_sentences_read_the_paired_seeds() -> None:
     assert early_stop_sentence(peaked, "symmetric:0.6") == (
         "Under symmetric:0.6, ce+ogc's last-10 test accuracy is below ce's own peak: -3.0 points (95% interval -5.5 "
         "to -0.5; paired over 3 seeds, higher in 0), the most stopping ce at its best epoch could have kept.")
+
+
+def test_still_learning_sentence_tells_a_rising_run_from_a_memorising_one() -> None:
+    rising = runs_frame([fake_run("ce", s, [0.50 + 0.01 * e for e in range(12)], noise="symmetric:0.4")
+                         for s in range(2)])
+    assert still_learning_sentence(rising, "symmetric:0.4", 12) == (
+        "Under symmetric:0.4, ce's test accuracy peaked in epoch 12 of 12 on average and ended 0.0 points below that "
+        "peak: ce had not begun to memorise, so there was nothing for a method against memorisation to prevent, and a "
+        "comparison there says little about it.")
+    falling = runs_frame([fake_run("ce", 0, [0.3, 0.4, 0.2])])
+    assert still_learning_sentence(falling, "symmetric:0.6", 3) == (
+        "Under symmetric:0.6, ce's test accuracy peaked in epoch 2 of 3 on average and ended 20.0 points below that "
+        "peak.")
+    assert "no finished run" in still_learning_sentence(falling, "human:worse", 3)
