@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .recipes import FIELDS, RECIPES, Config, get_recipe
+from .recipes import FIELDS, RECIPES, Config, as_published, get_recipe
 
 PROG = "ogc-lab"
 USAGE_ERROR = 2
@@ -44,18 +44,31 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                         help="override any field, e.g. --set loss_params='{\"gamma\": 0.5}'")
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The recipe (or --config file) with every --set, then every given field option, applied.
-
-    Each --set is applied and checked even where a field option overrides it, so no bad value passes unseen.
-    """
+def _given(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields the command line sets: every --set, and every field option."""
     sets: dict[str, Any] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
         sets[key.strip().replace("-", "_")] = value
-    options = {n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None}
+    return sets, {n: getattr(args, f"field_{n}") for n in FIELDS if getattr(args, f"field_{n}") is not None}
+
+
+def kept_fields(args: argparse.Namespace) -> set[str]:
+    """The fields a loss's published settings must leave alone: those the command line sets, or every field of a
+    --config file (taken as written)."""
+    sets, options = _given(args)
+    return set(FIELDS) if args.config is not None else {*sets, *options}
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The recipe (or --config file) with every --set, then every given field option, applied.
+
+    Each --set is applied and checked even where a field option overrides it, so no bad value passes unseen.
+    The loss's published settings are not applied here: ``train`` and ``sweep`` apply them with ``kept_fields``.
+    """
+    sets, options = _given(args)
     if args.config is not None:
         if args.recipe is not None:
             raise UsageError("give --recipe or --config, not both")
@@ -93,7 +106,7 @@ def _out_dir(text: str) -> Path:
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import dist_info, train
 
-    config = config_from_args(args)
+    config = as_published(config_from_args(args), keep=kept_fields(args))
     result = train(config, args.out, resume=args.resume, progress=False if args.no_progress else None)
     if dist_info().is_main:  # under torchrun every rank returns the result; one prints it
         print(f"{args.out}: last-10 mean test accuracy {result['last10_test_acc']:.4f}, "
@@ -120,7 +133,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    runs = grid(config_from_args(args), _csv_list(args.losses), _csv_list(args.noises), seeds, args.out)
+    runs = grid(config_from_args(args), _csv_list(args.losses), _csv_list(args.noises), seeds, args.out,
+                keep=kept_fields(args))
     try:
         run_sweep(runs, jobs=args.jobs or default_jobs(), progress=True)
     except SweepError:

@@ -13,6 +13,7 @@ clipping and why.  ``grid_summary`` writes a whole grid up in markdown, and
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,14 @@ from .runs import load_runs
 LAST_EPOCHS = 10  # the reported figure: mean test accuracy of the last 10 epochs (the reference recipe's)
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
 SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
-                       ("ce+ogc", "phuber-ce", "last10_test_acc"), ("gce+ogc", "gce", "last10_test_acc"),
-                       ("gce+ogc", "gce", "noisy_fit"))
+                       ("ce+ogc", "phuber-ce", "last10_test_acc"), ("gce", "ce+ogc", "last10_test_acc"),
+                       ("gce+ogc", "gce", "last10_test_acc"), ("gce+ogc", "gce", "noisy_fit"))
+# What the comparison table's columns mean where their names are short.
+TABLE_NOTE = ("Wrong labels: the realised share of training labels that differ from the true ones (the rate in a "
+              "noise's name is nominal: class-pair noise flips 40 % of five classes). Peak and drop: each seed's "
+              "highest test accuracy and its fall from there to the last epoch, averaged over seeds, so the peak is "
+              "above the peak of the mean curve. Flipped fit: the share of flipped training images predicted as their "
+              "given, wrong label in the last epoch (chance: 10 %).")
 SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
 
 
@@ -56,9 +63,10 @@ def memorisation(run: dict[str, Any]) -> dict[str, float]:
 
 
 def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: its noise, loss and seed, and its ``memorisation`` figures."""
+    """One row per run: its noise, loss and seed, the realised share of wrong labels, and its ``memorisation``
+    figures."""
     rows = [{"noise": r["config"]["noise"], "loss": r["config"]["loss"], "seed": r["config"]["seed"],
-             **memorisation(r)} for r in runs]
+             "realised_rate": float(r.get("noise", {}).get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
     return pd.DataFrame(rows)
 
 
@@ -98,14 +106,16 @@ def interval(diffs: Sequence[float], level: float = CONFIDENCE) -> tuple[float, 
 def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """Per noise and loss: means and stds over seeds, and the paired difference to ``baseline``.
 
-    Columns: n, last10 (mean, std), peak, final, drop, noisy_fit (means), diff (mean of the per-seed
+    Columns: n, wrong (realised noise), last10 (mean, std), peak, final, drop, noisy_fit (means over seeds of
+    each seed's figure), diff (mean of the per-seed
     difference in last-10 accuracy to the baseline), diff_low/diff_high (its ``interval``; NaN with
     one seed) and wins (seeds where it is above).
     """
     diffs = paired(frame, baseline)
     grouped = frame.groupby(["noise", "loss"], sort=False)
     table = grouped.agg(
-        n=("seed", "count"), last10=("last10_test_acc", "mean"), last10_std=("last10_test_acc", "std"),
+        n=("seed", "count"), wrong=("realised_rate", "mean"), last10=("last10_test_acc", "mean"),
+        last10_std=("last10_test_acc", "std"),
         peak=("peak_test_acc", "mean"), final=("final_test_acc", "mean"), drop=("drop", "mean"),
         noisy_fit=("noisy_fit", "mean"),
     )
@@ -134,6 +144,15 @@ def verdict(diffs: Sequence[float]) -> str:
     return "not distinguishable from"
 
 
+def stated(diffs: Sequence[float], against: str) -> str:
+    """Paired differences (fractions, two or more) in words: the ``verdict`` against ``against`` ("ce's"), the
+    mean in points, its interval and the seeds."""
+    d = np.asarray(diffs, dtype=float)
+    low, high = interval(d)
+    return (f"{verdict(d)} {against}: {100 * d.mean():+.1f} points ({CONFIDENCE:.0%} interval {100 * low:+.1f} "
+            f"to {100 * high:+.1f}; paired over {d.size} seeds, higher in {int((d > 0).sum())})")
+
+
 def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str, value: str = "last10_test_acc") -> str:
     """One sentence comparing ``loss`` with ``baseline`` under ``noise`` on ``value``, every number from the runs."""
     what = MEASURES.get(value, value)
@@ -144,10 +163,59 @@ def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str, value: s
     if d.size == 1:
         return (f"Under {noise}, with one seed so far, {loss}'s {what} is {100 * d[0]:+.1f} points from "
                 f"{baseline}'s; one seed is no verdict.")
-    low, high = interval(d)
-    return (f"Under {noise}, {loss}'s {what} is {verdict(d)} {baseline}'s: {100 * d.mean():+.1f} points "
-            f"({CONFIDENCE:.0%} interval {100 * low:+.1f} to {100 * high:+.1f}; paired over {d.size} seeds, "
-            f"higher in {int((d > 0).sum())}).")
+    against = f"{baseline}'s"
+    return f"Under {noise}, {loss}'s {what} is {stated(d, against)}."
+
+
+def early_stop_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str = "ce") -> str:
+    """``loss``'s last-10 test accuracy against ``baseline``'s own peak, seed by seed: what stopping the baseline
+    at its best epoch (picked on the test set, so the most early stopping could keep) would have given."""
+    here = frame[frame["noise"] == noise]
+    ours = here[here["loss"] == loss].set_index("seed")["last10_test_acc"]
+    peak = here[here["loss"] == baseline].set_index("seed")["peak_test_acc"]
+    d = (ours - peak).dropna().to_numpy()
+    if d.size < 2:
+        return f"Under {noise}, {loss} and {baseline} share fewer than two seeds to set against early stopping."
+    against = f"{baseline}'s own peak"
+    return (f"Under {noise}, {loss}'s last-10 test accuracy is {stated(d, against)}, the most stopping {baseline} "
+            "at its best epoch could have kept.")
+
+
+def paired_p(diffs: Sequence[float]) -> float:
+    """Two-sided p of the paired t-test of mean difference zero: the test behind ``interval`` (normal differences)."""
+    return float(stats.ttest_1samp(np.asarray(diffs, dtype=float), 0.0).pvalue)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` for testing them together (in their given order)."""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order]).clip(max=1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out.tolist()
+
+
+def sign_test_floor(n: int) -> float:
+    """The smallest two-sided p an exact sign test over ``n`` pairs can give (every pair on one side)."""
+    return min(1.0, 2 * 0.5 ** n)
+
+
+def significance_sentence(frame: pd.DataFrame, noises: Sequence[str], loss: str = "ce+ogc",
+                          baseline: str = "ce") -> str:
+    """The paired t-tests of ``loss`` against ``baseline`` in last-10 accuracy under ``noises``, Holm-adjusted
+    across them, with the assumption they rest on and how far an assumption-free sign test could go."""
+    diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline)
+    groups = [diffs[(diffs["noise"] == n) & (diffs["loss"] == loss)]["diff"].to_numpy() for n in noises]
+    if not noises or min(g.size for g in groups) < 2:
+        return f"{loss} and {baseline} do not yet share two seeds under every noise, so no test is stated."
+    raw = [paired_p(g) for g in groups]
+    floors = listing([f"{sign_test_floor(n):.3f} over {n} pairs" for n in sorted({g.size for g in groups})])
+    return (f"The paired t-tests behind the {loss} against {baseline} accuracy intervals give p = "
+            f"{listing([f'{p:.3f}' for p in raw])} under {listing(list(noises))}, or "
+            f"{listing([f'{p:.3f}' for p in holm(raw)])} Holm-adjusted for the {len(raw)} comparisons; the "
+            f"intervals and these p assume normally distributed per-seed differences. Without that assumption an "
+            f"exact sign test cannot go below p = {floors}, even with every seed on one side.")
 
 
 def augmentation_text(config: dict[str, Any]) -> str:
@@ -173,29 +241,50 @@ def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num_classes: int = 10) -> str:
-    """How far ``loss`` memorised under ``noise``, as means over its seeds, every number from the runs."""
+    """How far ``loss`` memorised under ``noise``, as means over its seeds of each seed's figure (its own peak, not
+    the mean curve's), every number from the runs."""
     rows = frame[(frame["noise"] == noise) & (frame["loss"] == loss)]
     if not len(rows):
         return f"Under {noise}, {loss} has no finished run yet."
     mean = rows[["peak_test_acc", "final_test_acc", "drop", "noisy_fit", "peak_epoch"]].mean()
-    return (f"Under {noise}, {loss}'s test accuracy peaks at {mean['peak_test_acc']:.1%} (epoch "
-            f"{mean['peak_epoch']:.0f} on average over {len(rows)} seed{'s' if len(rows) > 1 else ''}) and ends at "
-            f"{mean['final_test_acc']:.1%}, {100 * mean['drop']:.1f} points lower; in its last epoch it predicts the "
-            f"given wrong label for {mean['noisy_fit']:.0%} of the flipped training images (chance: "
+    seeds = f"{len(rows)} seed{'s' if len(rows) > 1 else ''}"
+    return (f"Under {noise}, {loss}'s test accuracy peaks at {mean['peak_test_acc']:.1%} and ends at "
+            f"{mean['final_test_acc']:.1%}, {100 * mean['drop']:.1f} points lower (each seed's own peak, in epoch "
+            f"{mean['peak_epoch']:.0f} on average, and its drop, averaged over {seeds}); in its last epoch it predicts "
+            f"the given wrong label for {mean['noisy_fit']:.1%} of the flipped training images (chance: "
             f"{1 / num_classes:.0%}).")
 
 
+STILL_LEARNING = 1.0  # points: a drop from the peak below this, with the peak in the last epochs, is no memorising
+
+
+def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: str = "ce") -> str:
+    """Whether ``loss`` had begun to memorise under ``noise`` in runs of ``epochs`` epochs: where its test accuracy
+    still peaked in the last epochs (within ``STILL_LEARNING`` points of the end), a method against memorisation
+    had nothing to prevent, and a comparison there says little about it."""
+    rows = frame[(frame["noise"] == noise) & (frame["loss"] == loss)]
+    if not len(rows):
+        return f"Under {noise}, {loss} has no finished run yet."
+    peak_epoch, drop = float(rows["peak_epoch"].mean()), 100 * float(rows["drop"].mean())
+    said = (f"Under {noise}, {loss}'s test accuracy peaked in epoch {peak_epoch:.0f} of {epochs} on average and ended "
+            f"{drop:.1f} points below that peak")
+    if drop < STILL_LEARNING and peak_epoch >= epochs - 2:
+        return said + (f": {loss} had not begun to memorise, so there was nothing for a method against memorisation "
+                       "to prevent, and a comparison there says little about it.")
+    return said + "."
+
+
 def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
-    """``comparison`` as the book shows it: percentages, 'mean ± std', the paired difference in points
-    with its interval."""
+    """``comparison`` as the book shows it: percentages to 0.1 (what the runs hold at that precision), 'mean ± std',
+    the paired difference in points with its interval; ``TABLE_NOTE`` says what the columns mean."""
     def pm(mean: float, std: float) -> str:
         return f"{100 * mean:.1f} ± {100 * std:.1f}" if np.isfinite(std) else f"{100 * mean:.1f}"
 
     return pd.DataFrame({
-        "noise": table["noise"], "loss": table["loss"], "seeds": table["n"],
-        "last-10 test acc (%)": [pm(m, s) for m, s in zip(table["last10"], table["last10_std"])],
+        "noise": table["noise"], "wrong labels (%)": (100 * table["wrong"]).round(1), "loss": table["loss"],
+        "seeds": table["n"], "last-10 test acc (%)": [pm(m, s) for m, s in zip(table["last10"], table["last10_std"])],
         "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
-        "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(0),
+        "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(1),
         f"vs {baseline} (points, paired; {CONFIDENCE:.0%} interval)": [
             "—" if loss == baseline else f"{100 * d:+.1f}" + (
                 f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite(lo) else "")
@@ -222,46 +311,77 @@ def spans(numbers: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in parts) or "none"
 
 
+def fit_gains(run: dict[str, Any]) -> tuple[float, float]:
+    """The flipped-label fit a clipping run gained (from its first epoch's level, epoch over epoch) in epochs that
+    ended without a threshold, and in epochs that ended with one: which part of its fit each stretch carries."""
+    fit = np.array([e["flipped_fit_noisy"] for e in run["epochs"]], dtype=float)
+    gains = np.diff(fit)
+    unclipped = np.isin(np.arange(2, fit.size + 1), unclipped_epochs(run))
+    return float(gains[unclipped].sum()), float(gains[~unclipped].sum())
+
+
 def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Per OGC run: the epochs it ended without clipping, and how far it fitted the flipped labels by the end."""
+    """Per OGC run: the epochs it ended without clipping, how far it fitted the flipped labels by the end, and the
+    fit gained in unclipped and in clipped epochs (``fit_gains``)."""
+    columns = ["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit", "gained unclipped",
+               "gained clipped"]
     rows = []
     for run in runs:
         c = run["config"]
         if not c["loss"].endswith("+ogc"):
             continue
         gaps = unclipped_epochs(run)
-        rows.append({"noise": c["noise"], "loss": c["loss"], "seed": c["seed"], "epochs unclipped": len(gaps),
-                     "which": spans(gaps), "flipped fit": memorisation(run)["noisy_fit"]})
-    return pd.DataFrame(rows, columns=["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit"])
+        rows.append(dict(zip(columns, [c["noise"], c["loss"], c["seed"], len(gaps), spans(gaps),
+                                       memorisation(run)["noisy_fit"], *fit_gains(run)])))
+    return pd.DataFrame(rows, columns=columns)
+
+
+EXACT_MAX_RUNS = 8  # exact_rank_p enumerates every pairing: 8! = 40,320 at most
+
+
+def exact_rank_p(x: Sequence[float], y: Sequence[float]) -> float:
+    """Two-sided p of Spearman's rank correlation over every pairing of ``x`` with ``y``: exact, which a few runs
+    need (the normal approximation is far off at five)."""
+    if len(x) != len(y) or not 2 <= len(x) <= EXACT_MAX_RUNS:
+        raise ValueError(f"exact_rank_p needs 2 to {EXACT_MAX_RUNS} pairs of equal length, got {len(x)} and {len(y)}")
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return float("nan")  # no ranks to correlate
+    rx, ry = (stats.rankdata(v) - (len(v) + 1) / 2 for v in (x, y))  # centred ranks; every pairing keeps the mean
+    scale = np.linalg.norm(rx) * np.linalg.norm(ry)
+    rhos = np.array(list(itertools.permutations(ry))) @ rx / scale
+    return float(np.mean(np.abs(rhos) >= abs(float(rx @ ry) / scale) - 1e-12))
 
 
 def gap_sentence(table: pd.DataFrame, noise: str, loss: str) -> str:
     """Whether ``loss``'s runs under ``noise`` fitted more flipped labels the longer they went unclipped.
 
-    'the longer ..., the more' only when ordering the seeds by unclipped epochs (all distinct) also
-    orders their fits strictly; 'mostly' when Spearman's rank correlation is at least ``MOSTLY_ORDERED``;
+    A correlation over a few runs only suggests: 'suggests' when Spearman's rho is at least ``MOSTLY_ORDERED``,
+    stated with its exact p and with both parts of each run's fit (gained in unclipped and in clipped epochs);
     runs that always clipped say so; otherwise the fit does not follow.
     """
     rows = table[(table["noise"] == noise) & (table["loss"] == loss)].sort_values(["epochs unclipped", "seed"])
     if len(rows) < 2:
         return f"Under {noise}, {loss} has fewer than two runs to compare."
     gaps, fits = rows["epochs unclipped"].tolist(), rows["flipped fit"].tolist()
+    seeds = f"seeds {', '.join(map(str, rows['seed']))}"
     if not any(gaps):
         return (f"Under {noise}, every {loss} run ended every epoch with a clipping threshold, and fitted "
-                f"{', '.join(f'{f:.0%}' for f in fits)} of the flipped labels all the same "
-                f"(seeds {', '.join(map(str, rows['seed']))}).")
-    listed = (f"{', '.join(map(str, gaps))} epochs without clipping, {', '.join(f'{f:.0%}' for f in fits)} of the "
-              f"flipped labels fitted at the end (seeds {', '.join(map(str, rows['seed']))})")
-    if len(set(gaps)) == len(gaps) and all(a < b for a, b in zip(fits, fits[1:])):
-        return (f"Under {noise}, the longer a {loss} run went without clipping, the more flipped labels it "
-                f"fitted: {listed}.")
-    rho = float(stats.spearmanr(gaps, fits).statistic) if len(set(gaps)) > 1 else float("nan")
+                f"{', '.join(f'{f:.1%}' for f in fits)} of the flipped labels all the same ({seeds}).")
+    listed = (f"{', '.join(map(str, gaps))} epochs without clipping, {', '.join(f'{f:.1%}' for f in fits)} of the "
+              f"flipped labels fitted at the end ({seeds}); of the fit gained after the first epoch, "
+              f"{', '.join(f'{100 * g:+.1f}' for g in rows['gained unclipped'])} points were gained in epochs that "
+              f"ended without a threshold and {', '.join(f'{100 * g:+.1f}' for g in rows['gained clipped'])} in "
+              "epochs that ended with one")
+    if len(set(gaps)) < 2:
+        return (f"Under {noise}, every {loss} run went {gaps[0]} epoch{'s' if gaps[0] > 1 else ''} without "
+                f"clipping: {listed}.")
+    rho, p = float(stats.spearmanr(gaps, fits).statistic), exact_rank_p(gaps, fits)
+    said = f"rank correlation {rho:.2f} over {len(rows)} runs, exact two-sided p {p:.3f}"
     if rho >= MOSTLY_ORDERED:
-        return (f"Under {noise}, the {loss} runs that went longer without clipping mostly fitted more flipped "
-                f"labels (rank correlation {rho:.2f}): {listed}.")
-    said = f" (rank correlation {rho:.2f})" if np.isfinite(rho) else ""
-    return (f"Under {noise}, how far {loss} fitted the flipped labels does not follow how long it went "
-            f"unclipped{said}: {listed}.")
+        return (f"Under {noise}, the {loss} runs that went longer without clipping fitted more flipped labels "
+                f"({said}), which suggests the unclipped stretches added to the fit but does not show it: {listed}.")
+    return (f"Under {noise}, how far {loss} fitted the flipped labels does not follow how long it went unclipped "
+            f"({said}): {listed}.")
 
 
 def unclipped_ratio_sentence(steps: Sequence[pd.DataFrame], noise: str, loss: str) -> str:
@@ -306,30 +426,45 @@ def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str 
 
 
 def accuracy_phrase(result: dict[str, Any], baseline: str = "CE") -> str:
-    """``answer``'s paired last-10 accuracy as a verb phrase: settled where the interval settles it, else
-    what the seeds show ("scored higher than CE in every seed, by an amount its 3 seeds do not establish")."""
+    """``answer``'s paired last-10 accuracy as a verb phrase: settled where the interval settles it (with the
+    assumption it rests on), else not established, with what the seeds show."""
     n, wins, word = result["seeds"], result["acc_wins"], result["acc_verdict"]
     if word in ("above", "below"):
         side = "higher" if word == "above" else "lower"
-        return f"scored {side} than {baseline} by an amount its {n} paired seeds establish"
+        return (f"scored {side} than {baseline}, by a {CONFIDENCE:.0%} Student-t interval of its {n} paired "
+                "differences that excludes zero (it assumes the differences are normally distributed)")
     if n > 1 and wins in (0, n):
         side = "higher" if wins == n else "lower"
         return f"scored {side} than {baseline} in every seed, by an amount its {n} seeds do not establish"
-    return f"was level with {baseline} (higher in {wins} of {n} seed{'s' if n > 1 else ''})"
+    return (f"was not established as different from {baseline} (higher in {wins} of {n} "
+            f"seed{'s' if n > 1 else ''}; no equivalence margin was set, so not 'level' either)")
+
+
+def claim_verdict(verdicts: dict[str, str], wanted: str) -> str:
+    """A claim's verdict over named settings from their ``verdict`` words: where the paired difference is
+    ``wanted`` ('above' or 'below'), where it is not established, and where it is the opposite."""
+    holds = [n for n, w in verdicts.items() if w == wanted]
+    opposite = [n for n, w in verdicts.items() if w in ("above", "below") and w != wanted]
+    open_ = [n for n in verdicts if n not in holds + opposite]
+    parts = ([f"holds under {listing(holds)}"] if holds else []) + (
+        [f"not established under {listing(open_)}"] if open_ else []) + (
+        [f"the opposite under {listing(opposite)}"] if opposite else [])
+    return "; ".join(parts) or "not measured"
 
 
 def standing_sentence(gains: Sequence[float], method: str = "CE+OGC", baseline: str = "plain CE",
                       places: int = 1) -> str:
-    """Where ``method`` stands against ``baseline`` over the noise types, from its gains in points as shown
-    (rounded to ``places`` decimals): ahead, behind or level under every one, else how many of each."""
+    """Where ``method``'s means stand against ``baseline``'s over the noise types, from its gains in points as shown
+    (rounded to ``places`` decimals): ahead, behind or no different as shown, else how many of each.  Signs of
+    means only: ``claim_verdict`` says which of them the seeds establish."""
     signs = [int(np.sign(round(float(g), places))) for g in gains]
     if not signs:
         raise ValueError("no gains to state")
-    words = {1: "ahead", -1: "behind", 0: "level"}
+    words = {1: "ahead", -1: "behind", 0: "no different as shown"}
     if len(set(signs)) == 1:
-        return f"Against {baseline}, {method} is {words[signs[0]]} under every noise type here"
+        return f"Against {baseline}, {method}'s mean is {words[signs[0]]} under every noise type here"
     parts = [f"{words[s]} under {signs.count(s)}" for s in (1, -1, 0) if s in signs]
-    return f"Against {baseline}, {method} is {listing(parts)} of the {len(signs)} noise types here"
+    return f"Against {baseline}, {method}'s mean is {listing(parts)} of the {len(signs)} noise types here"
 
 
 def listing(items: Sequence[str]) -> str:
@@ -357,15 +492,19 @@ def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> s
     lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
              f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
              "minutes say little about a run's cost alone.", "",
-             markdown_table(display_table(comparison(frame)), index=False), ""]
+             markdown_table(display_table(comparison(frame)), index=False), "", TABLE_NOTE, ""]
     gaps = clipping_table(runs)
     for noise in dict.fromkeys(frame["noise"]):
         losses = set(frame[frame["noise"] == noise]["loss"])
         lines.append("- " + memorisation_sentence(frame, noise))
         lines += ["- " + sentence(frame, noise, loss, base, value)
                   for loss, base, value in SUMMARY_COMPARISONS if {loss, base} <= losses]
-        if "ce+ogc" in losses:
-            lines.append("- " + gap_sentence(gaps, noise, "ce+ogc"))
+        if {"ce", "ce+ogc"} <= losses:
+            lines.append("- " + early_stop_sentence(frame, noise))
+        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in ("ce+ogc", "gce+ogc") if loss in losses]
+    compared = [n for n in dict.fromkeys(frame["noise"]) if {"ce", "ce+ogc"} <= set(frame[frame["noise"] == n]["loss"])]
+    if compared:
+        lines += ["", significance_sentence(frame, compared)]
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -354,16 +354,17 @@ PUBLISHED_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def as_published(config: Config) -> Config:
-    """``config`` with the ``PUBLISHED_SETTINGS`` of its loss for its data set (loss_params it sets win).
+def as_published(config: Config, keep: Collection[str] = ()) -> Config:
+    """``config`` with the ``PUBLISHED_SETTINGS`` of its loss for its data set, except the fields in ``keep`` (those
+    the user set); loss_params it sets win.  ``get_recipe``, ``sweep.grid`` and the CLI apply it to every run.
 
-    E.g. ``as_published(get_recipe("official-cifar10", loss="anl-ce"))`` trains ANL-CE with l1_penalty
-    5e-5 and weight_decay 0; losses without published settings come back unchanged.
+    E.g. ``get_recipe("official-cifar10", loss="anl-ce")`` trains ANL-CE with l1_penalty 5e-5 and weight_decay 0;
+    losses without published settings come back unchanged.
     """
     settings = PUBLISHED_SETTINGS.get(config.loss)
     if settings is None:
         return config
-    overrides = dict(settings[_family(config.dataset)])
+    overrides = {k: v for k, v in settings[_family(config.dataset)].items() if k not in keep}
     overrides["loss_params"] = {**overrides.get("loss_params", {}), **config.loss_params}
     return config.replace(**overrides)
 
@@ -435,5 +436,6 @@ RECIPES: dict[str, Config] = {
 
 
 def get_recipe(name: str, **overrides: Any) -> Config:
-    """The recipe ``name`` with ``overrides`` applied; unknown recipe or field raises ValueError."""
-    return choose("recipe", name, RECIPES).replace(**overrides)
+    """The recipe ``name`` with ``overrides`` applied, and its loss's published settings where ``overrides`` leaves
+    them (``as_published``); unknown recipe or field raises ValueError."""
+    return as_published(choose("recipe", name, RECIPES).replace(**overrides), keep=overrides)

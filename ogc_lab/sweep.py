@@ -13,13 +13,13 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .recipes import Config, get_recipe
+from .recipes import Config, as_published, get_recipe
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,13 @@ def grid(
     seeds: Sequence[int],
     out: Path,
     overrides: dict[str, Any] | None = None,
+    keep: Collection[str] = (),
 ) -> list[SweepRun]:
     """Every (loss, noise, seed) of ``recipe`` (a name or a Config) with ``overrides``, under ``out``.
 
-    All configs are built, hence validated, before anything runs: a bad name fails the whole grid.
+    Each run's loss gets its published settings (``recipes.as_published``) except in the fields of ``overrides``
+    and ``keep`` (those the user set).  All configs are built, hence validated, before anything runs: a bad name
+    fails the whole grid.
     """
     base = get_recipe(recipe, **(overrides or {})) if isinstance(recipe, str) else recipe.replace(**(overrides or {}))
     seeds = _non_empty("seeds", seeds)
@@ -77,7 +80,7 @@ def grid(
     runs = []
     # seed-major: a sweep stopped part-way leaves whole seeds of the grid, each a complete comparison
     for seed, noise, loss in itertools.product(seeds, _non_empty("noises", noises), _non_empty("losses", losses)):
-        config = base.replace(loss=loss, noise=noise, seed=seed)
+        config = as_published(base.replace(loss=loss, noise=noise, seed=seed), keep={*keep, *(overrides or {})})
         runs.append(SweepRun(config, run_dir(out, config)))
     return runs
 

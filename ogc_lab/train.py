@@ -474,6 +474,7 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "amp": run.amp_reason,
         "channels_last": run.channels_last,
         "world_size": run.info.world,
+        "threads": torch.get_num_threads(),  # torch's intra-op threads as trained (config threads 0 keeps the default)
         "num_train": len(run.labels.noisy),
         "num_test": len(run.split.test_y),
         "num_params": sum(p.numel() for p in run.net.parameters()),

@@ -55,6 +55,17 @@ def test_train_applies_field_options_and_set(tmp_path: Path, capsys: pytest.Capt
     assert "last-10 mean test accuracy" in capsys.readouterr().out
 
 
+def test_train_and_sweep_give_a_loss_its_published_settings_unless_the_command_sets_them(tmp_path: Path) -> None:
+    assert main(["train", *TOY, "--loss", "anl-ce", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", *TOY, "--loss", "anl-ce", "--weight-decay", "1e-4", "--out", str(tmp_path / "b")]) == 0
+    assert main(["sweep", *TOY[:-1], "--losses", "anl-ce", "--noises", "none", "--seeds", "0", "--set", "l1_penalty=0",
+                 "--jobs", "1", "--out", str(tmp_path / "c")]) == 0
+    a, b, c = (json.loads(next((tmp_path / d).rglob("result.json")).read_text())["config"] for d in "abc")
+    assert (a["weight_decay"], a["l1_penalty"]) == (0.0, 5e-5)  # result.json records the values used
+    assert (b["weight_decay"], b["l1_penalty"]) == (1e-4, 5e-5)
+    assert (c["weight_decay"], c["l1_penalty"]) == (0.0, 0.0)
+
+
 def test_train_from_a_result_json_reproduces_the_config(tmp_path: Path) -> None:
     assert main(["train", *TOY, "--out", str(tmp_path / "a")]) == 0
     assert main(["train", "--config", str(tmp_path / "a" / "result.json"), "--no-progress",

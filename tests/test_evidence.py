@@ -11,11 +11,16 @@ import pytest
 from ogc_lab.evidence import (
     accuracy_phrase,
     answer,
+    claim_verdict,
     clipping_table,
     comparison,
     display_table,
+    early_stop_sentence,
+    exact_rank_p,
+    fit_gains,
     gap_sentence,
     grid_summary,
+    holm,
     interval,
     listing,
     main,
@@ -23,12 +28,16 @@ from ogc_lab.evidence import (
     memorisation_sentence,
     ordered,
     paired,
+    paired_p,
     replace_section,
     runs_frame,
     search_table,
     sentence,
+    sign_test_floor,
+    significance_sentence,
     spans,
     standing_sentence,
+    still_learning_sentence,
     unclipped_epochs,
     unclipped_ratio_sentence,
     verdict,
@@ -37,11 +46,12 @@ from ogc_lab.recipes import get_recipe
 
 
 def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
-             noisy_fit: float = 0.5) -> dict:
+             noisy_fit: float = 0.5, realised: float = 0.6) -> dict:
     """A result.json as the trainer writes it, reduced to what evidence reads."""
     epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
               for t in test]
-    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs}
+    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs,
+            "noise": {"realised_rate": realised}}
 
 
 def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
@@ -126,9 +136,9 @@ def test_search_table_and_memorisation_sentence() -> None:
     assert (row["augmentation"], row["minutes"], row["peak epoch"], row["lr steps at"]) == ("none", 10.0, 2, "1, 2")
     assert row["drop (points)"] == pytest.approx(10.0)
     text = memorisation_sentence(runs_frame([run]), "symmetric:0.6")
-    assert text == ("Under symmetric:0.6, ce's test accuracy peaks at 40.0% (epoch 2 on average over 1 seed) and "
-                    "ends at 30.0%, 10.0 points lower; in its last epoch it predicts the given wrong label for 55% "
-                    "of the flipped training images (chance: 10%).")
+    assert text == ("Under symmetric:0.6, ce's test accuracy peaks at 40.0% and ends at 30.0%, 10.0 points lower "
+                    "(each seed's own peak, in epoch 2 on average, and its drop, averaged over 1 seed); in its last "
+                    "epoch it predicts the given wrong label for 55.0% of the flipped training images (chance: 10%).")
 
 
 def test_display_table_formats_points_and_wins() -> None:
@@ -136,6 +146,13 @@ def test_display_table_formats_points_and_wins() -> None:
     assert shown.loc["ce+ogc", "vs ce (points, paired; 95% interval)"] == "+5.0 [+0.7, +9.3]"
     assert shown.loc["ce+ogc", "seeds above ce"] == "3 of 3" and shown.loc["ce", "seeds above ce"] == "—"
     assert shown.loc["ce+ogc", "last-10 test acc (%)"] == "36.0 ± 1.0"
+
+
+def test_display_table_prints_fit_and_realised_noise_to_a_tenth() -> None:
+    """A fit of 95.39 % shows as 95.4, not a whole percent printed as 95.0; the realised noise beside the nominal."""
+    runs = [fake_run("ce", seed, [0.3] * 12, noisy_fit=fit, realised=0.2) for seed, fit in enumerate([0.9539, 0.9539])]
+    row = display_table(comparison(runs_frame(runs))).iloc[0]
+    assert row["flipped fit (%)"] == 95.4 and row["wrong labels (%)"] == 20.0
 
 
 def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
@@ -152,6 +169,15 @@ def test_unclipped_epochs_and_spans() -> None:
     assert spans([6, 2, 3, 4]) == "2-4, 6" and spans([]) == "none" and spans([1]) == "1"
 
 
+def test_fit_gains_split_the_fit_after_epoch_one_by_whether_the_epoch_clipped() -> None:
+    inf = math.inf
+    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0)
+    for epoch, fit in zip(run["epochs"], [0.10, 0.30, 0.35, 0.75]):  # +0.20 unclipped, +0.05 and +0.40 clipped
+        epoch["flipped_fit_noisy"] = fit
+    unclipped, clipped = fit_gains(run)
+    assert (unclipped, clipped) == (pytest.approx(0.20), pytest.approx(0.45))
+
+
 def test_clipping_table_and_gap_sentence_follow_the_numbers() -> None:
     inf = math.inf
     runs = [_ogc_run(0, [inf, 2.0, 2.0], 0.36), _ogc_run(1, [inf, inf, 2.0], 0.65), _ogc_run(2, [inf] * 3, 0.91),
@@ -159,21 +185,37 @@ def test_clipping_table_and_gap_sentence_follow_the_numbers() -> None:
     table = clipping_table(runs)
     assert table["loss"].tolist() == ["ce+ogc"] * 3  # only the clipping runs
     assert table["epochs unclipped"].tolist() == [1, 2, 3] and table["which"].tolist() == ["1", "1-2", "1-3"]
+    assert table["gained unclipped"].tolist() == [0.0] * 3  # the fit is flat in these runs
+    # strictly ordered over 3 runs: rho 1, yet exact p 1/3, so the words only suggest
     assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (
-        "Under symmetric:0.6, the longer a ce+ogc run went without clipping, the more flipped labels it fitted: "
-        "1, 2, 3 epochs without clipping, 36%, 65%, 91% of the flipped labels fitted at the end (seeds 0, 1, 2).")
+        "Under symmetric:0.6, the ce+ogc runs that went longer without clipping fitted more flipped labels (rank "
+        "correlation 1.00 over 3 runs, exact two-sided p 0.333), which suggests the unclipped stretches added to the "
+        "fit but does not show it: 1, 2, 3 epochs without clipping, 36.0%, 65.0%, 91.0% of the flipped labels fitted "
+        "at the end (seeds 0, 1, 2); of the fit gained after the first epoch, +0.0, +0.0, +0.0 points were gained "
+        "in epochs that ended without a threshold and +0.0, +0.0, +0.0 in epochs that ended with one.")
     table.loc[table["seed"] == 2, "flipped fit"] = 0.5  # the longest gap no longer fits most: rho 0.5
-    assert "does not follow how long it went unclipped (rank correlation 0.50)" in gap_sentence(
+    assert "does not follow how long it went unclipped (rank correlation 0.50 over 3 runs" in gap_sentence(
         table, "symmetric:0.6", "ce+ogc")
     table.loc[table["seed"] == 2, ["epochs unclipped", "flipped fit"]] = [2, 0.91]  # tied gaps: rho 0.87
-    assert gap_sentence(table, "symmetric:0.6", "ce+ogc").startswith(
-        "Under symmetric:0.6, the ce+ogc runs that went longer without clipping mostly fitted more flipped labels "
-        "(rank correlation 0.87): 1, 2, 2 epochs")
+    assert "fitted more flipped labels (rank correlation 0.87 over 3 runs, exact two-sided p 0.667), which " \
+           "suggests" in gap_sentence(table, "symmetric:0.6", "ce+ogc")
     assert "fewer than two runs" in gap_sentence(table, "human:worse", "ce+ogc")
+    table["epochs unclipped"] = 1
+    assert gap_sentence(table, "symmetric:0.6", "ce+ogc").startswith(
+        "Under symmetric:0.6, every ce+ogc run went 1 epoch without clipping: 1, 1, 1 epochs")
     table["epochs unclipped"] = 0
     assert gap_sentence(table, "symmetric:0.6", "ce+ogc") == (
-        "Under symmetric:0.6, every ce+ogc run ended every epoch with a clipping threshold, and fitted 36%, 65%, "
-        "91% of the flipped labels all the same (seeds 0, 1, 2).")
+        "Under symmetric:0.6, every ce+ogc run ended every epoch with a clipping threshold, and fitted 36.0%, 65.0%, "
+        "91.0% of the flipped labels all the same (seeds 0, 1, 2).")
+
+
+def test_exact_rank_p_counts_every_pairing() -> None:
+    assert exact_rank_p([1, 3, 4, 5, 8], [0.12, 0.36, 0.26, 0.64, 0.91]) == pytest.approx(10 / 120)  # rho >= 0.9: 5+5
+    assert exact_rank_p([1, 2, 3], [0.1, 0.2, 0.3]) == pytest.approx(2 / 6)
+    assert exact_rank_p([5, 5, 6], [0.674, 0.675, 0.696]) == pytest.approx(4 / 6)  # tied ranks: rho 0.87
+    assert math.isnan(exact_rank_p([1, 2, 3], [0.1, 0.1, 0.1]))
+    with pytest.raises(ValueError, match="2 to 8 pairs"):
+        exact_rank_p(list(range(9)), list(range(9)))
 
 
 def _steps(taus: list[float], ratios: list[float], fill: list[int]) -> pd.DataFrame:
@@ -263,32 +305,81 @@ def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys
 
 
 NOT_SETTLED = "not distinguishable from"
+TAIL = "by a 95% Student-t interval of its {} paired differences that excludes zero (it assumes the differences are " \
+       "normally distributed)"
 
 
 @pytest.mark.parametrize(("verdict_word", "wins", "seeds", "phrase"), [
-    ("above", 5, 5, "scored higher than CE by an amount its 5 paired seeds establish"),
-    ("below", 1, 3, "scored lower than CE by an amount its 3 paired seeds establish"),
+    ("above", 5, 5, "scored higher than CE, " + TAIL.format(5)),
+    ("below", 1, 3, "scored lower than CE, " + TAIL.format(3)),
     (NOT_SETTLED, 3, 3, "scored higher than CE in every seed, by an amount its 3 seeds do not establish"),
     (NOT_SETTLED, 0, 3, "scored lower than CE in every seed, by an amount its 3 seeds do not establish"),
-    (NOT_SETTLED, 1, 3, "was level with CE (higher in 1 of 3 seeds)"),
-    (NOT_SETTLED, 1, 1, "was level with CE (higher in 1 of 1 seed)"),
+    (NOT_SETTLED, 1, 3, "was not established as different from CE (higher in 1 of 3 seeds; no equivalence margin "
+                        "was set, so not 'level' either)"),
+    (NOT_SETTLED, 1, 1, "was not established as different from CE (higher in 1 of 1 seed; no equivalence margin "
+                        "was set, so not 'level' either)"),
 ])
 def test_accuracy_phrase_is_chosen_by_the_verdict_then_the_seeds(verdict_word, wins, seeds, phrase) -> None:
     assert accuracy_phrase({"acc_verdict": verdict_word, "acc_wins": wins, "seeds": seeds}) == phrase
+    assert not {"level with", "matches", "equal"} & set(phrase.replace(";", " ").split(" "))
+
+
+def test_claim_verdict_names_where_a_claim_holds_is_open_and_is_reversed() -> None:
+    words = {"a": "above", "b": NOT_SETTLED, "c": "below", "d": "above"}
+    assert claim_verdict(words, "above") == "holds under a and d; not established under b; the opposite under c"
+    assert claim_verdict({"a": "not yet comparable with (one seed)"}, "below") == "not established under a"
+    assert claim_verdict({}, "above") == "not measured"
 
 
 @pytest.mark.parametrize(("gains", "ending"), [
     ([11.6, 5.1, 5.6], "is ahead under every noise type here"),
     ([-0.2, -3.0, -0.06], "is behind under every noise type here"),
-    ([0.0, 0.04, -0.04], "is level under every noise type here"),  # as shown, to one decimal
+    ([0.0, 0.04, -0.04], "is no different as shown under every noise type here"),  # as shown, to one decimal
     ([2.0, -1.0, 3.0], "is ahead under 2 and behind under 1 of the 3 noise types here"),
-    ([2.0, -1.0, 0.0], "is ahead under 1, behind under 1 and level under 1 of the 3 noise types here"),
+    ([2.0, -1.0, 0.0], "is ahead under 1, behind under 1 and no different as shown under 1 of the 3 noise types here"),
 ])
-def test_standing_sentence_counts_ahead_behind_and_level_as_shown(gains, ending) -> None:
-    assert standing_sentence(gains) == "Against plain CE, CE+OGC " + ending
+def test_standing_sentence_counts_ahead_behind_and_even_as_shown(gains, ending) -> None:
+    assert standing_sentence(gains) == "Against plain CE, CE+OGC's mean " + ending
     with pytest.raises(ValueError, match="no gains"):
         standing_sentence([])
 
 
 def test_listing_joins_as_prose() -> None:
     assert [listing(x) for x in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
+
+
+def test_holm_adjusts_step_down_in_the_given_order() -> None:
+    """The three accuracy p-values of chapter 6 (0.0118, 0.567, 0.0026) adjust to 0.024, 0.567 and 0.008."""
+    assert holm([0.0118, 0.567, 0.0026]) == pytest.approx([0.0236, 0.567, 0.0078])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, never below an earlier step
+    assert sign_test_floor(5) == 0.0625 and sign_test_floor(3) == 0.25 and sign_test_floor(1) == 1.0
+
+
+def test_significance_and_early_stop_sentences_read_the_paired_seeds() -> None:
+    frame = _grid()
+    d = [0.06, 0.03, 0.06]
+    assert paired_p(d) == pytest.approx(0.0377, abs=1e-4)  # t = 5.0 on 2 degrees of freedom
+    text = significance_sentence(frame, ["symmetric:0.6"])
+    assert text.startswith("The paired t-tests behind the ce+ogc against ce accuracy intervals give p = 0.038 under "
+                           "symmetric:0.6, or 0.038 Holm-adjusted for the 1 comparisons")
+    assert text.endswith("cannot go below p = 0.250 over 3 pairs, even with every seed on one side.")
+    assert "do not yet share two seeds" in significance_sentence(frame, ["human:worse"])
+    peaked = runs_frame([fake_run("ce", s, [0.40] + [0.30] * 11) for s in range(3)]
+                        + [fake_run("ce+ogc", s, [0.36 + 0.01 * s] * 12) for s in range(3)])
+    assert early_stop_sentence(peaked, "symmetric:0.6") == (
+        "Under symmetric:0.6, ce+ogc's last-10 test accuracy is below ce's own peak: -3.0 points (95% interval -5.5 "
+        "to -0.5; paired over 3 seeds, higher in 0), the most stopping ce at its best epoch could have kept.")
+
+
+def test_still_learning_sentence_tells_a_rising_run_from_a_memorising_one() -> None:
+    rising = runs_frame([fake_run("ce", s, [0.50 + 0.01 * e for e in range(12)], noise="symmetric:0.4")
+                         for s in range(2)])
+    assert still_learning_sentence(rising, "symmetric:0.4", 12) == (
+        "Under symmetric:0.4, ce's test accuracy peaked in epoch 12 of 12 on average and ended 0.0 points below that "
+        "peak: ce had not begun to memorise, so there was nothing for a method against memorisation to prevent, and a "
+        "comparison there says little about it.")
+    falling = runs_frame([fake_run("ce", 0, [0.3, 0.4, 0.2])])
+    assert still_learning_sentence(falling, "symmetric:0.6", 3) == (
+        "Under symmetric:0.6, ce's test accuracy peaked in epoch 2 of 3 on average and ended 20.0 points below that "
+        "peak.")
+    assert "no finished run" in still_learning_sentence(falling, "human:worse", 3)

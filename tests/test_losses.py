@@ -3,6 +3,7 @@ gradients against finite differences, the properties the papers claim, and the r
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -544,3 +545,22 @@ def test_targets_that_are_not_class_indices_in_range_are_refused(name: str) -> N
         loss(logits, torch.tensor([0, 1, 2, 1]).float() + 0.7, lr=0.1)
     with pytest.raises(ValueError, match=r"targets must be class indices in \[0, 2\], got -1 to 3"):
         loss(logits, torch.tensor([0, -1, 3, 1]), lr=0.1)
+
+
+# Every baseline's default hyperparameters and the paper setting each one is (the docstrings cite the same).
+PAPER_DEFAULTS = {
+    "gce": ({"q": 0.7}, "Zhang & Sabuncu, NeurIPS 2018"),
+    "sce": ({"alpha": 0.1, "beta": 1.0}, "Wang et al., ICCV 2019, CIFAR-10"),
+    "nce+rce": ({"alpha": 1.0, "beta": 1.0}, "Ma et al., ICML 2020, CIFAR-10"),
+    "anl-ce": ({"alpha": 5.0, "beta": 5.0, "min_prob": 1e-7}, "Ye et al., NeurIPS 2023, CIFAR-10 config"),
+    "phuber-ce": ({"tau": 10.0}, "Menon et al., ICLR 2020, CIFAR"),
+    "taylor-ce": ({"order": 2}, "Feng et al., IJCAI 2020, CIFAR-10"),
+    "fl": ({"gamma": 0.5}, "the OGC and APL CIFAR-10 settings"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DEFAULTS))
+def test_each_baseline_defaults_to_its_papers_setting(name: str) -> None:
+    values, source = PAPER_DEFAULTS[name]
+    signature = inspect.signature(LOSSES[name])
+    assert {k: signature.parameters[k].default for k in values} == values, source

@@ -93,6 +93,9 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
         "CIFAR-10", "CIFAR-10N", "CIFAR-100", "CIFAR-100N", "WebVision-mini"]
     assert metrics["paper_grid_runs"] == sum(row["runs"] for row in metrics["paper_grid"])
     assert all({"ce", "ce+ogc"} <= set(row["losses"].split(", ")) for row in metrics["paper_grid"])
+    # every baseline of the grid trains with its published settings (ANL-CE: no weight decay, an L1 penalty)
+    assert ["anl-ce", "cifar10", {"weight_decay": 0.0, "l1_penalty": 5e-5}] in metrics["published"]
+    assert ["anl-ce", "cifar100", {"weight_decay": 0.0, "l1_penalty": 5e-7}] in metrics["published"]
     check_06_evidence(metrics)
     if scale == "gpu":
         return
@@ -136,6 +139,13 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
     if not runs:
         return
     frame = evidence.runs_frame(runs)
+    earlier_runs = load_runs(book.REPO_ROOT / "results" / "06_cifar_cpu", allow_empty=True)
+    if earlier_runs:  # the earlier, augmented comparison is stated, with why it says little
+        earlier = evidence.runs_frame(earlier_runs)
+        noise = earlier["noise"].iloc[0]
+        assert metrics["earlier_comparison"] == evidence.sentence(earlier, noise, "ce+ogc", "ce")
+        assert metrics["earlier_regime"] == evidence.still_learning_sentence(
+            earlier, noise, earlier_runs[0]["config"]["epochs"])
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
         if noise.startswith("symmetric"):
@@ -147,6 +157,12 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
     for noise, answer in metrics["answers"].items():  # the chapter's answer and the intro's verdicts rest on these
         assert answer == evidence.answer(frame, noise)
+    stated = [n for n in ("symmetric:0.6", "asym-cifar10:0.4", "human:worse") if n in metrics["answers"]]
+    assert metrics["significance"] == evidence.significance_sentence(frame, stated)  # in the chapter's noise order
+    for noise, said in metrics["reviewer_sentences"].items():  # GCE, fixed clipping and early stopping, stated
+        assert said == [evidence.sentence(frame, noise, "gce", "ce+ogc"), evidence.sentence(
+            frame, noise, "ce+ogc", "phuber-ce"), evidence.early_stop_sentence(frame, noise)]
+    assert metrics["still_fits_most"] == sum(a["fit"] > 0.5 for a in metrics["answers"].values())
     answers = metrics["answers"]
     if set(answers) == {"symmetric:0.6", "asym-cifar10:0.4", "human:worse"}:  # the 'Read together' paragraph
         sym, asym, human = answers["symmetric:0.6"], answers["asym-cifar10:0.4"], answers["human:worse"]
@@ -258,6 +274,11 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert abs(metrics["realised_1"] - 0.2) <= 0.01
     # The opening sentences follow the numbers: ahead of CE or not, best or not.
     assert metrics["ogc_vs_ce_sentence"] == evidence.standing_sentence([metrics["ogc_gain"][n] for n in noises])
+    # the claim 'CE+OGC scores higher than CE' by the paired intervals; one seed gives no verdict
+    verdicts = {noise: metrics["acc_verdicts"][noise] for noise in noises}  # the chapter's order (metrics sort keys)
+    assert metrics["claim_acc_verdict"] == evidence.claim_verdict(verdicts, "above")
+    if metrics["n_seeds"] == 1:
+        assert metrics["claim_acc_verdict"].startswith("not established under")
     ranks = [metrics[f"ogc_rank_{i}"] for i in range(len(noises))]
     assert metrics["ogc_rank_sentence"].startswith("It is also the best" if set(ranks) == {1} else "It is not the best")
     if scale == "smoke":

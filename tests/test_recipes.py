@@ -151,6 +151,17 @@ def test_as_published_gives_anl_ce_its_weight_penalty_and_no_weight_decay() -> N
     assert as_published(ce) == ce and ce.l1_penalty == 0.0
 
 
+def test_get_recipe_applies_the_published_settings_except_where_the_user_sets_them() -> None:
+    ten = get_recipe("official-cifar10", loss="anl-ce")
+    assert (ten.l1_penalty, ten.weight_decay) == (5e-5, 0.0) and ten == as_published(ten)
+    mine = get_recipe("official-cifar10", loss="anl-ce", weight_decay=1e-4)  # the user's value stays
+    assert (mine.l1_penalty, mine.weight_decay) == (5e-5, 1e-4)
+    assert get_recipe("official-cifar10", loss="anl-ce", l1_penalty=0.0).l1_penalty == 0
+    plain = get_recipe("official-cifar10").replace(loss="anl-ce")
+    assert as_published(plain, keep={"weight_decay"}).weight_decay == 5e-4
+    assert get_recipe("official-cifar10").weight_decay == 5e-4  # CE: the recipe's own
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     epochs=st.integers(1, 500),

@@ -34,6 +34,16 @@ def test_grid_is_the_product_in_order_with_overrides_and_the_folder_layout(tmp_p
     ]
 
 
+def test_grid_gives_each_loss_its_published_settings_unless_overridden(tmp_path: Path) -> None:
+    runs = grid("official-cifar10", ["ce", "anl-ce"], ["none"], [0], tmp_path)
+    assert [(r.config.weight_decay, r.config.l1_penalty) for r in runs] == [(5e-4, 0.0), (0.0, 5e-5)]
+    mine = grid("official-cifar10", ["anl-ce"], ["none"], [0], tmp_path, {"weight_decay": 1e-4})
+    assert (mine[0].config.weight_decay, mine[0].config.l1_penalty) == (1e-4, 5e-5)
+    base = get_recipe("official-cifar10", l1_penalty=0.0)  # a Config base: only ``keep`` says what the user set
+    kept = grid(base, ["anl-ce"], ["none"], [0], tmp_path, keep={"l1_penalty"})
+    assert (kept[0].config.weight_decay, kept[0].config.l1_penalty) == (0.0, 0.0)
+
+
 @pytest.mark.parametrize(
     "losses, noises, seeds, overrides, names",
     [

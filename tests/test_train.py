@@ -59,6 +59,7 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     assert saved["config"] == TOY.to_dict() and Config.from_dict(saved["config"]) == TOY
     assert set(saved["versions"]) == {"python", "ogc_lab", "torch", "torchvision", "numpy", "sklearn"}
     assert saved["device"] == f"cpu ({cpu_name()})" and saved["world_size"] == 1
+    assert saved["threads"] == TOY.threads == 1  # the thread count the run trained with, not the config's 0 default
     assert saved["amp"].startswith("off (auto)")  # toy2d is not an image set: float32 whatever the CPU
     assert len(saved["epochs"]) == TOY.epochs
     test = [e["test_acc"] for e in saved["epochs"]]
