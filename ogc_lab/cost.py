@@ -230,6 +230,8 @@ NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
     "cnn-small": (1, 8, 8),  # digits
     "cnn8": (3, 32, 32),
+    "resnet9-w16": (3, 32, 32),  # the CPU CIFAR recipe's model
+    "resnet9-w24": (3, 32, 32),
     "resnet18": (3, 32, 32),  # CIFAR-sized
     "resnet34": (3, 32, 32),
 }
@@ -297,11 +299,13 @@ class Arm:
 
 
 def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
-              interval: int = 32, queue_size: int = 4096, amp: str = "auto") -> Arm:
-    """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights."""
+              interval: int = 32, queue_size: int = 4096, amp: str = "auto", channels_last: bool | None = None) -> Arm:
+    """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights;
+    ``channels_last`` True or False overrides the trainer's choice of memory format."""
     check_choice("model", model_name, IN_SHAPES, hint="for step timing")
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
-    channels_last = wants_channels_last(device, bf16)  # as the trainer
+    if channels_last is None:
+        channels_last = wants_channels_last(device, bf16)  # as the trainer
     torch.manual_seed(seed)  # identical initial weights in every arm
     model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
     if channels_last:
@@ -461,6 +465,36 @@ def time_precision_steps(model_name: str, loss: str = "ce", batch: int = 128, st
         "steps_per_arm": steps, "float32_step_s": medians["off"], "bf16_step_s": medians["bf16"],
         "speedup": medians["off"] / medians["bf16"], "native_bf16": device.type == "cuda" or cpu_has_native_bf16(),
     }
+
+
+# ---------------------------------------------------------------- throughput against the machine's peak
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5,
+                device: str | torch.device = "cpu") -> float:
+    """FLOP/s of the best of ``repeats`` n x n matrix products: the machine's practical matrix-multiply peak."""
+    device = select_device(device)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(n, n, generator=gen).to(device, dtype) for _ in range(2))
+    torch.mm(a, b)  # warm-up: thread pool, kernel choice
+    best = min(timed(lambda: torch.mm(a, b), sync=device) for _ in range(repeats))
+    return 2 * n**3 / best
+
+
+def step_flops(model_name: str, batch: int = 128) -> int:
+    """FLOPs of one training step (forward and backward) of ``model_name`` on a batch, by torch's FLOP counter.
+
+    Counts the matrix products and convolutions, which is what a matrix-multiply peak can be compared with.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    check_choice("model", model_name, IN_SHAPES, hint="for step timing")
+    model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name])
+    inputs = torch.randn(batch, *IN_SHAPES[model_name])
+    targets = torch.randint(0, NUM_CLASSES, (batch,))
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(inputs), targets).backward()
+    return int(counter.get_total_flops())
 
 
 # ---------------------------------------------------------------- memory

@@ -127,6 +127,29 @@ def test_bench_ddp_keeps_the_ogc_queues_identical_across_ranks(tmp_path: Path) -
     assert two["refits"] == payload["runs"]["1"][0]["refits"] == 2
 
 
+def test_bench_model_reports_flop_shares_of_the_measured_peak(tmp_path: Path) -> None:
+    payload, ratios = run_quick("bench_model.py", tmp_path)
+    arms = payload["results"]["resnet9-w16"]
+    assert set(arms) == {"float32", "float32 channels_last", "bf16 channels_last"}
+    for name, arm in arms.items():
+        peak = payload["peak_flop_per_s"]["bf16" if name.startswith("bf16") else "off"]
+        assert arm["flop_per_s"] == pytest.approx(arm["step_flops"] / arm["step_s"])
+        assert arm["share_of_peak"] == pytest.approx(arm["flop_per_s"] / peak)
+        assert arm["images_per_s"] == pytest.approx(8 / arm["step_s"])
+    assert len(ratios) == 2
+
+
+def test_step_flops_counts_forward_and_backward_convolutions() -> None:
+    from ogc_lab import cost
+
+    # resnet9-w16's convolutions, by hand: 2 * MACs forward, twice that backward (input and weight gradients)
+    w = (16, 32, 64, 128)
+    macs = 9 * (3 * w[0] * 32 * 32 + w[0] * w[1] * 32 * 32 + 2 * w[1] * w[1] * 16 * 16 + w[1] * w[2] * 16 * 16
+                + w[2] * w[3] * 8 * 8 + 2 * w[3] * w[3] * 4 * 4) + w[3] * 10
+    first_conv_input_grad = 2 * 9 * 3 * w[0] * 32 * 32  # not needed for the image, so not computed
+    assert cost.step_flops("resnet9-w16", batch=2) == 2 * (3 * 2 * macs - first_conv_input_grad)
+
+
 def test_common_helpers_interleave_and_count_exactly() -> None:
     common = _common()
     order: list[str] = []
