@@ -32,6 +32,7 @@ class Config:
     download: bool = False
     subset: int | None = None  # keep only this many training samples (fast experiments)
     test_subset: int | None = None  # test samples kept (None: subset // 5 with a subset, else all)
+    val_fraction: float = 0.0  # share of training samples held out, noisy labels and all, to pick an epoch by
     noise: str = "none"  # e.g. symmetric:0.4, asym-cifar10:0.4, instance:0.4, human:worse
     seed: int = 0  # drives torch, numpy, random, the noise and the OGC mixture fits
     # model and loss
@@ -260,6 +261,8 @@ def _check_ranges(cfg: Config) -> None:
         value = getattr(cfg, name)
         if value is not None and not value > 0:
             raise ValueError(f"config field {name}={value!r} must be > 0 or None")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise ValueError(f"config field val_fraction={cfg.val_fraction!r} must be in [0, 1)")
     if cfg.warmup_epochs >= cfg.epochs:
         raise ValueError(f"config field warmup_epochs={cfg.warmup_epochs} must be < epochs={cfg.epochs}")
     if list(cfg.milestones) != sorted(set(cfg.milestones)) or any(m <= 0 for m in cfg.milestones):

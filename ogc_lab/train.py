@@ -119,6 +119,19 @@ def _shard(n: int, info: DistInfo) -> Tensor:
     return torch.arange(n)[info.rank :: info.world][:per_rank]
 
 
+def holdout(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Sorted indices (kept, held out) of a seeded random split of n samples that holds out round(n * fraction).
+
+    Its own generator, so the split depends on (n, fraction, seed) alone and draws nothing from the run's RNGs.
+    """
+    count = round(n * fraction)
+    if fraction > 0 and not 0 < count < n:
+        raise ValueError(f"val_fraction={fraction} of {n} training samples holds out {count}; "
+                         f"allowed: a share that holds out between 1 and {n - 1}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[count:].sort().values, order[:count].sort().values
+
+
 def _batches(run: Run, epoch: int) -> Iterable[tuple[Tensor, Tensor, Tensor]]:
     """One epoch of shuffled, augmented, normalised training batches (a last batch of one sample dropped).
 
@@ -291,6 +304,8 @@ class Run:
     train_x: Tensor  # this rank's shard
     train_noisy: Tensor
     train_clean: Tensor
+    val_x: Tensor  # held-out training samples with their noisy labels (empty without val_fraction)
+    val_noisy: Tensor
     channels_last: bool
     amp: bool
     amp_reason: str  # why amp is on or off here (recorded in the result)
@@ -307,9 +322,11 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
                          subset=config.subset, test_subset=config.test_subset)
     noisy = split.noisy_labels(config.noise, config.seed)
     labels = Labels(noisy.labels.to(split.train_y.device), split.train_y.clone(), noisy.report.to_dict())
-    shard = _shard(len(labels.noisy), info)
+    kept, held = holdout(len(labels.noisy), config.val_fraction, config.seed)
+    shard = kept[_shard(len(kept), info)]
     on = device if config.pipeline == "device" else torch.device("cpu")
     train_x, train_noisy, train_clean = (t[shard].to(on) for t in (split.train_x, labels.noisy, labels.clean))
+    val_x, val_noisy = split.train_x[held], labels.noisy[held]
 
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
     amp, amp_reason = resolve_amp(config.amp, device, split.input_shape)
@@ -328,7 +345,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
     generator = torch.Generator(device=on if on.type != "mps" else "cpu").manual_seed(config.seed + info.rank)
     return Run(
         config, info, device, split, labels, net, model, loss_fn, optimizer, scheduler, generator,
-        train_x, train_noisy, train_clean, channels_last, amp, amp_reason,
+        train_x, train_noisy, train_clean, val_x, val_noisy, channels_last, amp, amp_reason,
     )
 
 
@@ -475,7 +492,8 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "channels_last": run.channels_last,
         "world_size": run.info.world,
         "threads": torch.get_num_threads(),  # torch's intra-op threads as trained (config threads 0 keeps the default)
-        "num_train": len(run.labels.noisy),
+        "num_train": len(run.labels.noisy) - len(run.val_noisy),
+        "num_val": len(run.val_noisy),
         "num_test": len(run.split.test_y),
         "num_params": sum(p.numel() for p in run.net.parameters()),
         "data_source": run.split.source,
@@ -485,9 +503,19 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "best_test_acc": max(test),
         "last10_test_acc": float(np.mean(test[-10:])),
         "final_tau": history[-1]["tau"],
+        "early_stopping": early_stopping(history),
         "wall_time_s": elapsed,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def early_stopping(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The epoch kept by early stopping without clean labels: the first with the best accuracy on the held-out
+    noisy labels, with its test accuracy; None for a run without a validation split."""
+    if not history or "val_acc_noisy" not in history[0]:
+        return None
+    best = max(history, key=lambda h: h["val_acc_noisy"])  # max keeps the first of equal values
+    return {"epoch": best["epoch"], "val_acc_noisy": best["val_acc_noisy"], "test_acc": best["test_acc"]}
 
 
 def train(config: Config, out_dir: Path, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
@@ -552,6 +580,8 @@ def _train(
         test_acc = accuracy(run, run.split.test_x, run.split.test_y)
         row = {"epoch": epoch + 1, "step": step, "lr": lr, **metrics, "test_acc": test_acc,
                "tau": float(loss_tau(run.loss_fn, device))}
+        if len(run.val_noisy):
+            row["val_acc_noisy"] = accuracy(run, run.val_x, run.val_noisy)
         seconds = time.perf_counter() - began
         elapsed += seconds
         row.update(epoch_time_s=seconds, elapsed_s=elapsed)

@@ -83,6 +83,7 @@ def test_unknown_field_names_it_and_lists_the_allowed_ones() -> None:
         ({"schedule": "step"}, "unknown schedule 'step'; allowed: multistep, cosine, constant, linear"),
         ({"schedule": "linear", "epochs": 5, "warmup_epochs": 5}, "warmup_epochs=5 must be < epochs=5"),
         ({"warmup_epochs": -1}, "warmup_epochs=-1 must be >= 0"),
+        ({"val_fraction": 1.0}, r"val_fraction=1.0 must be in \[0, 1\)"),
         ({"pipeline": "ray"}, "unknown pipeline 'ray'; allowed: device, dataloader"),
         ({"device": "tpu"}, "unknown device 'tpu'"),
         ({"loss": "cee"}, "unknown loss 'cee'; allowed: ce, "),

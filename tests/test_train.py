@@ -444,3 +444,45 @@ def test_ratio_target_is_the_ogc_losses_own_and_the_configs_for_other_losses() -
     assert train_module.ratio_target(ogc, 0.05, config) == ogc.controller.target == 1.0 + 0.05 * 10.0
     ce = build_loss(config.replace(loss="ce"), 2)
     assert train_module.ratio_target(ce, 0.05, config) == 1.0 + 0.05 * 10.0
+
+
+# ------------------------------------------------------------------ early stopping on held-out noisy labels
+
+
+@pytest.mark.parametrize("n, fraction, seed", [(10, 0.3, 0), (1000, 0.1, 4), (7, 0.0, 1)])
+def test_holdout_splits_every_index_once_with_the_asked_count(n: int, fraction: float, seed: int) -> None:
+    kept, held = train_module.holdout(n, fraction, seed)
+    assert len(held) == round(n * fraction) and len(kept) == n - len(held)
+    assert torch.equal(torch.cat([kept, held]).sort().values, torch.arange(n))
+    again_kept, again_held = train_module.holdout(n, fraction, seed)
+    assert torch.equal(kept, again_kept) and torch.equal(held, again_held)
+
+
+def test_holdout_depends_on_the_seed_and_refuses_an_empty_side() -> None:
+    assert not torch.equal(train_module.holdout(1000, 0.1, 0)[1], train_module.holdout(1000, 0.1, 1)[1])
+    with pytest.raises(ValueError, match=r"val_fraction=0.01 of 10 training samples holds out 0; allowed: .* 1 and 9"):
+        train_module.holdout(10, 0.01, 0)
+
+
+def test_early_stopping_keeps_the_first_best_noisy_validation_epoch() -> None:
+    history = [{"epoch": e, "val_acc_noisy": v, "test_acc": t}
+               for e, v, t in [(1, 0.2, 0.3), (2, 0.5, 0.6), (3, 0.5, 0.9), (4, 0.4, 0.95)]]
+    assert train_module.early_stopping(history) == {"epoch": 2, "val_acc_noisy": 0.5, "test_acc": 0.6}
+    assert train_module.early_stopping([{"epoch": 1, "test_acc": 0.5}]) is None
+
+
+def test_a_validation_split_is_held_out_of_training_and_picks_the_epoch(tmp_path: Path) -> None:
+    config = TOY.replace(epochs=3, val_fraction=0.25)
+    run = train_module._build(config, DistInfo(), torch.device("cpu"))
+    whole = train_module._build(TOY, DistInfo(), torch.device("cpu"))
+    kept, held = train_module.holdout(len(whole.train_noisy), 0.25, config.seed)
+    assert torch.equal(run.train_x, whole.train_x[kept]) and torch.equal(run.val_x, whole.train_x[held])
+    assert torch.equal(run.val_noisy, whole.train_noisy[held])  # the noisy labels: no clean label is used
+    result = train(config, tmp_path / "val", progress=False)
+    assert result["num_val"] == len(held) and result["num_train"] == len(kept)
+    chosen = result["early_stopping"]
+    best = max(e["val_acc_noisy"] for e in result["epochs"])
+    assert chosen["val_acc_noisy"] == best
+    assert chosen["test_acc"] == result["epochs"][chosen["epoch"] - 1]["test_acc"]
+    assert "val_acc_noisy" in _rows(tmp_path / "val" / "epochs.csv")[0]
+    assert train(TOY, tmp_path / "none", progress=False)["early_stopping"] is None
