@@ -1,0 +1,55 @@
+"""Tests for ogc_lab.premise: the refit windows and their summary counted exactly, and the two mixture fits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ogc_lab.premise import SEPARATED_AUC, mixture_agreement, premise_summary, refit_windows
+
+
+def _steps() -> pd.DataFrame:
+    """Six windows: the first before the queue is full, three at the peak lr 0.1, two after it decayed."""
+    return pd.DataFrame({
+        "step": [32, 64, 96, 128, 160, 192],
+        "epoch": [1, 1, 2, 2, 3, 3],
+        "lr": [0.02, 0.06, 0.1, 0.08, 0.04, 0.01],
+        "refits": [0, 1, 2, 3, 4, 5],
+        "auc_h": [0.5, 0.85, 0.95, 0.92, 0.97, 0.99],
+        "noisy_frac": [0.6, 0.58, 0.61, 0.6, 0.62, 0.6],
+        "weights_noisy": [float("nan"), 0.3, 0.55, 0.5, 0.6, 0.61],
+    })
+
+
+def test_refit_windows_keep_fitted_windows_and_mark_the_high_lr_phase() -> None:
+    windows = refit_windows(_steps())
+    assert windows["step"].tolist() == [64, 96, 128, 160, 192]  # the first window had no mixture yet
+    assert windows["high_lr"].tolist() == [True, True, True, False, False]  # lr >= 0.05, half the peak
+
+
+def test_premise_summary_counts_the_high_lr_windows_exactly() -> None:
+    summary = premise_summary(_steps())
+    assert summary["windows"] == 3
+    assert summary["auc_median"] == 0.92 and summary["auc_min"] == 0.85
+    assert summary["separated_share"] == pytest.approx(2 / 3)  # 0.95 and 0.92 reach SEPARATED_AUC
+    assert SEPARATED_AUC == 0.9
+    assert summary["noisy_share_mean"] == pytest.approx((0.58 + 0.61 + 0.6) / 3)
+    assert summary["mixture_noisy_weight_mean"] == pytest.approx((0.3 + 0.55 + 0.5) / 3)
+    assert summary["weight_gap_mean_abs"] == pytest.approx((0.28 + 0.06 + 0.1) / 3)
+
+
+def test_premise_summary_of_a_run_without_refits_is_nan() -> None:
+    summary = premise_summary(_steps().assign(refits=0))
+    assert summary["windows"] == 0 and np.isnan(summary["auc_median"]) and np.isnan(summary["separated_share"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_library_fit_agrees_with_scikit_learn_on_a_two_mode_queue(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h = np.concatenate([rng.gamma(2.0, 0.1, 2458), rng.normal(4.0, 1.0, 1638).clip(1e-7, 16.118)])
+    agreement = mixture_agreement(h, seed=seed)
+    assert agreement["queue_size"] == 4096
+    assert agreement["max_abs_difference"] < 1e-3
+    assert agreement["ogc_lab"]["weights"][1] == pytest.approx(0.4, abs=0.03)  # the upper mode's share
+    assert agreement["ogc_lab"]["means"][0] < agreement["ogc_lab"]["means"][1]
