@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -484,6 +485,11 @@ def make_noise(
 # Real-world label sets, and any spec applied to a data set's labels
 
 HUMAN_NOISE = "human"  # real-world label sets shipped with a data set (CIFAR-10N/100N): human:SET
+
+
+def canonical_noise_spec(spec: str) -> str:
+    """``spec`` as results record it: Unicode compatibility forms folded (a full-width 0.４ is 0.4), no outer spaces."""
+    return unicodedata.normalize("NFKC", spec).strip()
 
 
 def check_noise_spec(spec: str) -> None:

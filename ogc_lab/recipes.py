@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from .noise import canonical_noise_spec
 from .registry import check_choice, check_names, choose, unknown
 
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
@@ -75,6 +76,7 @@ class Config:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), _HINTS[f.name]))
+        object.__setattr__(self, "noise", canonical_noise_spec(self.noise))
         for check in _CHECKS:
             check(self)
 

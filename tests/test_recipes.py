@@ -187,3 +187,10 @@ def test_linear_schedule_rises_to_one_then_falls_in_equal_steps(epochs: int, war
     assert factors[-1] == pytest.approx(1 / (epochs - warmup))
     rises, falls = np.diff(factors[: warmup + 1]), np.diff(factors[warmup:])
     assert np.allclose(rises, 1 / (warmup + 1)) and np.allclose(falls, -1 / (epochs - warmup))
+
+
+def test_the_noise_spec_is_recorded_in_its_canonical_form() -> None:
+    """A full-width digit reads as its ASCII digit, and the config (so result.json) records the ASCII spec."""
+    config = get_recipe("toy", noise=" symmetric:0.\uff14 ")
+    assert config.noise == "symmetric:0.4"
+    assert config.to_dict()["noise"] == "symmetric:0.4"
