@@ -482,7 +482,7 @@ def test_module_entry_point_runs_and_reports_errors_without_traceback(tmp_path: 
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
         "ogc-lab: error: unknown recipe 'nope'; allowed: official-cifar10, official-cifar100, webvision-mini, "
-        "digits-cpu, toy"
+        "cifar10-cpu, digits-cpu, toy"
     )
 
 
