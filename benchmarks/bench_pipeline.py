@@ -100,7 +100,7 @@ def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> C
     the trainer would use it)."""
     torch.manual_seed(seed)
     model = make_model(model_name, NUM_CLASSES, IMAGE_SHAPE).to(device)
-    if wants_channels_last(device, bf16):
+    if wants_channels_last(device, bf16, IMAGE_SHAPE):
         model = model.to(memory_format=torch.channels_last)
     loss = make_loss("ce+ogc", NUM_CLASSES, validate=False).to(device)
     return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=bf16)
@@ -111,7 +111,7 @@ def throughput(images: Images, batch: int, device: torch.device, seed: int, work
     """Images/s of both pipelines over ``images`` (median of interleaved epochs), training ``model`` in the
     precision ``amp`` resolves to, or with no step at all (``model`` None)."""
     bf16, reason = resolve_amp(amp, device, IMAGE_SHAPE)
-    fmt = torch.channels_last if wants_channels_last(device, bf16) else torch.contiguous_format
+    fmt = torch.channels_last if wants_channels_last(device, bf16, IMAGE_SHAPE) else torch.contiguous_format
     step = make_step(model, device, seed, bf16) if model is not None else None
     use = step if step is not None else (lambda inputs, targets: None)
     pipes = make_pipelines(images, batch, device, seed, workers, fmt)

@@ -305,7 +305,7 @@ def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device,
     check_choice("model", model_name, IN_SHAPES, hint="for step timing")
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
     if channels_last is None:
-        channels_last = wants_channels_last(device, bf16)  # as the trainer
+        channels_last = wants_channels_last(device, bf16, IN_SHAPES[model_name])  # as the trainer
     torch.manual_seed(seed)  # identical initial weights in every arm
     model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
     if channels_last:

@@ -118,9 +118,13 @@ def resolve_amp(mode: str, device: torch.device, input_shape: tuple[int, ...]) -
     return True, "bf16 (auto): the CPU has native bf16 (AVX512-BF16/AMX)"
 
 
-def wants_channels_last(device: torch.device, bf16: bool) -> bool:
-    """Whether image batches and models go channels_last: on CUDA, and under bf16 on a CPU (oneDNN's matrix units)."""
-    return device.type == "cuda" or bf16
+def wants_channels_last(device: torch.device, bf16: bool, input_shape: tuple[int, ...]) -> bool:
+    """Whether image batches and models go channels_last: on CUDA; on a CPU under bf16 (oneDNN's matrix units)
+    and, in float32, for images of 32 x 32 and up, where it measured 1.2-1.35x a contiguous step on an AMD EPYC
+    (cnn8, ResNet-9, ResNet-18, batch 128: ``benchmarks/bench_model.py``, results/bench_cpu/bench_model.txt)."""
+    if device.type == "cuda" or bf16:
+        return True
+    return device.type == "cpu" and len(input_shape) == 3 and min(input_shape[1:]) >= MIN_CPU_BF16_SIDE
 
 
 def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[Any]:

@@ -64,7 +64,7 @@ class Config:
     # engine
     device: str = "auto"  # auto = cuda, then mps, then cpu
     amp: AmpMode = AmpMode("auto")  # bf16 autocast: auto (where native: CUDA, AVX512-BF16/AMX CPUs), bf16, off
-    channels_last: bool = True  # memory format for image models (on CUDA, and on a CPU under bf16)
+    channels_last: bool = True  # memory format for image models where it pays (hardware.wants_channels_last)
     compile: bool = False  # torch.compile the model
     deterministic: bool = False  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
     pipeline: str = "device"  # device: whole data set on the device; dataloader: torch DataLoader

@@ -330,7 +330,7 @@ def _build(config: Config, info: DistInfo, device: torch.device) -> Run:
 
     net = make_model(config.model, split.num_classes, split.input_shape).to(device)
     amp, amp_reason = resolve_amp(config.amp, device, split.input_shape)
-    channels_last = split.is_image and config.channels_last and wants_channels_last(device, amp)
+    channels_last = split.is_image and config.channels_last and wants_channels_last(device, amp, split.input_shape)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model: nn.Module = net

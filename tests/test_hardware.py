@@ -93,3 +93,16 @@ def test_transformed_loss_and_tau_from_bf16_logits_match_float32(seed: int) -> N
     tau_exact, tau_bf16 = _tau_after_a_full_queue(logits, labels), _tau_after_a_full_queue(rounded, labels)
     assert 1.0 < tau_exact < 1e4  # the mixture separates: a real clipping threshold, not a boundary case
     assert tau_bf16 == pytest.approx(tau_exact, rel=1e-3)
+
+
+@pytest.mark.parametrize("device, bf16, shape, expected", [
+    ("cpu", False, (3, 32, 32), True),    # CIFAR-sized float32 on a CPU: measured faster channels_last
+    ("cpu", False, (1, 8, 8), False),     # the digits stay contiguous
+    ("cpu", False, (2,), False),          # not an image
+    ("cpu", True, (1, 8, 8), True),       # bf16 autocast: oneDNN's matrix units want channels_last
+    ("meta", False, (3, 32, 32), False),  # neither CUDA nor a CPU
+])
+def test_channels_last_rule(device: str, bf16: bool, shape: tuple[int, ...], expected: bool) -> None:
+    from ogc_lab.hardware import wants_channels_last
+
+    assert wants_channels_last(torch.device(device), bf16, shape) is expected
