@@ -47,7 +47,9 @@ KNOWN_CONSOLE_ERRORS = (
     "Identifier 'THEBE_JS_URL' has already been declared",
 )
 CHAPTERS = book.chapters()
-PAGES = ["book/intro", *[f"build/chapters/{book.page_name(nb)}" for nb in CHAPTERS], "book/references"]
+PAGES = [
+    "book/intro", "book/algorithm", *[f"build/chapters/{book.page_name(nb)}" for nb in CHAPTERS], "book/references"
+]
 
 
 def _unavailable(reason: str) -> None:
