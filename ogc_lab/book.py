@@ -21,8 +21,10 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -314,6 +316,7 @@ def execute(
     for folder in (output.parent, metrics.parent, cwd):
         folder.mkdir(parents=True, exist_ok=True)
     params = {"scale": check_scale(scale), "metrics_path": str(metrics), **(parameters or {})}
+    sockets = Path(tempfile.mkdtemp(prefix="ogc-kernel-"))
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -322,25 +325,61 @@ def execute(
             kernel_name=KERNEL_NAME,
             cwd=str(cwd),
             progress_bar=False,
+            kernel_manager_class=_ipc_kernel_manager(sockets),
         )
     except papermill.PapermillExecutionError as err:
         raise NotebookError(
             f"{notebook.name} failed in cell {err.exec_count} (scale {scale}): {err.ename}: {err.evalue}"
         ) from err
-    _hide_injected_cell(output)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
+    _portable_copy(output, notebook, params)
     return output
 
 
-def _hide_injected_cell(path: Path) -> None:
-    """Tag papermill's injected-parameters cell so the book does not show it."""
+def portable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """``parameters`` without absolute paths: what the executed copy, which a reader downloads from the
+    book, may show (a parameter left out takes the notebook's own default when the reader runs it)."""
+    return {name: value for name, value in parameters.items()
+            if not (isinstance(value, (str, os.PathLike)) and Path(value).is_absolute())}
+
+
+def _portable_copy(path: Path, notebook: Path, parameters: dict[str, Any]) -> None:
+    """Make the executed copy fit to publish: papermill's injected-parameters cell hidden in the book and
+    holding no path of this machine, and papermill's metadata naming the notebook by its place in the
+    repository."""
     import nbformat
 
+    kept = portable_parameters(parameters)
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
-        if INJECTED_TAG in tags and HIDDEN_TAG not in tags:
-            tags.append(HIDDEN_TAG)
+        if INJECTED_TAG in tags:
+            cell.source = "\n".join(["# Parameters", *(f"{name} = {value!r}" for name, value in kept.items())])
+            if HIDDEN_TAG not in tags:
+                tags.append(HIDDEN_TAG)
+    run = nb.metadata.get("papermill", {})
+    run.update(parameters=kept, input_path=f"{NOTEBOOKS_DIR.name}/{notebook.name}", output_path=path.name)
     atomic_write_text(path, nbformat.writes(nb))
+
+
+def _ipc_kernel_manager(folder: Path) -> type:
+    """A kernel manager whose kernel talks over IPC sockets in ``folder`` instead of TCP on the loopback.
+
+    Nothing leaves the machine either way; over TCP ipykernel warns on every start that the channel is
+    unencrypted ("Kernel is running over TCP without encryption"), over IPC it has no reason to.  The
+    socket path is absolute (kernel and client work in different folders) and short (a socket's path
+    has at most 107 bytes).
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(folder / "kernel")
+
+    return IpcKernelManager
 
 
 def chapters(notebooks_dir: Path = NOTEBOOKS_DIR, only: Sequence[str] = ()) -> list[Path]:

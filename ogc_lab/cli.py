@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .recipes import FIELDS, RECIPES, Config, as_published, get_recipe
+from .recipes import FIELD_HELP, FIELDS, RECIPES, Config, as_published, get_recipe
 
 PROG = "ogc-lab"
 USAGE_ERROR = 2
@@ -38,8 +38,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", help=f"named preset: {', '.join(RECIPES)}")
     parser.add_argument("--config", type=Path, help="a config.json or result.json to start from")
     group = parser.add_argument_group("config fields (override the recipe; see ogc_lab.recipes.Config)")
+    defaults = Config()
     for name in FIELDS:
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field_{name}", metavar="VALUE")
+        default = getattr(defaults, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default, default=str)
+        shown = "none" if default is None else shown
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"field_{name}", metavar="VALUE",
+                           help=f"{FIELD_HELP[name]} (default: {shown})".replace("%", "%%"))
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override any field, e.g. --set loss_params='{\"gamma\": 0.5}'")
 

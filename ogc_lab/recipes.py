@@ -119,6 +119,50 @@ class Config:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+
+# One line per Config field: what it does and the values it takes (``ogc-lab train --help`` shows each
+# with its default).  Names of data sets, models, losses ... are checked against their registries.
+FIELD_HELP: dict[str, str] = {
+    "dataset": "data set by name (ogc_lab.data.DATASETS: toy2d, digits, cifar10, cifar100, cifar10n, ...)",
+    "data_root": "folder the data sets are read from and downloaded to",
+    "download": "fetch a missing data set (true/false)",
+    "subset": "keep this many training samples, stratified (none: all)",
+    "test_subset": "test samples kept (none: subset // 5 with a subset, else all)",
+    "noise": "label noise spec kind[:rate], e.g. none, symmetric:0.4, asym-cifar10:0.4, instance:0.4, human:worse",
+    "seed": "drives torch, numpy, random, the noise and the OGC mixture fits",
+    "model": "model by name (ogc_lab.models.MODELS)",
+    "loss": "loss by name (ogc_lab.losses.LOSSES: ce, gce, ce+ogc, ...)",
+    "loss_params": "JSON object passed to make_loss, e.g. '{\"q\": 0.7}' (wins over the ogc_* fields)",
+    "ogc_epsilon": "OGC losses: the target ratio is 1 + lr * epsilon (>= 0)",
+    "ogc_interval": "OGC losses: training steps between mixture refits (>= 1)",
+    "ogc_queue_size": "OGC losses: recent values of H = -log p the mixture is fitted to (>= 2)",
+    "epochs": "training epochs",
+    "batch_size": "training batch size",
+    "optimizer": "optimiser by name (ogc_lab.optim.OPTIMIZERS)",
+    "lr": "initial learning rate",
+    "momentum": "SGD momentum",
+    "nesterov": "Nesterov momentum (true/false)",
+    "weight_decay": "L2 weight decay",
+    "l1_penalty": "ANL-CE's delta: each step minimises loss + delta * sum |w| (0: off)",
+    "schedule": "learning-rate schedule by name (ogc_lab.optim.SCHEDULERS)",
+    "milestones": "multistep schedule: epochs at which lr is multiplied by gamma, e.g. 50,100",
+    "gamma": "multistep schedule: the factor applied at each milestone",
+    "warmup_epochs": "linear schedule: epochs of linear warm-up before the linear decay",
+    "grad_clip": "global gradient-norm clip (none: off)",
+    "crop_padding": "random-crop padding in pixels (0: no crop)",
+    "flip": "random horizontal flips (true/false)",
+    "rotation": "random rotation up to this many degrees (0: none)",
+    "device": "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+    "amp": "bf16 autocast: auto (where native: CUDA, AVX512-BF16/AMX CPUs), bf16 or off",
+    "channels_last": "channels_last memory format for image models (on CUDA, and on a CPU under bf16)",
+    "compile": "torch.compile the model (true/false)",
+    "deterministic": "torch.use_deterministic_algorithms: bit-exact resume on a CPU (true/false)",
+    "pipeline": "device (whole data set on the device) or dataloader (torch DataLoader)",
+    "num_workers": "DataLoader workers (pipeline=dataloader only)",
+    "threads": "torch CPU threads during the run (0: torch's default)",
+    "eval_batch_size": "batch size of the evaluation passes",
+    "log_interval": "training steps between rows of gradient diagnostics in steps.csv",
+}
 _HINTS = typing.get_type_hints(Config)
 
 

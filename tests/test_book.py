@@ -111,6 +111,11 @@ def test_table_markdown_has_no_index_and_no_nan() -> None:
     assert book.table_markdown(frame) == "| tau | bound | kind |\n|---|---|---|\n| 1 | 0.25 | a\\|b |\n| 32 | – | – |"
 
 
+def test_portable_parameters_drop_absolute_paths_only() -> None:
+    kept = book.portable_parameters(dict(scale="cpu", metrics_path="/tmp/x/m.json", figure_dir="figs", seed=3))
+    assert kept == dict(scale="cpu", figure_dir="figs", seed=3)
+
+
 def test_rerun_note_names_every_scale_and_the_time() -> None:
     note = book.rerun_markdown("04", "cpu", 125.0)
     assert all(f"--scale {scale} --only 04" in note for scale in book.SCALES)
@@ -196,6 +201,9 @@ def test_execute_writes_the_executed_copy_and_the_metrics(tmp_path: Path) -> Non
     nb = nbformat.read(executed, as_version=4)
     injected = [c for c in nb.cells if book.INJECTED_TAG in c.metadata.get("tags", [])]
     assert len(injected) == 1 and book.HIDDEN_TAG in injected[0].metadata.tags
+    # the copy is what a reader downloads: it keeps the scale and names no folder of this machine
+    assert injected[0].source == "# Parameters\nscale = 'smoke'"
+    assert str(tmp_path) not in json.dumps(nb.metadata)
     assert not nbformat.read(source, as_version=4).cells[1].outputs  # the source stays clean
 
 

@@ -1,6 +1,9 @@
-"""The built book in headless Chromium at 1280 px: pages load, images decode, MathJax renders, figures
-have captions, no table or figure runs past the page or is cut at its column, glued numbers are not bold;
-a screenshot of every page (and of its first figure) goes to _build/screenshots/.
+"""The built book in headless Chromium at 1280 px and at a phone's 390 px: pages load, images decode,
+MathJax renders, figures have captions, no table, figure or formula runs past the page (a long formula
+scrolls inside its box; on a phone a wide table or multi-panel figure scrolls inside its box, its caption
+in view), tables are not cut at 1280 px, every page links to the repository and every chapter offers its
+notebook, glued numbers are not bold; a screenshot of every page (and of its first figure) at each width
+goes to _build/screenshots/.
 
 Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package.
 Without them the test skips locally and fails in CI (CI=true).
@@ -37,6 +40,8 @@ CHROMIUM_FLAGS = (
     "--window-size=1280,900",
 )
 WINDOW_WIDTH = 1280
+PHONE_WIDTH = 390  # below headless Chromium's smallest window (500 px), so set by device emulation
+WIDTHS = (WINDOW_WIDTH, PHONE_WIDTH)
 SCREENSHOTS = book.REPO_ROOT / "_build" / "screenshots"
 # Console errors that are not the book's: Chromium asks every server for /favicon.ico, the theme
 # complains once about a fresh profile's empty light/dark setting, and jupyter-book 1.0.4 emits
@@ -47,7 +52,9 @@ KNOWN_CONSOLE_ERRORS = (
     "Identifier 'THEBE_JS_URL' has already been declared",
 )
 CHAPTERS = book.chapters()
-PAGES = ["book/intro", *[f"build/chapters/{book.page_name(nb)}" for nb in CHAPTERS], "book/references"]
+PAGES = [
+    "book/intro", "book/algorithm", *[f"build/chapters/{book.page_name(nb)}" for nb in CHAPTERS], "book/references"
+]
 
 
 def _unavailable(reason: str) -> None:
@@ -145,6 +152,18 @@ const started = Date.now();
 PAGE_FACTS = """
 const article = document.querySelector('article') || document.body;
 const maths = [...article.querySelectorAll('.math')];
+// the nearest box between e and the article that scrolls or clips what is wider than it
+const scroller = (e) => {
+  for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return p;
+  }
+  return null;
+};
+const pastWindow = (e) => {
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && (r.right > innerWidth + 1 || r.left < -1);
+};
+const displayMath = [...article.querySelectorAll('mjx-container[display="true"]')];
 return {
   title: (article.querySelector('h1') || {}).textContent || '',
   math: maths.length,
@@ -157,13 +176,24 @@ return {
     .map((i) => i.src.slice(-60)),
   empty_captions: [...article.querySelectorAll('figure')]
     .filter((f) => !f.querySelector('figcaption')?.textContent.trim()).length,
-  // past the window's right edge (or its left), at the window's width
-  overflowing: [...article.querySelectorAll('table, figure, img, div.cell_output')]
-    .filter((e) => {
-      const r = e.getBoundingClientRect();
-      return r.width > 0 && (r.right > innerWidth + 1 || r.left < -1);
-    })
+  // past the window's right edge (or its left), at the window's width, unless it scrolls inside a box
+  // that itself stays in the window
+  overflowing: [...article.querySelectorAll('table, figure, img, div.cell_output, mjx-container')]
+    .filter((e) => pastWindow(e) && (!scroller(e) || pastWindow(scroller(e))))
     .map((e) => e.tagName + ' ' + (e.id || e.className || (e.src || '').slice(-40))),
+  // a display formula wider than its box must scroll there, not be cut or spill over
+  cut_math: displayMath
+    .filter((m) => m.scrollWidth > m.clientWidth + 1 && getComputedStyle(m).overflowX === 'visible')
+    .map((m) => m.textContent.slice(0, 60)),
+  // a table's caption stays in view inside the box its table scrolls in
+  hidden_captions: [...article.querySelectorAll('table > caption')]
+    .filter((c) => {
+      const box = (scroller(c) || article).getBoundingClientRect(), r = c.getBoundingClientRect();
+      return r.left < box.left - 1 || r.right > box.right + 1;
+    })
+    .map((c) => c.textContent.slice(0, 60)),
+  repository_link: !!document.querySelector('a[href^="https://github.com/"]'),
+  notebook_download: !!document.querySelector('a[href$=".ipynb"]'),
   // wider than the column that holds it: the theme then scrolls it, and the reader sees it cut
   cut_tables: [...article.querySelectorAll('table')]
     .filter((t) => t.parentElement && t.scrollWidth > t.parentElement.clientWidth + 1)
@@ -184,10 +214,11 @@ def _source_has_math(page: str) -> bool:
     return "$" in source.with_suffix(".md").read_text()
 
 
-def _screenshots(browser, page: str) -> list[Path]:
-    """The page's top and its first figure (if any) as PNGs in _build/screenshots, named after the page."""
+def _screenshots(browser, page: str, width: int) -> list[Path]:
+    """The page's top and its first figure (if any) as PNGs in _build/screenshots, named after the page
+    and the width."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    name = Path(page).name
+    name = f"{Path(page).name}-{width}"
     shots = [SCREENSHOTS / f"{name}.png"]
     browser.get_screenshot_as_file(str(shots[0]))
     first_figure = "const f = document.querySelector('article figure'); if (f) f.scrollIntoView(); return !!f;"
@@ -197,14 +228,25 @@ def _screenshots(browser, page: str) -> list[Path]:
     return shots
 
 
+def _set_width(browser, width: int) -> None:
+    """Lay pages out at ``width`` CSS pixels: the window itself at 1280, device emulation below."""
+    if width == WINDOW_WIDTH:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    else:
+        metrics = {"width": width, "height": 844, "deviceScaleFactor": 1, "mobile": False}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("page", PAGES)
-def test_page_renders_in_chromium(page: str, base_url: str, browser) -> None:
+def test_page_renders_in_chromium(page: str, width: int, base_url: str, browser) -> None:
+    _set_width(browser, width)
     browser.get(f"{base_url}/{page}.html")
     assert browser.execute_script("return document.readyState") == "complete"
-    assert browser.execute_script("return window.innerWidth") == WINDOW_WIDTH
+    assert browser.execute_script("return window.innerWidth") == width
     mathjax = browser.execute_async_script(WAIT_FOR_MATHJAX)
     facts = browser.execute_script(PAGE_FACTS)
-    assert all(shot.stat().st_size > 0 for shot in _screenshots(browser, page))
+    assert all(shot.stat().st_size > 0 for shot in _screenshots(browser, page, width))
     assert facts["title"].strip(), "the page has no heading: did it load?"
     assert not facts["broken_images"]
     if _source_has_math(page):
@@ -213,8 +255,14 @@ def test_page_renders_in_chromium(page: str, base_url: str, browser) -> None:
     assert not facts["tex_errors"]
     assert not facts["uncaptioned_images"], "every figure needs a caption"
     assert facts["empty_captions"] == 0
-    assert not facts["overflowing"], f"wider than the {WINDOW_WIDTH} px window"
-    assert not facts["cut_tables"], "tables cut at the column's edge: fewer or narrower columns"
+    assert not facts["overflowing"], f"wider than the {width} px window"
+    assert not facts["cut_math"], "a display formula is cut at its box (see _static/book.css)"
+    assert not facts["hidden_captions"], "a table's caption scrolls out of view with its table"
+    if width == WINDOW_WIDTH:  # on a phone a wide table scrolls in its box, caption in view
+        assert not facts["cut_tables"], "tables cut at the column's edge: fewer or narrower columns"
+    assert facts["repository_link"], "every page links to the repository (_config.yml: repository)"
+    if page.startswith("build/chapters/"):
+        assert facts["notebook_download"], "every chapter offers its notebook for download"
     assert not facts["bold_numbers"], "glued numbers render bold (see _static/book.css)"
     severe = [
         entry["message"]

@@ -565,3 +565,14 @@ def test_noise_prints_the_realised_matrix(capsys: pytest.CaptureFixture[str]) ->
     for source, target in {7: 1, 2: 7, 5: 6, 6: 5, 3: 8}.items():
         assert matrix[source][target] == pytest.approx(0.4, abs=0.01)  # exact counts up to rounding
     assert matrix[0][0] == 1.0
+
+
+def test_train_help_says_what_every_config_field_does(capsys) -> None:
+    from ogc_lab.recipes import FIELD_HELP, FIELDS
+
+    assert sorted(FIELD_HELP) == sorted(FIELDS), "one description per Config field, no stale ones"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in FIELDS:
+        assert f"--{name.replace('_', '-')} VALUE {' '.join(FIELD_HELP[name].split())} (default:" in shown, name
