@@ -128,6 +128,7 @@ FIELD_HELP: dict[str, str] = {
     "download": "fetch a missing data set (true/false)",
     "subset": "keep this many training samples, stratified (none: all)",
     "test_subset": "test samples kept (none: subset // 5 with a subset, else all)",
+    "val_fraction": "share of the training samples held out with their noisy labels to pick an epoch by, in [0, 1)",
     "noise": "label noise spec kind[:rate], e.g. none, symmetric:0.4, asym-cifar10:0.4, instance:0.4, human:worse",
     "seed": "drives torch, numpy, random, the noise and the OGC mixture fits",
     "model": "model by name (ogc_lab.models.MODELS)",
