@@ -55,6 +55,18 @@ def premise_summary(steps: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def epoch_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """The premise per epoch, one row each: median AUC of H, true noisy share of the queue, the mixture's noisy
+    weight, OGC's tau (inf: no threshold), the true noisy/clean gradient ratio before clipping and the target."""
+    windows = refit_windows(steps)
+    extra = steps.loc[steps["refits"] > 0, ["tau", "ratio_before", "target"]].astype(float).reset_index(drop=True)
+    per_window = pd.concat([windows, extra], axis=1)
+    return per_window.groupby("epoch").agg(
+        lr=("lr", "last"), auc_h=("auc_h", "median"), noisy_share=("noisy_share", "mean"),
+        mixture_noisy_weight=("mixture_noisy_weight", "median"), tau=("tau", "median"),
+        true_ratio=("ratio_before", "median"), target=("target", "median")).reset_index()
+
+
 def mixture_agreement(h: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """The library's EM and scikit-learn's GaussianMixture (k-means start, 10 iterations, reg_covar 1e-3) on
     one queue of H values: both fits (clean component first) and the largest difference of any parameter."""

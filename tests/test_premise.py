@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ogc_lab.premise import SEPARATED_AUC, mixture_agreement, premise_summary, refit_windows
+from ogc_lab.premise import SEPARATED_AUC, epoch_table, mixture_agreement, premise_summary, refit_windows
 
 
 def _steps() -> pd.DataFrame:
@@ -19,6 +19,9 @@ def _steps() -> pd.DataFrame:
         "auc_h": [0.5, 0.85, 0.95, 0.92, 0.97, 0.99],
         "noisy_frac": [0.6, 0.58, 0.61, 0.6, 0.62, 0.6],
         "weights_noisy": [float("nan"), 0.3, 0.55, 0.5, 0.6, 0.61],
+        "tau": [float("inf"), 12.0, float("inf"), float("inf"), 8.0, 6.0],
+        "ratio_before": [9.0, 4.0, 1.5, 2.5, 5.0, 7.0],
+        "target": [1.4, 2.2, 3.0, 2.6, 1.8, 1.2],
     })
 
 
@@ -26,6 +29,17 @@ def test_refit_windows_keep_fitted_windows_and_mark_the_high_lr_phase() -> None:
     windows = refit_windows(_steps())
     assert windows["step"].tolist() == [64, 96, 128, 160, 192]  # the first window had no mixture yet
     assert windows["high_lr"].tolist() == [True, True, True, False, False]  # lr >= 0.05, half the peak
+
+
+def test_epoch_table_aggregates_the_fitted_windows_of_each_epoch() -> None:
+    table = epoch_table(_steps())
+    assert table["epoch"].tolist() == [1, 2, 3]
+    assert table["lr"].tolist() == [0.06, 0.08, 0.01]  # the epoch's last window
+    assert table["auc_h"].tolist() == pytest.approx([0.85, 0.935, 0.98])  # medians; epoch 1's unfitted window left out
+    assert table["mixture_noisy_weight"].tolist() == pytest.approx([0.3, 0.525, 0.605])
+    assert table["tau"].tolist() == [12.0, float("inf"), 7.0]  # inf: no threshold in that epoch
+    assert table["true_ratio"].tolist() == pytest.approx([4.0, 2.0, 6.0])
+    assert table["target"].tolist() == pytest.approx([2.2, 2.8, 1.5])
 
 
 def test_premise_summary_counts_the_high_lr_windows_exactly() -> None:
