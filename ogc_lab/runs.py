@@ -259,6 +259,21 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     return runs
 
 
+def progress(root: Path) -> pd.DataFrame:
+    """Every run folder of a grid (ROOT/<loss>/<noise>/seed<k>) that has begun: its epochs done, whether it
+    finished, and its last test accuracy; for a campaign committed run by run, finished or not."""
+    rows = []
+    for path in sorted(Path(root).rglob(EPOCHS_CSV)):
+        parts = path.parent.relative_to(root).parts
+        if len(parts) != 3 or not parts[2].startswith("seed") or REPORT_DIR in parts:
+            continue
+        epochs = pd.read_csv(path)
+        rows.append({"loss": parts[0], "noise": parts[1], "seed": int(parts[2].removeprefix("seed")),
+                     "epochs": len(epochs), "finished": (path.parent / RESULT).exists(),
+                     "last_test_acc": float(epochs["test_acc"].iloc[-1]) if len(epochs) else float("nan")})
+    return pd.DataFrame(rows, columns=["loss", "noise", "seed", "epochs", "finished", "last_test_acc"])
+
+
 # the columns of steps.csv that the report reads (train writes these and more, all numbers)
 STEPS_COLUMNS = ("step", "epoch", "lr", "target", "tau", "ratio_before", "ratio_after")
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ogc_lab import report
+from ogc_lab import report, runs
 from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
 from ogc_lab.ogc import H_MAX, H_MIN
@@ -168,3 +168,23 @@ def test_load_runs_refuses_an_empty_folder_unless_told_it_may_be_empty(tmp_path:
         report.load_runs(tmp_path)
     assert report.load_runs(tmp_path, allow_empty=True) == []
     assert report.load_runs(tmp_path / "absent", allow_empty=True) == []
+
+
+def test_progress_lists_begun_runs_with_their_epochs_and_skips_what_is_not_a_run(tmp_path: Path) -> None:
+    def epochs(folder: Path, accuracies: list[float], finished: bool = False) -> None:
+        folder.mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, len(accuracies) + 1), "test_acc": accuracies}).to_csv(folder / "epochs.csv")
+        if finished:
+            (folder / "result.json").write_text("{}")
+
+    epochs(tmp_path / "ce" / "symmetric_0.6" / "seed0", [0.3, 0.5, 0.6], finished=True)
+    epochs(tmp_path / "ce+ogc" / "symmetric_0.6" / "seed1", [0.4])
+    epochs(tmp_path / "ce+ogc" / "human_worse" / "seed2", [])
+    epochs(tmp_path / "report" / "x" / "seed0", [0.9])  # a sweep's report folder, not a run
+    epochs(tmp_path / "stray", [0.9])  # not at the grid's depth
+    table = runs.progress(tmp_path)
+    assert table[["loss", "noise", "seed", "epochs", "finished"]].values.tolist() == [
+        ["ce", "symmetric_0.6", 0, 3, True], ["ce+ogc", "human_worse", 2, 0, False],
+        ["ce+ogc", "symmetric_0.6", 1, 1, False]]
+    assert table["last_test_acc"].iloc[0] == 0.6 and math.isnan(table["last_test_acc"].iloc[1])
+    assert runs.progress(tmp_path / "ce" / "symmetric_0.6").empty  # a run folder is not a grid
