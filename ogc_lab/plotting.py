@@ -143,6 +143,19 @@ def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str,
     plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
 
 
+def plot_single_runs(ax: Any, curves: dict[tuple[str, int], Any], key: str = "test_acc",
+                     ylabel: str = "test accuracy", percent: bool = True) -> None:
+    """On ``ax``: an epochs.csv column of single runs keyed by (loss, seed), coloured by loss, one line style per
+    seed; for runs still in progress, whose lengths differ and so cannot be averaged."""
+    scale = 100.0 if percent else 1.0
+    styles = ["-", "--", ":", "-."]
+    for (loss, seed), epochs in sorted(curves.items()):
+        ax.plot(epochs["epoch"], scale * epochs[key], color=loss_color(loss), ls=styles[seed % len(styles)],
+                label=f"{loss}, seed {seed}")
+    ax.set(xlabel="epoch", ylabel=ylabel + (" (%)" if percent else ""))
+    ax.grid(alpha=0.3)
+
+
 def plot_tau(ax: Any, steps: Any, **style: Any) -> None:
     """On ``ax`` (log scale): the clipping threshold tau at each logged step; steps without clipping are left out."""
     finite = steps["tau"].where(np.isfinite(steps["tau"]))

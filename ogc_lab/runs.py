@@ -259,18 +259,23 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     return runs
 
 
-def progress(root: Path) -> pd.DataFrame:
-    """Every run folder of a grid (ROOT/<loss>/<noise>/seed<k>) that has begun: its epochs done, whether it
-    finished, and its last test accuracy; for a campaign committed run by run, finished or not."""
-    rows = []
+def begun_runs(root: Path) -> dict[tuple[str, str, int], pd.DataFrame]:
+    """The epochs.csv of every run folder of a grid (ROOT/<loss>/<noise>/seed<k>) that has begun, finished or
+    not, keyed by (loss, noise folder, seed): a campaign committed run by run shows its runs in progress too."""
+    begun = {}
     for path in sorted(Path(root).rglob(EPOCHS_CSV)):
         parts = path.parent.relative_to(root).parts
-        if len(parts) != 3 or not parts[2].startswith("seed") or REPORT_DIR in parts:
-            continue
-        epochs = pd.read_csv(path)
-        rows.append({"loss": parts[0], "noise": parts[1], "seed": int(parts[2].removeprefix("seed")),
-                     "epochs": len(epochs), "finished": (path.parent / RESULT).exists(),
-                     "last_test_acc": float(epochs["test_acc"].iloc[-1]) if len(epochs) else float("nan")})
+        if len(parts) == 3 and parts[2].startswith("seed") and REPORT_DIR not in parts:
+            begun[parts[0], parts[1], int(parts[2].removeprefix("seed"))] = pd.read_csv(path)
+    return begun
+
+
+def progress(root: Path) -> pd.DataFrame:
+    """One row per begun run of a grid: its epochs done, whether it finished and its last test accuracy."""
+    rows = [{"loss": loss, "noise": noise, "seed": seed, "epochs": len(epochs),
+             "finished": (Path(root) / loss / noise / f"seed{seed}" / RESULT).exists(),
+             "last_test_acc": float(epochs["test_acc"].iloc[-1]) if len(epochs) else float("nan")}
+            for (loss, noise, seed), epochs in begun_runs(root).items()]
     return pd.DataFrame(rows, columns=["loss", "noise", "seed", "epochs", "finished", "last_test_acc"])
 
 

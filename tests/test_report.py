@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from ogc_lab import report, runs
+from ogc_lab import plotting, report, runs
 from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
 from ogc_lab.ogc import H_MAX, H_MIN
@@ -188,3 +188,12 @@ def test_progress_lists_begun_runs_with_their_epochs_and_skips_what_is_not_a_run
         ["ce+ogc", "symmetric_0.6", 1, 1, False]]
     assert table["last_test_acc"].iloc[0] == 0.6 and math.isnan(table["last_test_acc"].iloc[1])
     assert runs.progress(tmp_path / "ce" / "symmetric_0.6").empty  # a run folder is not a grid
+    begun = runs.begun_runs(tmp_path)
+    assert list(begun) == [("ce", "symmetric_0.6", 0), ("ce+ogc", "human_worse", 2), ("ce+ogc", "symmetric_0.6", 1)]
+    fig, ax = plt.subplots()
+    symmetric = {(loss, seed): e for (loss, noise, seed), e in begun.items() if noise == "symmetric_0.6"}
+    plotting.plot_single_runs(ax, symmetric)
+    assert [line.get_label() for line in ax.get_lines()] == ["ce, seed 0", "ce+ogc, seed 1"]
+    assert ax.get_lines()[0].get_ydata().tolist() == [30.0, 50.0, 60.0]  # percent
+    assert ax.get_lines()[1].get_linestyle() == "--"  # seed 1
+    plt.close(fig)
