@@ -21,10 +21,12 @@ from .ogc import fit_gmm_sklearn, fit_gmm_torch
 
 HIGH_LR_SHARE = 0.5  # "the first learning rate": windows at lr >= this share of the run's peak lr
 SEPARATED_AUC = 0.9  # the AUC of H at which clean and noisy samples count as separated (issue 19's target)
+TRACKS = 0.1  # the mixture's noisy weight "tracks" the true noisy share when their mean absolute gap is below this
 
 
 def refit_windows(steps: pd.DataFrame) -> pd.DataFrame:
-    """The diagnostics windows with a fitted mixture (queue full), with phase, AUC, true and fitted noisy share."""
+    """The diagnostics windows with a fitted mixture (queue full): phase, AUC of H, true and fitted noisy share,
+    OGC's tau (inf: no threshold), the true noisy/clean gradient ratio before clipping and the target."""
     fitted = steps[steps["refits"] > 0] if "refits" in steps else steps.iloc[0:0]
     out = pd.DataFrame({
         "step": fitted["step"].astype(int),
@@ -33,38 +35,65 @@ def refit_windows(steps: pd.DataFrame) -> pd.DataFrame:
         "auc_h": fitted["auc_h"].astype(float),
         "noisy_share": fitted["noisy_frac"].astype(float),
         "mixture_noisy_weight": fitted["weights_noisy"].astype(float),
+        "tau": fitted["tau"].astype(float),
+        "true_ratio": fitted["ratio_before"].astype(float),
+        "target": fitted["target"].astype(float),
     })
     out["high_lr"] = out["lr"] >= HIGH_LR_SHARE * steps["lr"].max()
     return out.reset_index(drop=True)
 
 
+def epoch_table(steps: pd.DataFrame) -> pd.DataFrame:
+    """``refit_windows`` per epoch: the last lr, medians of the AUC, the mixture's weight, tau, the true ratio
+    and the target, and the mean true noisy share."""
+    return refit_windows(steps).groupby("epoch").agg(
+        lr=("lr", "last"), auc_h=("auc_h", "median"), noisy_share=("noisy_share", "mean"),
+        mixture_noisy_weight=("mixture_noisy_weight", "median"), tau=("tau", "median"),
+        true_ratio=("true_ratio", "median"), target=("target", "median")).reset_index()
+
+
 def premise_summary(steps: pd.DataFrame) -> dict[str, Any]:
-    """The premise in the high-lr phase: how well H separates the noisy samples and how the mixture's noisy
-    weight compares with their true share; NaNs when the run has no refit there yet."""
+    """The premise in the high-lr phase: how well H separates the noisy samples, how the mixture's noisy
+    weight compares with their true share, and how often OGC set no threshold; NaNs without a refit there."""
     windows = refit_windows(steps)
     high = windows[windows["high_lr"]]
     gap = high["mixture_noisy_weight"] - high["noisy_share"]
+
+    def share(hits: pd.Series) -> float:
+        return float(hits.mean()) if len(high) else float("nan")
+
     return {
         "windows": len(high),
         "auc_median": float(high["auc_h"].median()),
         "auc_min": float(high["auc_h"].min()),
-        "separated_share": float((high["auc_h"] >= SEPARATED_AUC).mean()) if len(high) else float("nan"),
+        "separated_share": share(high["auc_h"] >= SEPARATED_AUC),
         "noisy_share_mean": float(high["noisy_share"].mean()),
         "mixture_noisy_weight_mean": float(high["mixture_noisy_weight"].mean()),
         "weight_gap_mean_abs": float(gap.abs().mean()),
+        "unclipped_share": share(np.isinf(high["tau"])),
     }
 
 
-def epoch_table(steps: pd.DataFrame) -> pd.DataFrame:
-    """The premise per epoch, one row each: median AUC of H, true noisy share of the queue, the mixture's noisy
-    weight, OGC's tau (inf: no threshold), the true noisy/clean gradient ratio before clipping and the target."""
-    windows = refit_windows(steps)
-    extra = steps.loc[steps["refits"] > 0, ["tau", "ratio_before", "target"]].astype(float).reset_index(drop=True)
-    per_window = pd.concat([windows, extra], axis=1)
-    return per_window.groupby("epoch").agg(
-        lr=("lr", "last"), auc_h=("auc_h", "median"), noisy_share=("noisy_share", "mean"),
-        mixture_noisy_weight=("mixture_noisy_weight", "median"), tau=("tau", "median"),
-        true_ratio=("ratio_before", "median"), target=("target", "median")).reset_index()
+def premise_sentence(summary: dict[str, Any]) -> str:
+    """``premise_summary`` in words its numbers choose: separated or not (``SEPARATED_AUC``), whether the
+    mixture's noisy weight tracks the true share (``TRACKS``), and how often OGC left the gradients unclipped."""
+    n = summary["windows"]
+    if not n:
+        return "No mixture was fitted at the high learning rate yet, so the premise cannot be read."
+    auc = summary["auc_median"]
+    side = "reaching" if auc >= SEPARATED_AUC else "below"
+    tracks = "tracks" if summary["weight_gap_mean_abs"] < TRACKS else "does not track"
+    unclipped = summary["unclipped_share"]
+    clipping = ("OGC set a threshold at every one of these refits." if unclipped == 0 else
+                f"OGC set no threshold in {unclipped:.0%} of these refits: there its estimate of the noisy/clean "
+                "gradient ratio was already below its target.")
+    return (f"Over the {n} refits at the high learning rate (at least half its peak), the median AUC of H between "
+            f"truly noisy and clean samples is {auc:.2f} (lowest {summary['auc_min']:.2f}; "
+            f"{summary['separated_share']:.0%} of the refits at {SEPARATED_AUC} or more), {side} the "
+            f"{SEPARATED_AUC} at which this book counts them separated. The mixture's noisy weight averages "
+            f"{summary['mixture_noisy_weight_mean']:.2f} against a true noisy share of "
+            f"{summary['noisy_share_mean']:.2f}: it {tracks} it (mean absolute gap "
+            f"{summary['weight_gap_mean_abs']:.2f}). {clipping}")
 
 
 def mixture_agreement(h: np.ndarray, seed: int = 0) -> dict[str, Any]:

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ogc_lab.premise import SEPARATED_AUC, epoch_table, mixture_agreement, premise_summary, refit_windows
+from ogc_lab.premise import (
+    SEPARATED_AUC,
+    TRACKS,
+    epoch_table,
+    mixture_agreement,
+    premise_sentence,
+    premise_summary,
+    refit_windows,
+)
 
 
 def _steps() -> pd.DataFrame:
@@ -51,6 +59,20 @@ def test_premise_summary_counts_the_high_lr_windows_exactly() -> None:
     assert summary["noisy_share_mean"] == pytest.approx((0.58 + 0.61 + 0.6) / 3)
     assert summary["mixture_noisy_weight_mean"] == pytest.approx((0.3 + 0.55 + 0.5) / 3)
     assert summary["weight_gap_mean_abs"] == pytest.approx((0.28 + 0.06 + 0.1) / 3)
+    assert summary["unclipped_share"] == pytest.approx(2 / 3)  # tau inf at steps 96 and 128
+
+
+def test_premise_sentence_words_follow_the_numbers() -> None:
+    said = premise_sentence(premise_summary(_steps()))
+    assert "median AUC of H between truly noisy and clean samples is 0.92 (lowest 0.85; 67% of the refits" in said
+    assert "reaching the 0.9" in said and "does not track it (mean absolute gap 0.15)" in said
+    assert "no threshold in 67% of these refits" in said
+    below = premise_sentence(premise_summary(_steps().assign(auc_h=0.8, weights_noisy=0.62)))
+    assert "0.80 (lowest 0.80; 0% of the refits" in below and "below the 0.9" in below
+    assert "it tracks it" in below and TRACKS == 0.1  # gaps 0.04, 0.01, 0.02
+    always = premise_sentence(premise_summary(_steps().assign(tau=5.0)))
+    assert always.endswith("a threshold at every one of these refits.")
+    assert premise_sentence(premise_summary(_steps().assign(refits=0))).startswith("No mixture was fitted")
 
 
 def test_premise_summary_of_a_run_without_refits_is_nan() -> None:
