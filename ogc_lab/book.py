@@ -80,6 +80,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def finite_records(frame: Any) -> list[dict[str, Any]]:
+    """A frame's rows as plain dicts for ``Metrics.record``, every non-finite number (inf: no threshold, NaN: not
+    measured) as None, which JSON can hold."""
+    return [{str(key): None if isinstance(item, float) and not math.isfinite(item) else item
+             for key, item in row.items()} for row in _plain(frame.to_dict("records"))]
+
+
 def numbers_in(value: Any) -> list[float]:
     """Every number inside a plain JSON value (bools excluded)."""
     if isinstance(value, dict):

@@ -247,3 +247,15 @@ def test_what_tools_leave_in_the_tree_does_not_break_the_build(tmp_path: Path) -
         (tmp_path / leftover).mkdir()
         (tmp_path / leftover / "README.md").write_text("# a cache folder's readme\n")
     assert (book.build(tmp_path) / "index.html").exists()
+
+
+def test_finite_records_turn_non_finite_numbers_into_none_and_pass_metrics_checks(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"epoch": [1, 2], "tau": [12.5, float("inf")], "auc": [float("nan"), 0.9],
+                          "finished": [np.bool_(True), np.bool_(False)]})
+    records = book.finite_records(frame)
+    assert records == [{"epoch": 1, "tau": 12.5, "auc": None, "finished": True},
+                       {"epoch": 2, "tau": None, "auc": 0.9, "finished": False}]
+    assert type(records[0]["finished"]) is bool  # plain JSON, not numpy
+    assert book.Metrics(tmp_path / "m.json").record("table", records) == records  # Metrics refuses inf and NaN

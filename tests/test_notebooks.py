@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from ogc_lab import book, evidence
+from ogc_lab import book, evidence, premise, runs
 from ogc_lab.report import load_runs, load_steps
 
 NOTEBOOKS = book.chapters()
@@ -97,6 +97,7 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
     assert ["anl-ce", "cifar10", {"weight_decay": 0.0, "l1_penalty": 5e-5}] in metrics["published"]
     assert ["anl-ce", "cifar100", {"weight_decay": 0.0, "l1_penalty": 5e-7}] in metrics["published"]
     check_06_evidence(metrics)
+    check_06_full(metrics)
     if scale == "gpu":
         return
     # What ran: every planned run finished, with finite accuracies, the device, the date and the data recorded.
@@ -123,6 +124,26 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
     # No GPU number is shown unless a GPU run was committed.
     assert (metrics["gpu_result_count"] == 0) == (metrics["gpu_results"] == [])
     assert metrics["gpu_status"].startswith("No GPU result") == (metrics["gpu_result_count"] == 0)
+
+
+def check_06_full(metrics: dict[str, Any]) -> None:
+    """The full tier: its progress table, premise tables and sentences are the committed files', recomputed."""
+    root = book.REPO_ROOT / "results" / "19_cifar10_full"
+    progress = runs.progress(root / "grid")
+    assert metrics["full_progress"] == book.finite_records(progress)
+    finished = load_runs(root / "grid", allow_empty=True)
+    assert metrics["full_finished"] == int(progress["finished"].sum()) == len(finished)
+    for run_dir in sorted((root / "grid" / "ce+ogc").glob("*/seed0")):
+        steps = load_steps(run_dir)
+        assert metrics[f"full_premise_{run_dir.parent.name}"] == book.finite_records(premise.epoch_table(steps))
+        assert premise.premise_sentence(premise.premise_summary(steps)) in metrics["full_premise_text"]
+    clean = load_runs(root / "clean", allow_empty=True)
+    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in clean]
+    assert all(f"{r['final_test_acc']:.1%}" in metrics["full_clean_text"] for r in clean)
+    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in clean)
+    if finished:
+        order = ["symmetric:0.6", "human:worse", "ce", "ce+ogc"]
+        assert metrics["full_summary"] == evidence.grid_summary(finished, order)
 
 
 CE_MEMORISES_FIT = 0.30  # CE fits at least this share of the flipped images to their wrong label (chance 0.10)
