@@ -403,16 +403,25 @@ def chapters(notebooks_dir: Path = NOTEBOOKS_DIR, only: Sequence[str] = ()) -> l
     return [nb for nb in found if any(nb.stem.startswith(prefix) for prefix in only)]
 
 
+TIMINGS = "timings.json"  # execute_all's minutes per chapter, in its out_dir: what the README's table quotes
+
+
 def execute_all(notebooks: Sequence[Path], out_dir: Path, scale: str) -> dict[str, NotebookError]:
-    """Execute every notebook (one failure does not stop the rest); return the failures by name."""
+    """Execute every notebook (one failure does not stop the rest), print and save (``TIMINGS``) the minutes
+    each took; return the failures by name."""
     failures: dict[str, NotebookError] = {}
+    minutes: dict[str, float] = {}
     for notebook in notebooks:
         print(f"executing {notebook.name} at scale {scale}", flush=True)
+        started = time.monotonic()
         try:
             execute(notebook, out_dir, scale)
         except NotebookError as err:
             failures[notebook.stem] = err
             print(f"FAILED: {err}", file=sys.stderr, flush=True)
+        minutes[notebook.stem] = (time.monotonic() - started) / 60
+        print(f"{notebook.name}: {minutes[notebook.stem]:.1f} min", flush=True)
+    atomic_write_text(Path(out_dir) / TIMINGS, json.dumps({"scale": scale, "minutes": minutes}, indent=2) + "\n")
     return failures
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # ---- book: the chapters executed once per session (used by test_notebooks and test_browser) ----
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,21 @@ def executed_book(tmp_path_factory: pytest.TempPathFactory) -> ExecutedBook:
     scale = book.check_scale(os.environ.get(BOOK_SCALE_ENV, "smoke"))
     out_dir = tmp_path_factory.mktemp("book")
     failures = book.execute_all(book.chapters(), out_dir, scale)
-    return ExecutedBook(out_dir=out_dir, scale=scale, failures=failures)
+    EXECUTED.append(ExecutedBook(out_dir=out_dir, scale=scale, failures=failures))
+    return EXECUTED[-1]
+
+
+EXECUTED: list[ExecutedBook] = []  # the session's executed book, for the terminal summary
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """After a session that executed the chapters, the minutes each took (the README's timing table quotes
+    `make regress` on CI, which executes them at cpu scale)."""
+    for executed in EXECUTED:
+        timings = json.loads((executed.out_dir / book.TIMINGS).read_text())
+        total = sum(timings["minutes"].values())
+        terminalreporter.write_line(f"chapters executed at {timings['scale']} scale in {total:.1f} min: " + ", ".join(
+            f"{stem} {minutes:.1f}" for stem, minutes in timings["minutes"].items()))
 
 
 # ---- end of book section ----

@@ -214,6 +214,18 @@ def test_a_failing_notebook_raises_with_its_name_and_the_error(tmp_path: Path) -
         book.execute(source, tmp_path / "build", "smoke")
 
 
+@pytest.mark.slow
+def test_execute_all_goes_on_past_a_failure_and_saves_the_minutes_of_each(tmp_path: Path) -> None:
+    good = _notebook(tmp_path / "07_tiny.ipynb", RECORDING)
+    bad = _notebook(tmp_path / "08_broken.ipynb", 'raise ValueError("boom")')
+    out = tmp_path / "build"
+    failures = book.execute_all([bad, good], out, "smoke")
+    assert list(failures) == ["08_broken"] and (out / "metrics" / "07_tiny.json").exists()
+    timings = json.loads((out / book.TIMINGS).read_text())
+    assert timings["scale"] == "smoke" and list(timings["minutes"]) == ["08_broken", "07_tiny"]
+    assert all(0 < minutes < 10 for minutes in timings["minutes"].values())
+
+
 def test_execute_rejects_a_bad_scale_and_a_missing_notebook(tmp_path: Path) -> None:
     source = _notebook(tmp_path / "01_x.ipynb", "pass")
     with pytest.raises(ValueError, match="'huge'"):
