@@ -157,6 +157,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from .runs import copy_records
+
+    written = copy_records(args.src, args.dst)
+    for path in written:
+        print(path)
+    print(f"{len(written)} record files written under {args.dst} (checkpoints stay in {args.src})")
+    return 0
+
+
 def cmd_noise(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .noise import check_noise_spec
@@ -198,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="tables and plots of a sweep folder")
     report.add_argument("dir", type=Path)
     report.set_defaults(func=cmd_report)
+
+    collect = sub.add_parser("collect", help="copy the runs' records (not checkpoints) to a folder to commit")
+    collect.add_argument("src", type=Path, help="a run or grid folder")
+    collect.add_argument("dst", type=Path, help="where the same layout of result.json, epochs.csv, steps.csv goes")
+    collect.set_defaults(func=cmd_collect)
 
     noise = sub.add_parser("noise", help="apply a noise spec to a data set and print what was realised")
     noise.add_argument("--dataset", required=True)

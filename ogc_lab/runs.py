@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .io import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, read_json, torch_load
+from .io import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, atomic_write_text, read_json, torch_load
 from .recipes import Config
 from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
 
@@ -277,6 +277,27 @@ def progress(root: Path) -> pd.DataFrame:
              "last_test_acc": float(epochs["test_acc"].iloc[-1]) if len(epochs) else float("nan")}
             for (loss, noise, seed), epochs in begun_runs(root).items()]
     return pd.DataFrame(rows, columns=["loss", "noise", "seed", "epochs", "finished", "last_test_acc"])
+
+
+RECORDS = (RESULT, EPOCHS_CSV, STEPS_CSV)  # what a run leaves to commit: text, small; never the checkpoint
+
+
+def copy_records(src: Path, dst: Path) -> list[Path]:
+    """Copy the records (``RECORDS``) of every run under ``src``, finished or not, to the same place under
+    ``dst`` (atomically, only files that changed); return the files written.  For committing a campaign's
+    runs as they go while their checkpoints stay behind."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise ValueError(f"no run folder {str(src)!r} to copy records from")
+    written = []
+    for path in sorted(p for name in RECORDS for p in src.rglob(name)):
+        target = dst / path.relative_to(src)
+        text = path.read_text(encoding="utf-8")
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, text)
+            written.append(target)
+    return sorted(written)
 
 
 # the columns of steps.csv that the report reads (train writes these and more, all numbers)

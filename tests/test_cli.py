@@ -576,3 +576,31 @@ def test_train_help_says_what_every_config_field_does(capsys) -> None:
     shown = " ".join(capsys.readouterr().out.split())
     for name in FIELDS:
         assert f"--{name.replace('_', '-')} VALUE {' '.join(FIELD_HELP[name].split())} (default:" in shown, name
+
+
+def test_collect_copies_records_not_checkpoints_and_only_what_changed(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    src, dst = tmp_path / "runs", tmp_path / "results"
+    done, going = src / "ce" / "symmetric_0.6" / "seed0", src / "ce+ogc" / "symmetric_0.6" / "seed0"
+    for run in (done, going):
+        run.mkdir(parents=True)
+        (run / "epochs.csv").write_text("epoch,test_acc\n1,0.5\n")
+        (run / "steps.csv").write_text("step\n32\n")
+        (run / "checkpoint.pt").write_bytes(b"\0" * 64)
+    (done / "result.json").write_text("{}\n")
+    assert main(["collect", str(src), str(dst)]) == 0
+    copied = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+    expected = [f"ce/symmetric_0.6/seed0/{name}" for name in ("epochs.csv", "result.json", "steps.csv")]
+    expected += [f"ce+ogc/symmetric_0.6/seed0/{name}" for name in ("epochs.csv", "steps.csv")]  # not finished
+    assert copied == sorted(expected)
+    assert "5 record files written" in capsys.readouterr().out
+    (going / "epochs.csv").write_text("epoch,test_acc\n1,0.5\n2,0.6\n")  # one more epoch
+    assert main(["collect", str(src), str(dst)]) == 0
+    assert "1 record files written" in capsys.readouterr().out
+    assert (dst / going.relative_to(src) / "epochs.csv").read_text().endswith("2,0.6\n")
+
+
+def test_collect_from_a_missing_folder_is_one_error_naming_it(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["collect", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "out").exists()
