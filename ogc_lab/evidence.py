@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 from .report import markdown_table
 from .runs import load_runs
 

@@ -225,7 +225,7 @@ def _to_int_tuple(value: Any) -> tuple[int, ...]:
 
 
 def _to_dict(value: Any) -> dict[str, Any]:
-    from .io import parse_json
+    from .files import parse_json
 
     if isinstance(value, str):
         value = parse_json(value, "a JSON object") if value.strip() else {}

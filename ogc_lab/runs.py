@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .io import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, read_json, torch_load
+from .files import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, read_json, torch_load
 from .recipes import Config
 from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
 

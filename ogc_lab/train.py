@@ -29,8 +29,8 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 from .batches import Augment, DeviceBatches, channel_tensors, dataloader_batches, normalise
 from .data import load_dataset
 from .datasplit import DataSplit
+from .files import folder_lock, versions
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads, wants_channels_last
-from .io import folder_lock, versions
 from .models import make_model
 from .ogc import BaseLoss, base_loss, label_prob
 from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 from sklearn.metrics import roc_auc_score
 
 import ogc_lab.train as train_module
-from ogc_lab import io
+from ogc_lab import files
 from ogc_lab.data import load_dataset
 from ogc_lab.hardware import cpu_name, select_device
 from ogc_lab.noise import make_noise
@@ -349,11 +349,11 @@ def test_resume_without_a_checkpoint_starts_afresh(tmp_path: Path) -> None:
     assert len(result["epochs"]) == 1
 
 
-@pytest.mark.skipif(io.fcntl is None, reason="no advisory file locks on this platform")
+@pytest.mark.skipif(files.fcntl is None, reason="no advisory file locks on this platform")
 def test_a_run_folder_being_written_refuses_a_second_trainer(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    with io.folder_lock(out):  # as a trainer in another process would hold it
-        with pytest.raises(io.FolderBusyError, match="in use by another process"):
+    with files.folder_lock(out):  # as a trainer in another process would hold it
+        with pytest.raises(files.FolderBusyError, match="in use by another process"):
             train(TOY.replace(epochs=1), out, resume=True, progress=False)
     assert train(TOY.replace(epochs=1), out, resume=True, progress=False)["epochs"]
 
