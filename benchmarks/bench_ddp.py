@@ -29,7 +29,7 @@ import _common as C  # noqa: E402
 
 from ogc_lab.losses import make_loss  # noqa: E402
 from ogc_lab.models import MODELS, make_model  # noqa: E402
-from ogc_lab.ogc import label_prob  # noqa: E402
+from ogc_lab.ogc import OGC_DEFAULTS, label_prob  # noqa: E402
 
 NUM_CLASSES = 10
 LR = 0.1
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn-small", help=f"one of {', '.join(MODELS)}")
     parser.add_argument("--batch", type=int, default=128, help="per-rank batch")
-    parser.add_argument("--interval", type=int, default=32)
-    parser.add_argument("--queue-size", type=int, default=4096)
+    parser.add_argument("--interval", type=int, default=OGC_DEFAULTS.interval)
+    parser.add_argument("--queue-size", type=int, default=OGC_DEFAULTS.queue_size)
     parser.add_argument("--blocks", type=int, default=4, help="timed blocks of one interval per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per process count, alternating")
     args = parser.parse_args(argv)

@@ -33,7 +33,18 @@ from .hardware import (
 )
 from .losses import LOSSES
 from .models import make_model
-from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
+from .ogc import (
+    H_MAX,
+    H_MIN,
+    OGC_DEFAULTS,
+    OGCLoss,
+    OGCSettings,
+    base_loss,
+    fit_gmm_sklearn,
+    fit_gmm_torch,
+    label_prob,
+    solve_tau,
+)
 from .optim import build_loss
 from .recipes import get_recipe
 from .registry import check_choice, check_names
@@ -180,13 +191,13 @@ def _check_names(what: str, names: Sequence[str], allowed: Sequence[str]) -> lis
 
 
 def time_refit(
-    queue_size: int = 4096,
+    queue_size: int = OGC_DEFAULTS.queue_size,
     seed: int = 0,
     methods: Sequence[str] = tuple(REFIT_METHODS),
     repeats: int = 20,
     warmup: int = 3,
     lr: float = 0.1,
-    epsilon: float = 20.0,
+    epsilon: float = OGC_DEFAULTS.epsilon,
     threads: int = 0,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
@@ -202,7 +213,7 @@ def time_refit(
     methods = _check_names("refit method", methods, tuple(REFIT_METHODS))
     device = select_device(device)
     h = sample_queue(queue_size, seed).to(device, torch.float64 if device.type == "cpu" else torch.float32)
-    target = 1.0 + lr * epsilon
+    target = OGCSettings(epsilon=epsilon).target(lr)
     arms = {name: (lambda fn=REFIT_METHODS[name]: fn(h, target, seed)) for name in methods}
     with torch_threads(threads) as used:
         times = interleaved(arms, repeats, warmup, sync=device)
@@ -225,7 +236,7 @@ def time_refit(
 
 REFERENCE = get_recipe("official-cifar10")  # the reference recipe the step timings follow
 GRAD_CLIP = REFERENCE.grad_clip  # the trainer's global gradient-norm clip (5.0, all methods)
-LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio 1 + 0.1 * 20 = 3
+LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio OGC_DEFAULTS.target(LR) = 3
 NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
     "cnn-small": (1, 8, 8),  # digits
@@ -264,7 +275,8 @@ def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
     return math.ceil(math.ceil(queue_size / batch) / interval) * interval
 
 
-def make_loss_fn(name: str, interval: int = 32, queue_size: int = 4096, num_classes: int = NUM_CLASSES) -> nn.Module:
+def make_loss_fn(name: str, interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size,
+                 num_classes: int = NUM_CLASSES) -> nn.Module:
     """The loss ``name`` as the trainer builds it for the reference recipe, OGC with ``interval``/``queue_size``."""
     return build_loss(REFERENCE.replace(loss=name, ogc_interval=interval, ogc_queue_size=queue_size), num_classes)
 
@@ -299,7 +311,8 @@ class Arm:
 
 
 def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
-              interval: int = 32, queue_size: int = 4096, amp: str = "auto", channels_last: bool | None = None) -> Arm:
+              interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size, amp: str = "auto",
+              channels_last: bool | None = None) -> Arm:
     """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights;
     ``channels_last`` True or False overrides the trainer's choice of memory format."""
     check_choice("model", model_name, IN_SHAPES, hint="for step timing")
@@ -355,8 +368,9 @@ def fill_queue(loss: OGCLoss, logits: Tensor, targets: Tensor, lr: float = LR) -
             loss(logits, targets, lr=lr)
 
 
-def time_controller_update(batch: int = 128, device: str | torch.device = "cpu", seed: int = 0, interval: int = 32,
-                           queue_size: int = 4096, intervals: int = 4) -> dict[str, float]:
+def time_controller_update(batch: int = 128, device: str | torch.device = "cpu", seed: int = 0,
+                           interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size,
+                           intervals: int = 4) -> dict[str, float]:
     """Median seconds of ``controller.update`` on a full queue: push only, push + refit, and their difference.
 
     The H values come from random (batch, 10) logits; ``intervals`` refit intervals are timed.
@@ -396,8 +410,8 @@ def time_training_steps(
     device: str | torch.device = "cpu",
     threads: int = 1,
     warmup_steps: int | None = None,
-    interval: int = 32,
-    queue_size: int = 4096,
+    interval: int = OGC_DEFAULTS.interval,
+    queue_size: int = OGC_DEFAULTS.queue_size,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Per-step seconds of the trainer's step with each of ``losses`` (the first is the baseline), in rotation.

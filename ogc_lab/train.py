@@ -245,7 +245,7 @@ def ratio_target(loss_fn: nn.Module, lr: float, config: Config) -> float:
     """The noisy/clean gradient ratio the loss aims for now: an OGC loss's own ``target`` (1 + lr * eps);
     for other losses the one OGC would aim for under ``config``, logged as their reference line."""
     target = getattr(loss_fn, "target", None)
-    return target if target is not None else 1.0 + lr * config.ogc_epsilon
+    return target if target is not None else config.ogc_settings.target(lr)
 
 
 # ---------------------------------------------------------------- checkpoints

@@ -145,7 +145,7 @@ def test_time_refit_speedup_is_the_median_of_paired_round_ratios(monkeypatch: py
 
 
 def test_time_refit_agrees_with_the_reference_path() -> None:
-    result = cost.time_refit(queue_size=4096, seed=0, repeats=2, warmup=1, threads=1)
+    result = cost.time_refit(seed=0, repeats=2, warmup=1, threads=1)  # the default queue (OGC_DEFAULTS)
     assert result["target"] == pytest.approx(3.0) and result["threads"] == 1
     methods = result["methods"]
     assert list(methods) == list(cost.REFIT_METHODS)
@@ -154,7 +154,7 @@ def test_time_refit_agrees_with_the_reference_path() -> None:
     # same 1000-point grid, different EM implementations: the fits agree closely
     assert methods["torch grid"]["tau"] == pytest.approx(reference, rel=1e-4)
     # the closed form differs from any 1000-point grid by the grid's discretisation error only
-    fine = cost.torch_tau(cost.sample_queue(4096, 0), 3.0, "grid", n_grid=200_000)
+    fine = cost.torch_tau(cost.sample_queue(result["queue_size"], 0), result["target"], "grid", n_grid=200_000)
     assert methods["torch exact"]["tau"] == pytest.approx(fine, rel=1e-4)
     assert methods["torch exact"]["tau"] == pytest.approx(reference, rel=1e-2)
 

@@ -17,7 +17,7 @@ import torch
 from ogc_lab import report
 from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
-from ogc_lab.ogc import H_MAX, H_MIN
+from ogc_lab.ogc import H_MAX, H_MIN, OGC_DEFAULTS
 from ogc_lab.recipes import get_recipe
 from ogc_lab.runs import CHECKPOINT, load_checkpoint
 from ogc_lab.train import train
@@ -139,7 +139,7 @@ def test_queue_snapshot_is_the_controller_of_the_last_checkpoint(toy_runs: dict[
     assert ((snap["h"] >= H_MIN - 1e-12) & (snap["h"] <= H_MAX + 1e-9)).all()
     assert snap["tau"] == pytest.approx(result["tau"], rel=1e-12)
     assert snap["step"] == result["step"]
-    assert snap["target"] == pytest.approx(1.0 + 20.0 * 0.1)
+    assert snap["target"] == pytest.approx(OGC_DEFAULTS.target(0.1))
     assert snap["means"][0] < snap["means"][1] and snap["weights"].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="'ce'.*no OGC controller|no OGC controller.*'ce'"):
         report.queue_snapshot(toy_runs["ce"])
