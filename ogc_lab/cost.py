@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from .hardware import (
-    autocast,
     cpu_has_native_bf16,
     cpu_name,
     resolve_amp,
@@ -45,7 +45,7 @@ from .ogc import (
     label_prob,
     solve_tau,
 )
-from .optim import build_loss
+from .optim import build_loss, make_optimizer, train_step
 from .recipes import get_recipe
 from .registry import check_choice, check_names
 
@@ -235,7 +235,6 @@ def time_refit(
 # ---------------------------------------------------------------- training steps
 
 REFERENCE = get_recipe("official-cifar10")  # the reference recipe the step timings follow
-GRAD_CLIP = REFERENCE.grad_clip  # the trainer's global gradient-norm clip (5.0, all methods)
 LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio OGC_DEFAULTS.target(LR) = 3
 NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
@@ -249,25 +248,20 @@ IN_SHAPES: dict[str, tuple[int, ...]] = {
 DISTINCT_BATCHES = 4  # each arm cycles through this many fixed random batches
 
 
-def sgd(model: nn.Module, lr: float = LR) -> torch.optim.Optimizer:
-    """The reference optimiser: SGD, momentum 0.9, weight decay 5e-4."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+def recipe_step(model: nn.Module, loss_fn: nn.Module, amp: bool = False) -> Callable[[Tensor, Tensor], object]:
+    """``step(inputs, targets)``: the trainer's ``train_step`` with the reference recipe's optimiser (``make_optimizer``
+    on the model's device), first learning rate, gradient clip and L1 penalty; bf16 autocast if ``amp``."""
+    optimizer = make_optimizer(model.parameters(), REFERENCE, next(model.parameters()).device)
+    return partial(train_step, model, loss_fn, optimizer, lr=LR, amp=amp, grad_clip=REFERENCE.grad_clip,
+                   l1_penalty=REFERENCE.l1_penalty)
 
 
-def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, lr: float,
-               amp: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
-    """The trainer's step: forward (bf16 autocast if ``amp``), loss on float logits, backward, clip 5.0, SGD."""
-    def step(inputs: Tensor, targets: Tensor) -> Tensor:
-        with autocast(inputs.device, amp):
-            logits = model(inputs)
-        loss = loss_fn(logits.float(), targets, lr=lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        optimizer.step()
-        return loss
-
-    return step
+def recipe_model(model_name: str, in_shape: tuple[int, ...], device: torch.device, seed: int,
+                 channels_last: bool) -> nn.Module:
+    """``model_name`` for 10 classes with weights drawn from ``seed``, on ``device``, in channels_last if asked."""
+    torch.manual_seed(seed)  # identical initial weights in every arm
+    model = make_model(model_name, NUM_CLASSES, in_shape).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
@@ -298,7 +292,7 @@ class Arm:
     """One side of a step comparison: its loss, its step function, fixed batches and a step counter."""
 
     loss: nn.Module
-    step: Callable[[Tensor, Tensor], Tensor]
+    step: Callable[[Tensor, Tensor], object]
     batches: list[tuple[Tensor, Tensor]]
     done: int = 0
 
@@ -319,13 +313,10 @@ def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device,
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
     if channels_last is None:
         channels_last = wants_channels_last(device, bf16, IN_SHAPES[model_name])  # as the trainer
-    torch.manual_seed(seed)  # identical initial weights in every arm
-    model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = recipe_model(model_name, IN_SHAPES[model_name], device, seed, channels_last)
     loss = make_loss_fn(loss_name, interval, queue_size).to(device)
-    step = train_step(model, loss, sgd(model, LR), LR, amp=bf16)
-    return Arm(loss, step, random_batches(IN_SHAPES[model_name], batch, device, seed, channels_last))
+    batches = random_batches(IN_SHAPES[model_name], batch, device, seed, channels_last)
+    return Arm(loss, recipe_step(model, loss, amp=bf16), batches)
 
 
 def refit_count(loss: nn.Module) -> int:

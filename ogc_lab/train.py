@@ -33,7 +33,7 @@ from .files import folder_lock, versions
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads, wants_channels_last
 from .models import make_model
 from .ogc import BaseLoss, base_loss, label_prob
-from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer
+from .optim import SCHEDULERS, build_loss, make_optimizer, train_step
 from .recipes import Config
 from .runs import (
     CHECKPOINT,
@@ -362,15 +362,8 @@ def _train_epoch(
     for inputs, targets, idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
         inputs, targets = inputs.to(dev, non_blocking=True), targets.to(dev, non_blocking=True)
         clean = run.train_clean[idx.to(run.train_clean.device)].to(dev, non_blocking=True)
-        with run.autocast():
-            logits = run.model(inputs)
-        loss = run.loss_fn(logits.float(), targets, lr=lr)
-        run.optimizer.zero_grad(set_to_none=True)
-        objective = loss + c.l1_penalty * l1_norm(run.net) if c.l1_penalty else loss
-        objective.backward()
-        if c.grad_clip is not None:
-            nn.utils.clip_grad_norm_(run.net.parameters(), c.grad_clip)
-        run.optimizer.step()
+        loss, logits = train_step(run.model, run.loss_fn, run.optimizer, inputs, targets, lr, run.amp, c.grad_clip,
+                                  c.l1_penalty)
         step += 1
 
         logits = logits.detach().float()

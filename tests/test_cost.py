@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ogc_lab import cost
 from ogc_lab.losses import make_loss
 from ogc_lab.ogc import H_MAX, H_MIN
+from ogc_lab.optim import train_step
 
 
 class FakeClock:
@@ -216,6 +217,15 @@ def test_time_training_steps_rejects_bad_names() -> None:
         cost.time_training_steps("cnn-small", ("ce", "nope"), steps=1)
     with pytest.raises(ValueError, match="unknown model"):
         cost.time_training_steps("vgg", ("ce",), steps=1)
+
+
+def test_recipe_step_is_the_trainers_step_with_the_recipes_optimiser_lr_and_clip() -> None:
+    step = cost.recipe_step(torch.nn.Linear(3, 2), make_loss("ce", 2))
+    recipe, optimizer = cost.REFERENCE, step.args[2]
+    assert step.func is train_step and isinstance(optimizer, torch.optim.SGD)
+    hyper = ("lr", "momentum", "weight_decay", "nesterov")
+    assert [optimizer.defaults[k] for k in hyper] == [getattr(recipe, k) for k in hyper]
+    assert (step.keywords["lr"], step.keywords["grad_clip"]) == (recipe.lr, recipe.grad_clip)
 
 
 def test_time_controller_update_splits_push_and_refit() -> None:
