@@ -31,7 +31,7 @@ from .hardware import (
     torch_threads,
     wants_channels_last,
 )
-from .losses import LOSSES
+from .losses import LOSSES, is_ogc_loss
 from .models import make_model
 from .ogc import (
     H_MAX,
@@ -320,9 +320,8 @@ def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device,
 
 
 def refit_count(loss: nn.Module) -> int:
-    """Refits so far of an OGC loss's controller; 0 for a loss without one."""
-    controller = getattr(loss, "controller", None)
-    return controller.refits if controller is not None else 0
+    """Refits so far of an OGC loss's controller; 0 for any other loss."""
+    return loss.controller.refits if isinstance(loss, OGCLoss) else 0
 
 
 def flag_refits(call: Callable[[], object], loss: nn.Module) -> tuple[Callable[[], None], list[bool]]:
@@ -429,7 +428,7 @@ def time_training_steps(
         for name, arm in arms.items():
             calls[name], flags[name] = flag_refits(lambda arm=arm: arm.run(1), arm.loss)
         times = interleaved(calls, steps, warmup=0, sync=device)
-        rows = {name: _arm_summary(times[name], flags[name], name.endswith("+ogc")) for name in losses}
+        rows = {name: _arm_summary(times[name], flags[name], is_ogc_loss(name)) for name in losses}
         baseline = rows[losses[0]]["median_step_s"]
         for row in rows.values():
             if "plain_step_s" not in row:
@@ -507,9 +506,9 @@ def step_flops(model_name: str, batch: int = 128) -> int:
 
 def ogc_state_bytes(loss: nn.Module) -> dict[str, Any]:
     """Bytes of an OGC loss's state (queue, tau, mixture, generator): O(queue size), not O(data set size)."""
-    controller = getattr(loss, "controller", None)
-    if controller is None:
+    if not isinstance(loss, OGCLoss):
         raise ValueError(f"{type(loss).__name__} holds no OGC state; pass an OGC loss (e.g. make_loss('ce+ogc', K))")
+    controller = loss.controller
     return {
         "total_bytes": controller.state_nbytes(),
         "queue_bytes": controller.queue.nbytes,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from .losses import is_ogc_loss
 from .noise import canonical_noise_spec
 from .ogc import OGC_DEFAULTS, OGCSettings
 from .registry import check_choice, check_names, choose, unknown
@@ -102,8 +103,8 @@ class Config:
 
     @property
     def is_ogc(self) -> bool:
-        """True for the OGC losses (named ``<base>+ogc``), which take the ogc_* settings."""
-        return self.loss.endswith("+ogc")
+        """True for the OGC losses (``losses.is_ogc_loss``), which take the ogc_* settings."""
+        return is_ogc_loss(self.loss)
 
     @property
     def ogc_settings(self) -> OGCSettings:

@@ -19,7 +19,7 @@ from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
 from ogc_lab.ogc import H_MAX, H_MIN, OGC_DEFAULTS
 from ogc_lab.recipes import get_recipe
-from ogc_lab.runs import CHECKPOINT, load_checkpoint
+from ogc_lab.runs import CHECKPOINT, LAST_EPOCHS, last_epochs_mean, load_checkpoint
 from ogc_lab.train import train
 
 
@@ -168,3 +168,9 @@ def test_load_runs_refuses_an_empty_folder_unless_told_it_may_be_empty(tmp_path:
         report.load_runs(tmp_path)
     assert report.load_runs(tmp_path, allow_empty=True) == []
     assert report.load_runs(tmp_path / "absent", allow_empty=True) == []
+
+
+def test_last_epochs_mean_averages_the_papers_last_ten_epochs_or_all_of_fewer() -> None:
+    assert LAST_EPOCHS == 10
+    assert last_epochs_mean([0.0] * 5 + [1.0] * 10) == 1.0
+    assert last_epochs_mean([0.2, 0.4]) == pytest.approx(0.3)

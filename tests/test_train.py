@@ -23,7 +23,7 @@ from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
 from ogc_lab.optim import build_loss, fused_options, make_optimizer, train_step
 from ogc_lab.recipes import Config, get_recipe
-from ogc_lab.runs import CheckpointError, CsvLog, RunExistsError, load_checkpoint
+from ogc_lab.runs import LAST_EPOCHS, CheckpointError, CsvLog, RunExistsError, load_checkpoint
 from ogc_lab.train import (
     TRAIN_COUNTS,
     DistInfo,
@@ -65,7 +65,7 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     assert len(saved["epochs"]) == TOY.epochs
     test = [e["test_acc"] for e in saved["epochs"]]
     assert saved["final_test_acc"] == test[-1] and saved["best_test_acc"] == max(test)
-    assert saved["last10_test_acc"] == pytest.approx(np.mean(test[-10:]))
+    assert saved["last10_test_acc"] == pytest.approx(np.mean(test[-LAST_EPOCHS:]))
     assert saved["noise"] == result["noise"]
     split = load_dataset("toy2d", seed=TOY.seed)
     expected = make_noise(TOY.noise, split.train_y, 2, seed=TOY.seed).report.to_dict()
