@@ -19,16 +19,15 @@ import torch
 
 from ogc_lab import cost, data
 from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts)
-    GRAD_CLIP,
     LR,
     REFERENCE,
     machine_info,
     median,
-    sgd,
+    recipe_model,
+    recipe_step,
     steps_to_fill,
     synchronize,
     timed,
-    train_step,
 )
 from ogc_lab.hardware import select_device
 

@@ -28,11 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab.losses import make_loss  # noqa: E402
-from ogc_lab.models import MODELS, make_model  # noqa: E402
-from ogc_lab.ogc import label_prob  # noqa: E402
+from ogc_lab.models import MODELS  # noqa: E402
+from ogc_lab.ogc import OGC_DEFAULTS, label_prob  # noqa: E402
 
 NUM_CLASSES = 10
-LR = 0.1
 WORLDS = (1, 2)
 GATHER_REPEATS = 50
 
@@ -71,12 +70,11 @@ def worker(rank: int, world: int, port: int, cfg: dict[str, Any], out: str) -> N
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        torch.manual_seed(cfg["seed"])
-        net = make_model(cfg["model"], NUM_CLASSES, in_shape(cfg["model"]))
+        net = C.recipe_model(cfg["model"], in_shape(cfg["model"]), torch.device("cpu"), cfg["seed"], False)
         model: nn.Module = nn.parallel.DistributedDataParallel(net) if distributed else net
         loss = make_loss("ce+ogc", NUM_CLASSES, validate=False, distributed=distributed,
                          interval=cfg["interval"], queue_size=cfg["queue_size"])
-        step = C.train_step(model, loss, C.sgd(net, LR), LR)
+        step = C.recipe_step(model, loss)
         gen = torch.Generator().manual_seed(cfg["seed"] + rank)
         x = torch.randn(cfg["batch"], *in_shape(cfg["model"]), generator=gen)
         y = torch.randint(0, NUM_CLASSES, (cfg["batch"],), generator=gen)
@@ -111,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn-small", help=f"one of {', '.join(MODELS)}")
     parser.add_argument("--batch", type=int, default=128, help="per-rank batch")
-    parser.add_argument("--interval", type=int, default=32)
-    parser.add_argument("--queue-size", type=int, default=4096)
+    parser.add_argument("--interval", type=int, default=OGC_DEFAULTS.interval)
+    parser.add_argument("--queue-size", type=int, default=OGC_DEFAULTS.queue_size)
     parser.add_argument("--blocks", type=int, default=4, help="timed blocks of one interval per run")
     parser.add_argument("--repeats", type=int, default=2, help="runs per process count, alternating")
     args = parser.parse_args(argv)

@@ -25,10 +25,10 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from ogc_lab import cost  # noqa: E402
 from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
 from ogc_lab.hardware import resolve_amp, wants_channels_last  # noqa: E402
-from ogc_lab.losses import make_loss  # noqa: E402
-from ogc_lab.models import MODELS, make_model  # noqa: E402
+from ogc_lab.models import MODELS  # noqa: E402
 from ogc_lab.train import augmentation  # noqa: E402
 
 NUM_CLASSES = 10
@@ -95,15 +95,11 @@ def consume(batches: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.devi
         use(inputs, targets.to(device, non_blocking=True))
 
 
-def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> Callable[[Tensor, Tensor], Tensor]:
+def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> Callable[[Tensor, Tensor], object]:
     """A fresh model with CE+OGC and the trainer's step, under bf16 autocast if ``bf16`` (channels_last where
     the trainer would use it)."""
-    torch.manual_seed(seed)
-    model = make_model(model_name, NUM_CLASSES, IMAGE_SHAPE).to(device)
-    if wants_channels_last(device, bf16, IMAGE_SHAPE):
-        model = model.to(memory_format=torch.channels_last)
-    loss = make_loss("ce+ogc", NUM_CLASSES, validate=False).to(device)
-    return C.train_step(model, loss, C.sgd(model, C.LR), C.LR, amp=bf16)
+    model = C.recipe_model(model_name, IMAGE_SHAPE, device, seed, wants_channels_last(device, bf16, IMAGE_SHAPE))
+    return C.recipe_step(model, cost.make_loss_fn("ce+ogc").to(device), amp=bf16)
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,

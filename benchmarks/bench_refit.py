@@ -1,6 +1,6 @@
 """Time one OGC threshold refit: the library's path against the scikit-learn reference path.
 
-A refit is a 2-component GMM fit to the q = 4096 queued H = -log p values plus the solve for the
+A refit is a 2-component GMM fit to the q queued H = -log p values plus the solve for the
 largest tau with r(tau) <= 1 + lr * epsilon.  Library path: ``fit_gmm_torch`` + ``solve_tau``
 (closed form for CE, and the 1000-point grid for comparison), on --device.  Reference path:
 scikit-learn's GaussianMixture + the reference's 1000-point truncated-normal grid (scipy) and a
@@ -14,17 +14,18 @@ from __future__ import annotations
 from _common import base_parser, format_table, machine_info, print_machine, ratio_line, setup, write_json
 
 from ogc_lab import cost
-from ogc_lab.ogc import ThresholdController, base_loss
+from ogc_lab.ogc import OGC_DEFAULTS, ThresholdController, base_loss
 
 FINE_GRID = 200_000  # grid points of the near-exact grid solve that shows the 1000-point grid's error
 
 
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--queue", type=int, default=4096, help="queue size q (default 4096, the reference's)")
+    parser.add_argument("--queue", type=int, default=OGC_DEFAULTS.queue_size,
+                        help=f"queue size q (default {OGC_DEFAULTS.queue_size}, the reference's)")
     parser.add_argument("--repeats", type=int, default=100, help="timed rounds (default 100; --quick: 3)")
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--epsilon", type=float, default=20.0)
+    parser.add_argument("--lr", type=float, default=cost.LR)
+    parser.add_argument("--epsilon", type=float, default=OGC_DEFAULTS.epsilon)
     args = parser.parse_args()
     device = setup(args)
     repeats = 3 if args.quick else args.repeats

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab import cost  # noqa: E402
-from ogc_lab.ogc import label_prob, transformed_loss  # noqa: E402
+from ogc_lab.ogc import OGC_DEFAULTS, label_prob, transformed_loss  # noqa: E402
 
 NUM_CLASSES = cost.NUM_CLASSES
-LR = cost.LR  # the recipe's first learning rate: target ratio 1 + 0.1 * 20 = 3
+LR = cost.LR  # the recipe's first learning rate: target ratio OGC_DEFAULTS.target(LR) = 3
 TARGET = 1.03
 IN_SHAPES = {name: cost.IN_SHAPES[name] for name in ("cnn-small", "resnet18")}
 PRECISION_TARGET = ">= 3 where the hardware has native bf16"
@@ -191,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--models", default="cnn-small,resnet18", help="comma-separated: cnn-small, resnet18")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--interval", type=int, default=32)
-    parser.add_argument("--queue-size", type=int, default=4096)
+    parser.add_argument("--interval", type=int, default=OGC_DEFAULTS.interval)
+    parser.add_argument("--queue-size", type=int, default=OGC_DEFAULTS.queue_size)
     parser.add_argument("--blocks", type=int, default=10, help="refit intervals of timed steps per arm")
     parser.add_argument("--cpu-resnet-steps", type=int, default=3, help="timed single steps per arm, ResNet-18 on CPU")
     parser.add_argument("--piece-repeats", type=int, default=300)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .io import atomic_write_text
+from .files import atomic_write_text
 
 SCALES = ("smoke", "cpu", "gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def _load_config(path: Path) -> Config:
     """The config of a config.json (a Config as a JSON object) or of a result.json (its 'config' entry)."""
-    from .io import read_json
+    from .files import read_json
 
     data = read_json(path)
     config = data.get("config", data) if isinstance(data, dict) else data

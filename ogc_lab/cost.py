@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,6 @@ import torch
 from torch import Tensor, nn
 
 from .hardware import (
-    autocast,
     cpu_has_native_bf16,
     cpu_name,
     resolve_amp,
@@ -31,10 +31,21 @@ from .hardware import (
     torch_threads,
     wants_channels_last,
 )
-from .losses import LOSSES
+from .losses import LOSSES, is_ogc_loss
 from .models import make_model
-from .ogc import H_MAX, H_MIN, OGCLoss, base_loss, fit_gmm_sklearn, fit_gmm_torch, label_prob, solve_tau
-from .optim import build_loss
+from .ogc import (
+    H_MAX,
+    H_MIN,
+    OGC_DEFAULTS,
+    OGCLoss,
+    OGCSettings,
+    base_loss,
+    fit_gmm_sklearn,
+    fit_gmm_torch,
+    label_prob,
+    solve_tau,
+)
+from .optim import build_loss, make_optimizer, train_step
 from .recipes import get_recipe
 from .registry import check_choice, check_names
 
@@ -180,13 +191,13 @@ def _check_names(what: str, names: Sequence[str], allowed: Sequence[str]) -> lis
 
 
 def time_refit(
-    queue_size: int = 4096,
+    queue_size: int = OGC_DEFAULTS.queue_size,
     seed: int = 0,
     methods: Sequence[str] = tuple(REFIT_METHODS),
     repeats: int = 20,
     warmup: int = 3,
     lr: float = 0.1,
-    epsilon: float = 20.0,
+    epsilon: float = OGC_DEFAULTS.epsilon,
     threads: int = 0,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
@@ -202,7 +213,7 @@ def time_refit(
     methods = _check_names("refit method", methods, tuple(REFIT_METHODS))
     device = select_device(device)
     h = sample_queue(queue_size, seed).to(device, torch.float64 if device.type == "cpu" else torch.float32)
-    target = 1.0 + lr * epsilon
+    target = OGCSettings(epsilon=epsilon).target(lr)
     arms = {name: (lambda fn=REFIT_METHODS[name]: fn(h, target, seed)) for name in methods}
     with torch_threads(threads) as used:
         times = interleaved(arms, repeats, warmup, sync=device)
@@ -224,8 +235,7 @@ def time_refit(
 # ---------------------------------------------------------------- training steps
 
 REFERENCE = get_recipe("official-cifar10")  # the reference recipe the step timings follow
-GRAD_CLIP = REFERENCE.grad_clip  # the trainer's global gradient-norm clip (5.0, all methods)
-LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio 1 + 0.1 * 20 = 3
+LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio OGC_DEFAULTS.target(LR) = 3
 NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
     "cnn-small": (1, 8, 8),  # digits
@@ -238,25 +248,20 @@ IN_SHAPES: dict[str, tuple[int, ...]] = {
 DISTINCT_BATCHES = 4  # each arm cycles through this many fixed random batches
 
 
-def sgd(model: nn.Module, lr: float = LR) -> torch.optim.Optimizer:
-    """The reference optimiser: SGD, momentum 0.9, weight decay 5e-4."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+def recipe_step(model: nn.Module, loss_fn: nn.Module, amp: bool = False) -> Callable[[Tensor, Tensor], object]:
+    """``step(inputs, targets)``: the trainer's ``train_step`` with the reference recipe's optimiser (``make_optimizer``
+    on the model's device), first learning rate, gradient clip and L1 penalty; bf16 autocast if ``amp``."""
+    optimizer = make_optimizer(model.parameters(), REFERENCE, next(model.parameters()).device)
+    return partial(train_step, model, loss_fn, optimizer, lr=LR, amp=amp, grad_clip=REFERENCE.grad_clip,
+                   l1_penalty=REFERENCE.l1_penalty)
 
 
-def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, lr: float,
-               amp: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
-    """The trainer's step: forward (bf16 autocast if ``amp``), loss on float logits, backward, clip 5.0, SGD."""
-    def step(inputs: Tensor, targets: Tensor) -> Tensor:
-        with autocast(inputs.device, amp):
-            logits = model(inputs)
-        loss = loss_fn(logits.float(), targets, lr=lr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        optimizer.step()
-        return loss
-
-    return step
+def recipe_model(model_name: str, in_shape: tuple[int, ...], device: torch.device, seed: int,
+                 channels_last: bool) -> nn.Module:
+    """``model_name`` for 10 classes with weights drawn from ``seed``, on ``device``, in channels_last if asked."""
+    torch.manual_seed(seed)  # identical initial weights in every arm
+    model = make_model(model_name, NUM_CLASSES, in_shape).to(device)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
@@ -264,7 +269,8 @@ def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
     return math.ceil(math.ceil(queue_size / batch) / interval) * interval
 
 
-def make_loss_fn(name: str, interval: int = 32, queue_size: int = 4096, num_classes: int = NUM_CLASSES) -> nn.Module:
+def make_loss_fn(name: str, interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size,
+                 num_classes: int = NUM_CLASSES) -> nn.Module:
     """The loss ``name`` as the trainer builds it for the reference recipe, OGC with ``interval``/``queue_size``."""
     return build_loss(REFERENCE.replace(loss=name, ogc_interval=interval, ogc_queue_size=queue_size), num_classes)
 
@@ -286,7 +292,7 @@ class Arm:
     """One side of a step comparison: its loss, its step function, fixed batches and a step counter."""
 
     loss: nn.Module
-    step: Callable[[Tensor, Tensor], Tensor]
+    step: Callable[[Tensor, Tensor], object]
     batches: list[tuple[Tensor, Tensor]]
     done: int = 0
 
@@ -299,26 +305,23 @@ class Arm:
 
 
 def build_arm(model_name: str, loss_name: str, batch: int, device: torch.device, seed: int,
-              interval: int = 32, queue_size: int = 4096, amp: str = "auto", channels_last: bool | None = None) -> Arm:
+              interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size, amp: str = "auto",
+              channels_last: bool | None = None) -> Arm:
     """An arm as the trainer would run it (bf16 autocast + channels_last where ``amp`` resolves on), seeded weights;
     ``channels_last`` True or False overrides the trainer's choice of memory format."""
     check_choice("model", model_name, IN_SHAPES, hint="for step timing")
     bf16, _ = resolve_amp(amp, device, IN_SHAPES[model_name])
     if channels_last is None:
         channels_last = wants_channels_last(device, bf16, IN_SHAPES[model_name])  # as the trainer
-    torch.manual_seed(seed)  # identical initial weights in every arm
-    model = make_model(model_name, NUM_CLASSES, IN_SHAPES[model_name]).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = recipe_model(model_name, IN_SHAPES[model_name], device, seed, channels_last)
     loss = make_loss_fn(loss_name, interval, queue_size).to(device)
-    step = train_step(model, loss, sgd(model, LR), LR, amp=bf16)
-    return Arm(loss, step, random_batches(IN_SHAPES[model_name], batch, device, seed, channels_last))
+    batches = random_batches(IN_SHAPES[model_name], batch, device, seed, channels_last)
+    return Arm(loss, recipe_step(model, loss, amp=bf16), batches)
 
 
 def refit_count(loss: nn.Module) -> int:
-    """Refits so far of an OGC loss's controller; 0 for a loss without one."""
-    controller = getattr(loss, "controller", None)
-    return controller.refits if controller is not None else 0
+    """Refits so far of an OGC loss's controller; 0 for any other loss."""
+    return loss.controller.refits if isinstance(loss, OGCLoss) else 0
 
 
 def flag_refits(call: Callable[[], object], loss: nn.Module) -> tuple[Callable[[], None], list[bool]]:
@@ -355,8 +358,9 @@ def fill_queue(loss: OGCLoss, logits: Tensor, targets: Tensor, lr: float = LR) -
             loss(logits, targets, lr=lr)
 
 
-def time_controller_update(batch: int = 128, device: str | torch.device = "cpu", seed: int = 0, interval: int = 32,
-                           queue_size: int = 4096, intervals: int = 4) -> dict[str, float]:
+def time_controller_update(batch: int = 128, device: str | torch.device = "cpu", seed: int = 0,
+                           interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size,
+                           intervals: int = 4) -> dict[str, float]:
     """Median seconds of ``controller.update`` on a full queue: push only, push + refit, and their difference.
 
     The H values come from random (batch, 10) logits; ``intervals`` refit intervals are timed.
@@ -396,8 +400,8 @@ def time_training_steps(
     device: str | torch.device = "cpu",
     threads: int = 1,
     warmup_steps: int | None = None,
-    interval: int = 32,
-    queue_size: int = 4096,
+    interval: int = OGC_DEFAULTS.interval,
+    queue_size: int = OGC_DEFAULTS.queue_size,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Per-step seconds of the trainer's step with each of ``losses`` (the first is the baseline), in rotation.
@@ -424,7 +428,7 @@ def time_training_steps(
         for name, arm in arms.items():
             calls[name], flags[name] = flag_refits(lambda arm=arm: arm.run(1), arm.loss)
         times = interleaved(calls, steps, warmup=0, sync=device)
-        rows = {name: _arm_summary(times[name], flags[name], name.endswith("+ogc")) for name in losses}
+        rows = {name: _arm_summary(times[name], flags[name], is_ogc_loss(name)) for name in losses}
         baseline = rows[losses[0]]["median_step_s"]
         for row in rows.values():
             if "plain_step_s" not in row:
@@ -502,9 +506,9 @@ def step_flops(model_name: str, batch: int = 128) -> int:
 
 def ogc_state_bytes(loss: nn.Module) -> dict[str, Any]:
     """Bytes of an OGC loss's state (queue, tau, mixture, generator): O(queue size), not O(data set size)."""
-    controller = getattr(loss, "controller", None)
-    if controller is None:
+    if not isinstance(loss, OGCLoss):
         raise ValueError(f"{type(loss).__name__} holds no OGC state; pass an OGC loss (e.g. make_loss('ce+ogc', K))")
+    controller = loss.controller
     return {
         "total_bytes": controller.state_nbytes(),
         "queue_bytes": controller.queue.nbytes,

@@ -65,7 +65,7 @@ from .datasplit import (
     subsample,
 )
 from .download import REMOTE_FILES, RemoteFile, extract_tar, fetch, not_found, sha256_of, verify_md5
-from .io import torch_load
+from .files import torch_load
 from .registry import unknown
 from .schema import COUNT, TEXT, ListOf, Schema, array, check
 

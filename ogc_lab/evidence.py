@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .io import atomic_write_text
+from .files import atomic_write_text
+from .losses import is_ogc_loss
 from .report import markdown_table
-from .runs import load_runs
+from .runs import last_epochs_mean, load_runs
 
-LAST_EPOCHS = 10  # the reported figure: mean test accuracy of the last 10 epochs (the reference recipe's)
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
 SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
                        ("ce+ogc", "phuber-ce", "last10_test_acc"), ("gce", "ce+ogc", "last10_test_acc"),
@@ -54,7 +54,7 @@ def memorisation(run: dict[str, Any]) -> dict[str, float]:
         "peak_test_acc": float(test[peak]),
         "peak_epoch": peak + 1,
         "final_test_acc": float(test[-1]),
-        "last10_test_acc": float(test[-LAST_EPOCHS:].mean()),
+        "last10_test_acc": last_epochs_mean(test),
         "drop": float(test[peak] - test[-1]),
         "noisy_fit": float(last.get("flipped_fit_noisy", np.nan)),
         "clean_fit": float(last.get("flipped_fit_clean", np.nan)),
@@ -328,7 +328,7 @@ def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for run in runs:
         c = run["config"]
-        if not c["loss"].endswith("+ogc"):
+        if not is_ogc_loss(c["loss"]):
             continue
         gaps = unclipped_epochs(run)
         rows.append(dict(zip(columns, [c["noise"], c["loss"], c["seed"], len(gaps), spans(gaps),

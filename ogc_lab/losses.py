@@ -463,6 +463,11 @@ LOSSES: dict[str, LossFactory] = {
 }
 
 
+def is_ogc_loss(name: str) -> bool:
+    """Whether the loss named ``name`` is an OGC loss (built by ``_OGCFactory``), the one test of that everywhere."""
+    return isinstance(LOSSES.get(name.strip().lower()), _OGCFactory)
+
+
 def make_loss(name: str, num_classes: int, reduction: str = "mean", **params: object) -> nn.Module:
     """The loss ``name`` (case-insensitive key of ``LOSSES``) with hyperparameters ``params``."""
     key = name.strip().lower()

@@ -1,7 +1,9 @@
-"""What a config names for optimisation: the loss as trained, the optimisers, the lr schedules.
+"""What a config names for optimisation: the loss as trained, the optimisers, the lr schedules, and the one
+training step.
 
 One registry each, so the config check (``recipes``), the trainer, the toy task and the cost
-measurements build the same objects from the same names.
+measurements build the same objects from the same names; ``train_step`` is the step the trainer, the
+cost measurements and every benchmark take.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from .hardware import autocast
 from .losses import make_loss
 
 if TYPE_CHECKING:
@@ -81,3 +84,24 @@ SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_s
 def l1_norm(net: nn.Module) -> Tensor:
     """sum |w| over every parameter of ``net``: the weight penalty that ``Config.l1_penalty`` scales (ANL)."""
     return torch.stack([p.abs().sum() for p in net.parameters()]).sum()
+
+
+def train_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor,
+               targets: Tensor, lr: float, amp: bool, grad_clip: float | None,
+               l1_penalty: float = 0.0) -> tuple[Tensor, Tensor]:
+    """One training step, written once for the trainer, ``cost`` and the benchmarks; returns (loss, logits).
+
+    Forward under bf16 autocast when ``amp``, the loss (called with ``lr``) on float logits, backward of the
+    loss plus ``l1_penalty * l1_norm(model)``, the global gradient-norm clip at ``grad_clip`` (None: none),
+    then the optimiser.
+    """
+    with autocast(inputs.device, amp):
+        logits = model(inputs)
+    loss = loss_fn(logits.float(), targets, lr=lr)
+    optimizer.zero_grad(set_to_none=True)
+    objective = loss + l1_penalty * l1_norm(model) if l1_penalty else loss
+    objective.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss, logits

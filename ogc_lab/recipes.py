@@ -16,7 +16,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from .losses import is_ogc_loss
 from .noise import canonical_noise_spec
+from .ogc import OGC_DEFAULTS, OGCSettings
 from .registry import check_choice, check_names, choose, unknown
 
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
@@ -39,10 +41,10 @@ class Config:
     # model and loss
     model: str = "resnet18"
     loss: str = "ce"
-    loss_params: dict[str, Any] = field(default_factory=dict)  # passed to make_loss (win over ogc_*)
-    ogc_epsilon: float = 20.0  # target ratio 1 + lr * epsilon (OGC losses only)
-    ogc_interval: int = 32  # steps between mixture refits (OGC losses only)
-    ogc_queue_size: int = 4096  # values of H = -log p the mixture is fitted to (OGC losses only)
+    loss_params: dict[str, Any] = field(default_factory=dict)  # passed to make_loss (not the keys of OGC_LOSS_FIELDS)
+    ogc_epsilon: float = OGC_DEFAULTS.epsilon  # target ratio 1 + lr * epsilon (OGC losses only)
+    ogc_interval: int = OGC_DEFAULTS.interval  # steps between mixture refits (OGC losses only)
+    ogc_queue_size: int = OGC_DEFAULTS.queue_size  # values of H = -log p the mixture is fitted to (OGC losses only)
     # optimisation
     epochs: int = 150
     batch_size: int = 128
@@ -101,24 +103,24 @@ class Config:
 
     @property
     def is_ogc(self) -> bool:
-        """True for the OGC losses (named ``<base>+ogc``), which take the ogc_* settings."""
-        return self.loss.endswith("+ogc")
+        """True for the OGC losses (``losses.is_ogc_loss``), which take the ogc_* settings."""
+        return is_ogc_loss(self.loss)
+
+    @property
+    def ogc_settings(self) -> OGCSettings:
+        """OGC's settings in this config (its target ratio, ``ogc_settings.target(lr)``, for any loss)."""
+        return OGCSettings(self.ogc_epsilon, self.ogc_interval, self.ogc_queue_size)
 
     def loss_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``make_loss``: ogc_* settings and the seed for OGC, the published
-        defaults that depend on the noise (``published_loss_params``), then loss_params over them."""
-        base: dict[str, Any] = {}
-        if self.is_ogc:
-            base = {
-                "epsilon": self.ogc_epsilon,
-                "interval": self.ogc_interval,
-                "queue_size": self.ogc_queue_size,
-                "seed": self.seed,
-            }
-        return {**base, **published_loss_params(self), **self.loss_params}
+        """Keyword arguments for ``make_loss``: for OGC the fields of ``OGC_LOSS_FIELDS``, then the published
+        defaults that depend on the noise (``published_loss_params``), then loss_params over those."""
+        owned = {key: getattr(self, name) for key, name in OGC_LOSS_FIELDS.items()} if self.is_ogc else {}
+        return {**owned, **published_loss_params(self), **self.loss_params}
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Config))
+# OGC loss keyword -> the config field that alone sets it, so result.json's config shows the value used
+OGC_LOSS_FIELDS = {"epsilon": "ogc_epsilon", "interval": "ogc_interval", "queue_size": "ogc_queue_size", "seed": "seed"}
 
 # One line per Config field: what it does and the values it takes (``ogc-lab train --help`` shows each
 # with its default).  Names of data sets, models, losses ... are checked against their registries.
@@ -133,7 +135,8 @@ FIELD_HELP: dict[str, str] = {
     "seed": "drives torch, numpy, random, the noise and the OGC mixture fits",
     "model": "model by name (ogc_lab.models.MODELS)",
     "loss": "loss by name (ogc_lab.losses.LOSSES: ce, gce, ce+ogc, ...)",
-    "loss_params": "JSON object passed to make_loss, e.g. '{\"q\": 0.7}' (wins over the ogc_* fields)",
+    "loss_params": "JSON object passed to make_loss, e.g. '{\"q\": 0.7}' (OGC's epsilon, interval, queue_size and "
+                   "seed are set by their fields)",
     "ogc_epsilon": "OGC losses: the target ratio is 1 + lr * epsilon (>= 0)",
     "ogc_interval": "OGC losses: training steps between mixture refits (>= 1)",
     "ogc_queue_size": "OGC losses: recent values of H = -log p the mixture is fitted to (>= 2)",
@@ -225,7 +228,7 @@ def _to_int_tuple(value: Any) -> tuple[int, ...]:
 
 
 def _to_dict(value: Any) -> dict[str, Any]:
-    from .io import parse_json
+    from .files import parse_json
 
     if isinstance(value, str):
         value = parse_json(value, "a JSON object") if value.strip() else {}
@@ -331,7 +334,15 @@ def _check_names(cfg: Config) -> None:
     check_noise_spec(cfg.noise)
 
 
-_CHECKS: tuple[Callable[[Config], None], ...] = (_check_choices, _check_ranges, _check_names)
+def _check_loss_params(cfg: Config) -> None:
+    """loss_params may not set a loss keyword that a config field sets (``OGC_LOSS_FIELDS``): one knob a value."""
+    for key in cfg.loss_params:
+        if key in OGC_LOSS_FIELDS:
+            raise ValueError(f"config field loss_params sets {key!r}, which config field {OGC_LOSS_FIELDS[key]} "
+                             f"sets; allowed: set {OGC_LOSS_FIELDS[key]} instead")
+
+
+_CHECKS: tuple[Callable[[Config], None], ...] = (_check_choices, _check_ranges, _check_names, _check_loss_params)
 
 
 # ---- settings the baselines were published with ----

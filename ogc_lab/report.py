@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .io import staged_folder
+from .files import staged_folder
 
 # the palette and the per-axes plots are plotting's (the book's one source of style), re-exported here
 from .plotting import LOSS_COLORS as LOSS_COLORS

@@ -8,15 +8,24 @@ once finished, ``checkpoint.pt`` after every epoch, and ``epochs.csv``/``steps.c
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .io import LOCK_FILE, TEMP_SUFFIX, atomic_torch_save, atomic_write_json, atomic_write_text, read_json, torch_load
+from .files import (
+    LOCK_FILE,
+    TEMP_SUFFIX,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    torch_load,
+)
 from .recipes import Config
 from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
 
@@ -27,8 +36,14 @@ EPOCHS_CSV = "epochs.csv"  # per-epoch metrics
 RUN_FILES = (RESULT, CHECKPOINT, STEPS_CSV, EPOCHS_CSV)
 CHECKPOINT_FORMAT = 1
 REPORT_DIR = "report"  # where write_report puts a sweep's summary: not a run, skipped by load_runs
+LAST_EPOCHS = 10  # result.json's last10_test_acc averages the test accuracy of this many last epochs (the paper's)
 # Fields that may differ between a checkpoint and the config resuming it (they change no number).
 RESUME_FREE_FIELDS = frozenset({"device", "data_root", "download", "num_workers"})
+
+
+def last_epochs_mean(test_acc: Sequence[float]) -> float:
+    """``last10_test_acc``: the mean test accuracy of the last ``LAST_EPOCHS`` epochs (of all, if fewer)."""
+    return float(np.mean(test_acc[-LAST_EPOCHS:]))
 
 
 class RunExistsError(ValueError):

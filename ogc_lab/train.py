@@ -29,11 +29,11 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 from .batches import Augment, DeviceBatches, channel_tensors, dataloader_batches, normalise
 from .data import load_dataset
 from .datasplit import DataSplit
+from .files import folder_lock, versions
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads, wants_channels_last
-from .io import folder_lock, versions
 from .models import make_model
 from .ogc import BaseLoss, base_loss, label_prob
-from .optim import SCHEDULERS, build_loss, l1_norm, make_optimizer
+from .optim import SCHEDULERS, build_loss, make_optimizer, train_step
 from .recipes import Config
 from .runs import (
     CHECKPOINT,
@@ -45,6 +45,7 @@ from .runs import (
     check_optimizer_state,
     check_resumable,
     check_state_dict,
+    last_epochs_mean,
     load_checkpoint,
     prepare_out_dir,
     save_checkpoint,
@@ -245,7 +246,7 @@ def ratio_target(loss_fn: nn.Module, lr: float, config: Config) -> float:
     """The noisy/clean gradient ratio the loss aims for now: an OGC loss's own ``target`` (1 + lr * eps);
     for other losses the one OGC would aim for under ``config``, logged as their reference line."""
     target = getattr(loss_fn, "target", None)
-    return target if target is not None else 1.0 + lr * config.ogc_epsilon
+    return target if target is not None else config.ogc_settings.target(lr)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -362,15 +363,8 @@ def _train_epoch(
     for inputs, targets, idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
         inputs, targets = inputs.to(dev, non_blocking=True), targets.to(dev, non_blocking=True)
         clean = run.train_clean[idx.to(run.train_clean.device)].to(dev, non_blocking=True)
-        with run.autocast():
-            logits = run.model(inputs)
-        loss = run.loss_fn(logits.float(), targets, lr=lr)
-        run.optimizer.zero_grad(set_to_none=True)
-        objective = loss + c.l1_penalty * l1_norm(run.net) if c.l1_penalty else loss
-        objective.backward()
-        if c.grad_clip is not None:
-            nn.utils.clip_grad_norm_(run.net.parameters(), c.grad_clip)
-        run.optimizer.step()
+        loss, logits = train_step(run.model, run.loss_fn, run.optimizer, inputs, targets, lr, run.amp, c.grad_clip,
+                                  c.l1_penalty)
         step += 1
 
         logits = logits.detach().float()
@@ -501,7 +495,7 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "epochs": history,
         "final_test_acc": test[-1],
         "best_test_acc": max(test),
-        "last10_test_acc": float(np.mean(test[-10:])),
+        "last10_test_acc": last_epochs_mean(test),
         "final_tau": history[-1]["tau"],
         "early_stopping": early_stopping(history),
         "wall_time_s": elapsed,

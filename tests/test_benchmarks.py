@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from fixtures import write_cifar_npz
+from ogc_lab.ogc import OGC_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -79,10 +80,10 @@ def test_bench_step_times_refits_in_situ_and_amortises_resnet_on_cpu(tmp_path: P
     if payload["machine"]["device"] == "cpu":
         assert rows["resnet18"]["refits_timed"] == 0 and rows["resnet18"]["refit_timed"] == "separately"
     for r in rows.values():
-        assert r["ogc_step_s"] == pytest.approx(r["ogc_plain_step_s"] + r["refit_s"] / 32)
+        assert r["ogc_step_s"] == pytest.approx(r["ogc_plain_step_s"] + r["refit_s"] / OGC_DEFAULTS.interval)
     assert payload["pieces_s"]["refit (update with refit - push only)"] > 0
     state = payload["ogc_state"]
-    assert state["queue_bytes"] == 4096 * (8 if state["dtype"] == "torch.float64" else 4)
+    assert state["queue_bytes"] == OGC_DEFAULTS.queue_size * (8 if state["dtype"] == "torch.float64" else 4)
     assert state["queue_bytes"] < state["total_bytes"] < 2 * state["queue_bytes"]
 
 

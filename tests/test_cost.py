@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from ogc_lab import cost
 from ogc_lab.losses import make_loss
 from ogc_lab.ogc import H_MAX, H_MIN
+from ogc_lab.optim import train_step
 
 
 class FakeClock:
@@ -145,7 +146,7 @@ def test_time_refit_speedup_is_the_median_of_paired_round_ratios(monkeypatch: py
 
 
 def test_time_refit_agrees_with_the_reference_path() -> None:
-    result = cost.time_refit(queue_size=4096, seed=0, repeats=2, warmup=1, threads=1)
+    result = cost.time_refit(seed=0, repeats=2, warmup=1, threads=1)  # the default queue (OGC_DEFAULTS)
     assert result["target"] == pytest.approx(3.0) and result["threads"] == 1
     methods = result["methods"]
     assert list(methods) == list(cost.REFIT_METHODS)
@@ -154,7 +155,7 @@ def test_time_refit_agrees_with_the_reference_path() -> None:
     # same 1000-point grid, different EM implementations: the fits agree closely
     assert methods["torch grid"]["tau"] == pytest.approx(reference, rel=1e-4)
     # the closed form differs from any 1000-point grid by the grid's discretisation error only
-    fine = cost.torch_tau(cost.sample_queue(4096, 0), 3.0, "grid", n_grid=200_000)
+    fine = cost.torch_tau(cost.sample_queue(result["queue_size"], 0), result["target"], "grid", n_grid=200_000)
     assert methods["torch exact"]["tau"] == pytest.approx(fine, rel=1e-4)
     assert methods["torch exact"]["tau"] == pytest.approx(reference, rel=1e-2)
 
@@ -216,6 +217,15 @@ def test_time_training_steps_rejects_bad_names() -> None:
         cost.time_training_steps("cnn-small", ("ce", "nope"), steps=1)
     with pytest.raises(ValueError, match="unknown model"):
         cost.time_training_steps("vgg", ("ce",), steps=1)
+
+
+def test_recipe_step_is_the_trainers_step_with_the_recipes_optimiser_lr_and_clip() -> None:
+    step = cost.recipe_step(torch.nn.Linear(3, 2), make_loss("ce", 2))
+    recipe, optimizer = cost.REFERENCE, step.args[2]
+    assert step.func is train_step and isinstance(optimizer, torch.optim.SGD)
+    hyper = ("lr", "momentum", "weight_decay", "nesterov")
+    assert [optimizer.defaults[k] for k in hyper] == [getattr(recipe, k) for k in hyper]
+    assert (step.keywords["lr"], step.keywords["grad_clip"]) == (recipe.lr, recipe.grad_clip)
 
 
 def test_time_controller_update_splits_push_and_refit() -> None:

@@ -70,7 +70,7 @@ def _cifar_like_logits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _tau_after_a_full_queue(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    loss_fn = make_loss("ce+ogc", 10, interval=32, queue_size=4096, seed=0)
+    loss_fn = make_loss("ce+ogc", 10, seed=0)  # the default interval and queue size (OGC_DEFAULTS)
     for chunk in torch.arange(len(labels)).split(128):
         loss_fn(logits[chunk], labels[chunk], lr=0.1)
     return float(loss_fn.tau)

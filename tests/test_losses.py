@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ogc_lab import ogc
-from ogc_lab.losses import LOSSES, clip_logit_norm, make_loss
+from ogc_lab.losses import LOSSES, clip_logit_norm, is_ogc_loss, make_loss
 
-OGC_NAMES = [n for n in LOSSES if n.endswith("+ogc")]
+OGC_NAMES = [n for n in LOSSES if is_ogc_loss(n)]
 PLAIN_NAMES = [n for n in LOSSES if n not in OGC_NAMES]
 PROPERTY = settings(max_examples=30, deadline=None)
 
@@ -564,3 +564,9 @@ def test_each_baseline_defaults_to_its_papers_setting(name: str) -> None:
     values, source = PAPER_DEFAULTS[name]
     signature = inspect.signature(LOSSES[name])
     assert {k: signature.parameters[k].default for k in values} == values, source
+
+
+def test_the_ogc_losses_are_the_three_clipped_bases_and_build_an_ogc_loss() -> None:
+    assert OGC_NAMES == ["ce+ogc", "fl+ogc", "gce+ogc"]
+    assert is_ogc_loss(" CE+OGC ") and not is_ogc_loss("phuber-ce") and not is_ogc_loss("mae+ogc")
+    assert all(isinstance(make_loss(name, 10), ogc.OGCLoss) == is_ogc_loss(name) for name in LOSSES)

@@ -14,9 +14,11 @@ from ogc_lab.ogc import (
     GMM1D,
     H_MAX,
     H_MIN,
+    OGC_DEFAULTS,
     P_MAX,
     P_MIN,
     OGCLoss,
+    OGCSettings,
     ThresholdController,
     base_loss,
     clipped_loss_of_p,
@@ -43,7 +45,7 @@ def mixture_sample(n: int, means, sds, weights, seed: int) -> torch.Tensor:
     return torch.where(second, means[1] + sds[1] * z, means[0] + sds[0] * z).clamp(H_MIN, H_MAX)
 
 
-def realistic_queue(n: int = 4096, seed: int = 0) -> torch.Tensor:
+def realistic_queue(n: int = OGC_DEFAULTS.queue_size, seed: int = 0) -> torch.Tensor:
     return mixture_sample(n, (0.3, 2.5), (0.3, 1.0), (0.6, 0.4), seed)
 
 
@@ -506,7 +508,7 @@ def test_controller_state_stays_on_its_device_and_is_small():
 def test_sklearn_controller_matches_torch_controller():
     taus = []
     for backend in ("torch", "sklearn"):
-        ctrl = ThresholdController(base_loss("ce"), interval=4, queue_size=4096, gmm=backend)
+        ctrl = ThresholdController(base_loss("ce"), interval=4, queue_size=OGC_DEFAULTS.queue_size, gmm=backend)
         for h in batches(32, 128, seed=6):
             ctrl.update(h, lr=0.1)
         taus.append(float(ctrl.tau))
@@ -594,13 +596,22 @@ def test_ogc_loss_rejects_bad_input():
         OGCLoss("ce", gamma=0.5)
 
 
+def test_the_defaults_are_the_papers_and_the_target_is_one_plus_lr_epsilon():
+    assert OGC_DEFAULTS == OGCSettings(epsilon=20.0, interval=32, queue_size=4096)
+    assert OGC_DEFAULTS.target(0.1) == pytest.approx(3.0)
+    assert OGCSettings(epsilon=5.0).target(0.02) == pytest.approx(1.1)
+    ctrl = OGCLoss("ce").controller
+    assert ctrl.settings == OGC_DEFAULTS
+    assert (ctrl.epsilon, ctrl.interval, ctrl.queue_size) == (20.0, 32, 4096)
+
+
 def test_ogc_loss_uses_tau_after_this_steps_update():
     loss = OGCLoss("ce", queue_size=64, interval=1, reduction="none")
     assert math.isnan(loss.target)  # nothing solved for yet
     x, y = toy_problem(64)
     logits = x @ torch.tensor([[1.0, -0.5, -0.5], [0.0, 0.8, -0.8]])
     out = loss(logits, y, lr=0.1)
-    assert loss.target == pytest.approx(1.0 + 0.1 * 20.0)  # 1 + lr * epsilon, what this step's tau solved for
+    assert loss.target == OGC_DEFAULTS.target(0.1)  # 1 + lr * epsilon, what this step's tau solved for
     assert loss.controller.refits == 1 and math.isfinite(float(loss.tau))
     torch.testing.assert_close(out, transformed_loss(logits, y, loss.tau, "ce", reduction="none"))
     assert float(loss.last_clipped_fraction) > 0.0

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ogc_lab.recipes import FIELDS, RECIPES, Config, as_published, get_recipe
+from ogc_lab.ogc import OGC_DEFAULTS
+from ogc_lab.recipes import FIELDS, OGC_LOSS_FIELDS, RECIPES, Config, as_published, get_recipe
 
 
 def test_official_cifar10_is_the_reference_recipe() -> None:
@@ -19,7 +20,7 @@ def test_official_cifar10_is_the_reference_recipe() -> None:
     assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
     assert (c.schedule, c.milestones, c.gamma) == ("multistep", (50, 100), 0.1)
     assert (c.crop_padding, c.flip, c.rotation, c.grad_clip) == (4, True, 15.0, 5.0)
-    assert (c.ogc_epsilon, c.ogc_interval, c.ogc_queue_size) == (20.0, 32, 4096)
+    assert c.ogc_settings == OGC_DEFAULTS
 
 
 def test_official_cifar100_differs_only_in_data_and_model() -> None:
@@ -107,10 +108,19 @@ def test_human_noise_spec_is_accepted_by_the_config() -> None:
 def test_loss_kwargs_give_ogc_settings_to_ogc_losses_only() -> None:
     c = get_recipe("digits-cpu", loss="ce+ogc", seed=3)
     assert c.is_ogc
-    assert c.loss_kwargs() == {"epsilon": 20.0, "interval": c.ogc_interval, "queue_size": c.ogc_queue_size, "seed": 3}
+    assert c.loss_kwargs() == {"epsilon": OGC_DEFAULTS.epsilon, "interval": c.ogc_interval,
+                               "queue_size": c.ogc_queue_size, "seed": 3}
     assert get_recipe("digits-cpu", loss="ce").loss_kwargs() == {}
-    tuned = get_recipe("digits-cpu", loss="fl+ogc", loss_params={"gamma": 0.5, "queue_size": 64})
+    tuned = get_recipe("digits-cpu", loss="fl+ogc", ogc_queue_size=64, loss_params={"gamma": 0.5})
     assert tuned.loss_kwargs()["queue_size"] == 64 and tuned.loss_kwargs()["gamma"] == 0.5
+
+
+@pytest.mark.parametrize("key", sorted(OGC_LOSS_FIELDS))
+def test_loss_params_may_not_set_what_a_config_field_sets(key: str) -> None:
+    field = OGC_LOSS_FIELDS[key]
+    with pytest.raises(ValueError, match=rf"^config field loss_params sets '{key}', which config field {field} sets; "
+                                         rf"allowed: set {field} instead$"):
+        Config.from_dict({**get_recipe("toy", loss="ce+ogc").to_dict(), "loss_params": {key: 1}})
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ import torch
 from ogc_lab import plotting, report, runs
 from ogc_lab.data import load_dataset, normalise
 from ogc_lab.models import make_model
-from ogc_lab.ogc import H_MAX, H_MIN
+from ogc_lab.ogc import H_MAX, H_MIN, OGC_DEFAULTS
 from ogc_lab.recipes import get_recipe
-from ogc_lab.runs import CHECKPOINT, load_checkpoint
+from ogc_lab.runs import CHECKPOINT, LAST_EPOCHS, last_epochs_mean, load_checkpoint
 from ogc_lab.train import train
 
 
@@ -139,7 +139,7 @@ def test_queue_snapshot_is_the_controller_of_the_last_checkpoint(toy_runs: dict[
     assert ((snap["h"] >= H_MIN - 1e-12) & (snap["h"] <= H_MAX + 1e-9)).all()
     assert snap["tau"] == pytest.approx(result["tau"], rel=1e-12)
     assert snap["step"] == result["step"]
-    assert snap["target"] == pytest.approx(1.0 + 20.0 * 0.1)
+    assert snap["target"] == pytest.approx(OGC_DEFAULTS.target(0.1))
     assert snap["means"][0] < snap["means"][1] and snap["weights"].sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match="'ce'.*no OGC controller|no OGC controller.*'ce'"):
         report.queue_snapshot(toy_runs["ce"])
@@ -197,3 +197,9 @@ def test_progress_lists_begun_runs_with_their_epochs_and_skips_what_is_not_a_run
     assert ax.get_lines()[0].get_ydata().tolist() == [30.0, 50.0, 60.0]  # percent
     assert ax.get_lines()[1].get_linestyle() == "--"  # seed 1
     plt.close(fig)
+
+
+def test_last_epochs_mean_averages_the_papers_last_ten_epochs_or_all_of_fewer() -> None:
+    assert LAST_EPOCHS == 10
+    assert last_epochs_mean([0.0] * 5 + [1.0] * 10) == 1.0
+    assert last_epochs_mean([0.2, 0.4]) == pytest.approx(0.3)

@@ -15,14 +15,15 @@ import torch.multiprocessing as mp
 from sklearn.metrics import roc_auc_score
 
 import ogc_lab.train as train_module
-from ogc_lab import io
+from ogc_lab import files
 from ogc_lab.data import load_dataset
 from ogc_lab.hardware import cpu_name, select_device
+from ogc_lab.losses import make_loss
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss
-from ogc_lab.optim import build_loss, fused_options, make_optimizer
+from ogc_lab.optim import build_loss, fused_options, make_optimizer, train_step
 from ogc_lab.recipes import Config, get_recipe
-from ogc_lab.runs import CheckpointError, CsvLog, RunExistsError, load_checkpoint
+from ogc_lab.runs import LAST_EPOCHS, CheckpointError, CsvLog, RunExistsError, load_checkpoint
 from ogc_lab.train import (
     TRAIN_COUNTS,
     DistInfo,
@@ -64,7 +65,7 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     assert len(saved["epochs"]) == TOY.epochs
     test = [e["test_acc"] for e in saved["epochs"]]
     assert saved["final_test_acc"] == test[-1] and saved["best_test_acc"] == max(test)
-    assert saved["last10_test_acc"] == pytest.approx(np.mean(test[-10:]))
+    assert saved["last10_test_acc"] == pytest.approx(np.mean(test[-LAST_EPOCHS:]))
     assert saved["noise"] == result["noise"]
     split = load_dataset("toy2d", seed=TOY.seed)
     expected = make_noise(TOY.noise, split.train_y, 2, seed=TOY.seed).report.to_dict()
@@ -349,11 +350,11 @@ def test_resume_without_a_checkpoint_starts_afresh(tmp_path: Path) -> None:
     assert len(result["epochs"]) == 1
 
 
-@pytest.mark.skipif(io.fcntl is None, reason="no advisory file locks on this platform")
+@pytest.mark.skipif(files.fcntl is None, reason="no advisory file locks on this platform")
 def test_a_run_folder_being_written_refuses_a_second_trainer(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    with io.folder_lock(out):  # as a trainer in another process would hold it
-        with pytest.raises(io.FolderBusyError, match="in use by another process"):
+    with files.folder_lock(out):  # as a trainer in another process would hold it
+        with pytest.raises(files.FolderBusyError, match="in use by another process"):
             train(TOY.replace(epochs=1), out, resume=True, progress=False)
     assert train(TOY.replace(epochs=1), out, resume=True, progress=False)["epochs"]
 
@@ -405,6 +406,20 @@ def test_extra_test_sets_are_evaluated_at_the_end(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(train_module, "load_dataset", with_extra)
     result = train(TOY.replace(epochs=1), tmp_path / "extra", progress=False)
     assert result["extra_test_acc"] == {"copy": result["final_test_acc"]}
+
+
+def test_train_step_clips_the_global_gradient_norm_and_returns_the_loss_and_the_logits_it_stepped_on() -> None:
+    # plain SGD at lr 1 moves the weights by the clipped gradient, whose global norm is then grad_clip
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 3)
+    start = [p.detach().clone() for p in net.parameters()]
+    x, y = 10.0 * torch.randn(16, 4), torch.randint(0, 3, (16,))
+    loss, logits = train_step(net, make_loss("ce", 3), torch.optim.SGD(net.parameters(), lr=1.0), x, y, lr=1.0,
+                              amp=False, grad_clip=0.01)
+    moved = torch.cat([(p0 - p.detach()).flatten() for p0, p in zip(start, net.parameters())])
+    assert float(moved.norm()) == pytest.approx(0.01, rel=1e-4)
+    torch.testing.assert_close(logits.detach(), x @ start[0].T + start[1])
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
 
 
 def test_sgd_is_fused_on_cuda_only_and_takes_the_same_step() -> None:

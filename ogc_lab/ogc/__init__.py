@@ -1,5 +1,6 @@
 """Optimized Gradient Clipping (OGC): base losses, the transformed loss, the 2-GMM, r(tau), the tau solve,
-the controller and the loss module, one concept a module (docs/architecture.md maps them); the public names.
+the controller, the loss module and its settings, one concept a module (docs/architecture.md maps them);
+the public names.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from .loss import OGCLoss
 from .mixture import GMM1D, GMM_INITS, fit_gmm_sklearn, fit_gmm_torch
 from .ratio import RATIO_METHODS, ratio_exact, ratio_grid
 from .reference import reference_tau
+from .settings import OGC_DEFAULTS, OGCSettings
 from .solve import solve_tau
 from .transformed import (
     REDUCTIONS,
@@ -30,6 +32,7 @@ __all__ = [
     "H_MAX",
     "H_MIN",
     "MIN_QUEUE_SIZE",
+    "OGC_DEFAULTS",
     "P_MAX",
     "P_MIN",
     "RATIO_METHODS",
@@ -37,6 +40,7 @@ __all__ = [
     "TAU_SEARCHES",
     "BaseLoss",
     "OGCLoss",
+    "OGCSettings",
     "TauLike",
     "Threshold",
     "ThresholdController",

@@ -18,6 +18,7 @@ from .base import BaseLoss
 from .mixture import GMM1D, GMM_INITS, fit_gmm_sklearn, fit_gmm_torch
 from .ratio import RATIO_METHODS
 from .reference import reference_tau
+from .settings import OGC_DEFAULTS, OGCSettings
 from .solve import solve_tau
 
 MIN_QUEUE_VAR = 1e-10  # a queue with a smaller variance of H is degenerate (no information)
@@ -61,9 +62,9 @@ class ThresholdController:
     def __init__(
         self,
         base: BaseLoss,
-        epsilon: float = 20.0,
-        interval: int = 32,
-        queue_size: int = 4096,
+        epsilon: float = OGC_DEFAULTS.epsilon,
+        interval: int = OGC_DEFAULTS.interval,
+        queue_size: int = OGC_DEFAULTS.queue_size,
         method: str | None = None,
         tau_search: str = "solve",
         gmm: str = "torch",
@@ -95,7 +96,7 @@ class ThresholdController:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         if not epsilon >= 0.0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-        self.base, self.epsilon, self.interval, self.queue_size = base, float(epsilon), interval, queue_size
+        self.base, self.settings = base, OGCSettings(float(epsilon), interval, queue_size)
         self.method, self.tau_search, self.gmm, self.init, self.seed = method, tau_search, gmm, init, seed
         self.max_iter, self.reg_covar, self.tol = max_iter, reg_covar, tol
         self.distributed = distributed
@@ -114,6 +115,21 @@ class ThresholdController:
         self.tau = torch.full((), math.inf, **options)
         self.means, self.variances, self.weights = (torch.full((2,), math.nan, **options) for _ in range(3))
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    @property
+    def epsilon(self) -> float:
+        """The target's slope in lr (``settings.epsilon``)."""
+        return self.settings.epsilon
+
+    @property
+    def interval(self) -> int:
+        """Steps between refits (``settings.interval``)."""
+        return self.settings.interval
+
+    @property
+    def queue_size(self) -> int:
+        """Values of H the mixture is fitted to (``settings.queue_size``)."""
+        return self.settings.queue_size
 
     @property
     def fill(self) -> int:
@@ -164,7 +180,7 @@ class ThresholdController:
             raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
         self.push(self._gather(h))
         self.step += 1
-        self.target = 1.0 + lr * self.epsilon
+        self.target = self.settings.target(lr)
         if self.step % self.interval == 0 and self.pushed >= self.queue_size:
             self._refit()
         return self.tau

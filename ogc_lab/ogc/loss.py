@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ..registry import check_choice
 from .base import P_MAX, P_MIN, base_loss
 from .controller import ThresholdController
+from .settings import OGC_DEFAULTS
 from .transformed import REDUCTIONS, Threshold, check_batch, label_log_prob, reduce_loss
 
 _CONTROLLER_PARAMS = frozenset(inspect.signature(ThresholdController).parameters) - {"base"}
@@ -33,9 +34,9 @@ class OGCLoss(nn.Module):
     def __init__(
         self,
         base: str = "ce",
-        epsilon: float = 20.0,
-        interval: int = 32,
-        queue_size: int = 4096,
+        epsilon: float = OGC_DEFAULTS.epsilon,
+        interval: int = OGC_DEFAULTS.interval,
+        queue_size: int = OGC_DEFAULTS.queue_size,
         reduction: str = "mean",
         validate: bool = True,
         num_classes: int | None = None,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ogc_lab import io
+from ogc_lab import files
 
 
 def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: Path, monkeypatch) -> None:
@@ -22,16 +22,16 @@ def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path: P
     def fail(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(io.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
-        io.atomic_write_text(path, "new")
+        files.atomic_write_text(path, "new")
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["metrics.json"]
 
 
 def test_json_writes_strict_json_with_non_finite_numbers_as_null(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "result.json"
-    io.atomic_write_json(path, {"tau": float("inf"), "acc": 0.5, "nan": float("nan")})
+    files.atomic_write_json(path, {"tau": float("inf"), "acc": 0.5, "nan": float("nan")})
     assert json.loads(path.read_text()) == {"tau": None, "acc": 0.5, "nan": None}
 
 
@@ -39,28 +39,28 @@ def test_read_json_names_a_malformed_file(tmp_path: Path) -> None:
     path = tmp_path / "result.json"
     path.write_text("{not json")
     with pytest.raises(ValueError, match="result.json"):
-        io.read_json(path)
+        files.read_json(path)
 
 
-needs_flock = pytest.mark.skipif(io.fcntl is None, reason="no advisory file locks on this platform")
+needs_flock = pytest.mark.skipif(files.fcntl is None, reason="no advisory file locks on this platform")
 
 
 @needs_flock
 def test_a_locked_folder_refuses_a_second_writer_naming_the_holder(tmp_path: Path) -> None:
-    with io.folder_lock(tmp_path):
+    with files.folder_lock(tmp_path):
         busy = rf"{tmp_path.name}.*in use by another process \(pid {os.getpid()}\)"
-        with pytest.raises(io.FolderBusyError, match=busy):
-            with io.folder_lock(tmp_path):
+        with pytest.raises(files.FolderBusyError, match=busy):
+            with files.folder_lock(tmp_path):
                 pass
-    with io.folder_lock(tmp_path):  # released: the next writer gets it
-        assert (tmp_path / io.LOCK_FILE).read_text() == str(os.getpid())
+    with files.folder_lock(tmp_path):  # released: the next writer gets it
+        assert (tmp_path / files.LOCK_FILE).read_text() == str(os.getpid())
 
 
 @needs_flock
 def test_a_lock_file_removed_by_its_holder_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer that opened the lock file just before its holder removed it must lock the new file instead,
     or two writers would hold 'the' lock at once."""
-    real_flock, raced = io.fcntl.flock, []
+    real_flock, raced = files.fcntl.flock, []
 
     def holder_releases_meanwhile(handle, flags):
         if not raced:  # the holder removes the file between this writer's open and its flock
@@ -68,39 +68,39 @@ def test_a_lock_file_removed_by_its_holder_is_not_taken(tmp_path: Path, monkeypa
             os.unlink(handle.name)
         return real_flock(handle, flags)
 
-    monkeypatch.setattr(io.fcntl, "flock", holder_releases_meanwhile)
-    with io.folder_lock(tmp_path):
-        assert (tmp_path / io.LOCK_FILE).read_text() == str(os.getpid())  # the file there now is the one held
+    monkeypatch.setattr(files.fcntl, "flock", holder_releases_meanwhile)
+    with files.folder_lock(tmp_path):
+        assert (tmp_path / files.LOCK_FILE).read_text() == str(os.getpid())  # the file there now is the one held
     assert raced and os.listdir(tmp_path) == []
 
 
 @needs_flock
 def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from ogc_lab import io\n"
-         "with io.folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(tmp_path)],
+        [sys.executable, "-c", "import sys, time; from ogc_lab import files\n"
+         "with files.folder_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(600)", str(tmp_path)],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(io.FolderBusyError, match=f"pid {holder.pid}"):
-            with io.folder_lock(tmp_path):
+        with pytest.raises(files.FolderBusyError, match=f"pid {holder.pid}"):
+            with files.folder_lock(tmp_path):
                 pass
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with io.folder_lock(tmp_path):  # killed mid-run: nothing stale blocks the resume
+    with files.folder_lock(tmp_path):  # killed mid-run: nothing stale blocks the resume
         pass
 
 
 def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
-        with io.folder_lock(tmp_path / "a" / "b"):
+        with files.folder_lock(tmp_path / "a" / "b"):
             raise RuntimeError("bad config")
     assert os.listdir(tmp_path) == []  # both folders it made are gone
-    with io.folder_lock(tmp_path / "kept"):
+    with files.folder_lock(tmp_path / "kept"):
         (tmp_path / "kept" / "result.json").write_text("{}")
     assert os.listdir(tmp_path / "kept") == ["result.json"]  # the lock file goes with the lock
-    with io.folder_lock(tmp_path):  # a folder that was already there stays
+    with files.folder_lock(tmp_path):  # a folder that was already there stays
         pass
     assert tmp_path.is_dir()
 
@@ -108,14 +108,14 @@ def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed(tmp_path: Path) -
 def test_a_failed_checkpoint_write_is_one_oserror_and_keeps_the_previous_file(tmp_path, monkeypatch) -> None:
     """torch.save on a full disk raises RuntimeError; the caller gets OSError naming the folder and its space."""
     path = tmp_path / "checkpoint.pt"
-    io.atomic_torch_save(path, {"epoch": 1})
+    files.atomic_torch_save(path, {"epoch": 1})
 
     def full_disk(obj, f):
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0\nmore")
 
-    monkeypatch.setattr(io.torch, "save", full_disk)
+    monkeypatch.setattr(files.torch, "save", full_disk)
     with pytest.raises(OSError, match=r"cannot write .*checkpoint\.pt.*unexpected pos 64 vs 0\).* MiB free in "):
-        io.atomic_torch_save(path, {"epoch": 2})
+        files.atomic_torch_save(path, {"epoch": 2})
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]  # no temporary file left
@@ -125,8 +125,8 @@ def test_atomic_files_get_the_same_mode_as_the_csv_files(tmp_path) -> None:
     """result.json and checkpoint.pt were 0600 (mkstemp) beside 0644 CSVs; now all follow the umask."""
     old = os.umask(0o022)
     try:
-        io.atomic_write_json(tmp_path / "result.json", {"a": 1})
-        io.atomic_torch_save(tmp_path / "checkpoint.pt", {"a": 1})
+        files.atomic_write_json(tmp_path / "result.json", {"a": 1})
+        files.atomic_torch_save(tmp_path / "checkpoint.pt", {"a": 1})
         (tmp_path / "steps.csv").write_text("step\n")
     finally:
         os.umask(old)
