@@ -576,3 +576,13 @@ def test_train_help_says_what_every_config_field_does(capsys) -> None:
     shown = " ".join(capsys.readouterr().out.split())
     for name in FIELDS:
         assert f"--{name.replace('_', '-')} VALUE {' '.join(FIELD_HELP[name].split())} (default:" in shown, name
+
+
+def test_a_report_can_go_elsewhere_and_leaves_the_runs_folder_untouched(finished_toy_run: Path, tmp_path: Path) -> None:
+    from ogc_lab.report import write_report
+
+    root, out = tmp_path / "committed", tmp_path / "out"
+    shutil.copytree(finished_toy_run, root / "run")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert write_report(root, out) == (out / "report" / "summary.md").read_text().rstrip("\n")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # e.g. committed runs stay as they are
