@@ -471,6 +471,45 @@ def time_precision_steps(model_name: str, loss: str = "ce", batch: int = 128, st
     }
 
 
+
+def _times(speedup: float) -> str:
+    """A speed-up as the text writes it: 4.5 -> '4.5×', 0.1 -> '0.10×'."""
+    return f"{speedup:.1f}×" if speedup >= 1 else f"{speedup:.2f}×"
+
+
+def precision_sentences(precision: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """What the bf16 timings (``time_precision_steps`` of the 8-layer CNN and of ResNet-18) mean on the machine
+    that ran them, in words chosen by its hardware and the numbers: ``verdict`` for the text, ``summary`` for the
+    chapter's summary.
+
+    With native bf16 (a GPU, or a CPU with AVX512-BF16/AMX) ``amp=auto`` trains 32×32 images in bf16, so a
+    speed-up is what CPU-sized CIFAR runs gain.  Without it torch emulates bf16, the bf16 arm is slower, and
+    ``amp=auto`` keeps the runs of that machine in float32 (``hardware.resolve_amp``): the speed-up is not a cost
+    any run paid.
+    """
+    rows = {p["model"]: p for p in precision}
+    native = all(p["native_bf16"] for p in precision)
+    names = {"cnn8": "the 8-layer CNN", "resnet18": "ResNet-18"}
+    speedups = " and ".join(f"{_times(p['speedup'])} for {names.get(name, name)}" for name, p in rows.items())
+    faster = all(p["speedup"] > 1 for p in precision)
+    if native and faster:
+        verdict = ("This machine computes bf16 in hardware, so amp=auto trains 32×32 images in bf16 here, and "
+                   "the speed-up is what makes CIFAR runs on a CPU affordable.")
+        summary = f"bf16 autocast on this machine's bf16 hardware: {speedups}, against float32."
+    elif native:
+        verdict = ("This machine has native bf16, yet bf16 was not faster than float32 in these timings, so they "
+                   "give no reason to train in bf16 here.")
+        summary = f"bf16 autocast on this machine: {speedups}, against float32; not faster, though native."
+    else:
+        slowest = min(p["speedup"] for p in precision)
+        verdict = (f"This processor has no native bf16: torch emulates it, so the bf16 arm is slower (down to "
+                   f"{_times(slowest)}, a step {1 / slowest:.0f} times as long as in float32), and amp=auto keeps "
+                   "every run on this machine in float32; the runs this build made trained in float32.")
+        summary = (f"bf16 on this CPU is emulated, without native bf16 hardware: {speedups} against float32, "
+                   "slower, so the runs here train in float32.")
+    return {"verdict": verdict, "summary": summary}
+
+
 # ---------------------------------------------------------------- throughput against the machine's peak
 
 

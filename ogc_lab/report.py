@@ -248,14 +248,15 @@ def queue_snapshot(run_dir: Path) -> dict[str, Any]:
     return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
 
 
-def write_report(root: Path) -> str:
-    """Write summary.csv, summary.md and the plots to ``root/report/``, all of them or (on any error)
-    none, so a failed report leaves the previous one whole; return the markdown table."""
+def write_report(root: Path, out: Path | None = None) -> str:
+    """Write summary.csv, summary.md and the plots of the runs under ``root`` to ``out/report/`` (``out``
+    defaults to ``root``), all of them or (on any error) none, so a failed report leaves the previous one
+    whole; return the markdown table."""
     root = Path(root)
     runs = load_runs(root)
     summary = summarise(runs)
     markdown = to_markdown(summary)
-    with staged_folder(root / REPORT_DIR) as staging:
+    with staged_folder(Path(out if out is not None else root) / REPORT_DIR) as staging:
         (staging / "summary.csv").write_text(summary.to_csv(index=False), encoding="utf-8")
         (staging / "summary.md").write_text(markdown + "\n", encoding="utf-8")
         plot_test_accuracy(runs, staging)

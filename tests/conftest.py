@@ -31,12 +31,26 @@ class ExecutedBook:
         return book.metrics_path(self.out_dir, Path(f"{stem}.ipynb"))
 
 
+def chapters_needed(items: list[pytest.Item]) -> list[Path]:
+    """The chapters the selected tests need executed: those of the per-chapter tests (``-k 05`` runs one
+    chapter), or every chapter when a selected test needs the whole book (the browser test)."""
+    needed: set[str] = set()
+    for item in items:
+        if "executed_book" not in getattr(item, "fixturenames", ()):
+            continue
+        notebook = getattr(item, "callspec", None) and item.callspec.params.get("notebook")
+        if notebook is None:
+            return book.chapters()
+        needed.add(Path(notebook).stem)
+    return [nb for nb in book.chapters() if nb.stem in needed]
+
+
 @pytest.fixture(scope="session")
-def executed_book(tmp_path_factory: pytest.TempPathFactory) -> ExecutedBook:
-    """Run every notebooks/*.ipynb once (at $OGC_BOOK_SCALE, default smoke); failures are collected."""
+def executed_book(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ExecutedBook:
+    """Run the chapters the selected tests need once (at $OGC_BOOK_SCALE, default smoke); failures are collected."""
     scale = book.check_scale(os.environ.get(BOOK_SCALE_ENV, "smoke"))
     out_dir = tmp_path_factory.mktemp("book")
-    failures = book.execute_all(book.chapters(), out_dir, scale)
+    failures = book.execute_all(chapters_needed(request.session.items), out_dir, scale)
     EXECUTED.append(ExecutedBook(out_dir=out_dir, scale=scale, failures=failures))
     return EXECUTED[-1]
 

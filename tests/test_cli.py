@@ -606,3 +606,13 @@ def test_collect_from_a_missing_folder_is_one_error_naming_it(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["collect", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
     assert "nope" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_report_can_go_elsewhere_and_leaves_the_runs_folder_untouched(finished_toy_run: Path, tmp_path: Path) -> None:
+    from ogc_lab.report import write_report
+
+    root, out = tmp_path / "committed", tmp_path / "out"
+    shutil.copytree(finished_toy_run, root / "run")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert write_report(root, out) == (out / "report" / "summary.md").read_text().rstrip("\n")
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # e.g. committed runs stay as they are

@@ -250,3 +250,22 @@ def test_ogc_state_grows_linearly_in_the_queue(q1: int, q2: int) -> None:
 def test_ogc_state_bytes_needs_an_ogc_loss() -> None:
     with pytest.raises(ValueError, match="no OGC state"):
         cost.ogc_state_bytes(make_loss("ce", 10))
+
+
+@pytest.mark.parametrize(("speedups", "native", "verdict", "summary"), [
+    ((4.5, 2.7), True, "makes CIFAR runs on a CPU affordable",
+     "bf16 autocast on this machine's bf16 hardware: 4.5× for the 8-layer CNN and 2.7× for ResNet-18, "
+     "against float32."),
+    ((0.10, 0.2), False, "no native bf16: torch emulates it, so the bf16 arm is slower (down to 0.10×, a step 10 times",
+     "bf16 on this CPU is emulated, without native bf16 hardware: 0.10× for the 8-layer CNN and 0.20× for ResNet-18 "
+     "against float32, slower, so the runs here train in float32."),
+    ((0.9, 1.2), True, "yet bf16 was not faster than float32",
+     "bf16 autocast on this machine: 0.90× for the 8-layer CNN and 1.2× for ResNet-18, against float32; not faster, "
+     "though native."),
+])
+def test_precision_sentences_speak_for_the_machine_that_ran(speedups, native, verdict, summary) -> None:
+    rows = [{"model": m, "speedup": s, "native_bf16": native} for m, s in zip(("cnn8", "resnet18"), speedups)]
+    words = cost.precision_sentences(rows)
+    assert verdict in words["verdict"] and words["summary"] == summary
+    assert ("affordable" in words["verdict"]) == (native and min(speedups) > 1)
+    assert ("float32; the runs this build made trained in float32" in words["verdict"]) == (not native)

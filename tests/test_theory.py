@@ -100,3 +100,55 @@ def test_class_losses_match_the_per_label_transformed_loss() -> None:
         targets = torch.full((32,), label)
         expected = transformed_loss(logits, targets, 3.0, "ce", reduction="none")
         torch.testing.assert_close(every[:, label], expected)
+
+
+# ---- the book's words, chosen by the numbers: one case per branch ----
+
+
+@pytest.mark.parametrize(("violation", "start"), [
+    (-0.3, "no sample and no class sum left its bounds; the closest stayed 0.3 inside one"),
+    (-1e-15, "no sample and no class sum left its bounds; the closest sat on one to machine precision"),
+    (7.1e-15, "every sample and every class sum stayed inside its bounds to machine precision"),
+    (0.01, "a bound was exceeded by 0.01, more than float64 rounding (1e-12) can explain"),
+])
+def test_bound_sentence_calls_rounding_machine_precision_and_only_a_real_excess_a_violation(
+        violation: float, start: str) -> None:
+    said = theory.bound_sentence(violation)
+    assert said.startswith(start)
+    assert "e-15" not in said  # never a rounding residue printed as if it were a measurement
+
+
+@pytest.mark.parametrize(("lower", "upper", "said"), [
+    (3.8e-14, -1.9e-14, "The extreme class sums reach both edges of the band to machine precision (their distance "
+                        "to each edge is below 1e-12 of the band's width), so both bounds are tight."),
+    (0.0034, 1e-15, "The extreme class sums reach the lower edge to within 0.34 % of the band's width and reach the "
+                    "upper edge to machine precision, so both bounds are tight."),
+    (0.2, 0.5, "The extreme class sums reach the lower edge to within 20 % of the band's width and reach the upper "
+               "edge to within 50 % of the band's width: these draws do not show either bound to be tight."),
+    (-0.002, 0.3, "The extreme class sums pass the lower edge by 0.2 % of the band's width and reach the upper edge "
+                  "to within 30 % of the band's width: these draws do not show the upper bound to be tight."),
+])
+def test_tightness_sentence_by_the_slacks(lower: float, upper: float, said: str) -> None:
+    assert theory.tightness_sentence(lower, upper) == said
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    ([dict(gap=-7.5e-9, bound=4.8e-16)],
+     "the gap and its bound are both zero to rounding (below 1e-6 in absolute value)"),
+    ([dict(gap=-7.5e-9, bound=4.8e-16), dict(gap=7e-9, bound=1.5e-15)],
+     "the gaps and their bounds are all zero to rounding (below 1e-6 in absolute value)"),
+    ([dict(gap=0.016, bound=1e-14), dict(gap=-0.0006, bound=5e-16), dict(gap=0.001, bound=None)],
+     "the bound is zero, and the gaps reach 0.016"),
+    ([dict(gap=0.40, bound=1.055), dict(gap=-0.0003, bound=0.028)],
+     "every gap stays inside its bound, the largest at 38 % of it"),
+    ([dict(gap=0.5, bound=0.1), dict(gap=0.01, bound=0.2)], "1 of 2 gaps exceed their bound, by up to 0.4"),
+    ([dict(gap=0.5, bound=None)], "no gap has a bound to compare with"),
+])
+def test_gap_sentence_never_calls_a_gap_inside_its_bound_an_error(rows: list[dict], said: str) -> None:
+    assert theory.gap_sentence(rows) == said
+
+
+@pytest.mark.parametrize(("difference", "said"), [
+    (4.4e-16, "to machine precision (they differ by less than 1e-12)"), (3e-5, "to within 3e-05")])
+def test_agreement_text(difference: float, said: str) -> None:
+    assert theory.agreement_text(difference) == said

@@ -306,3 +306,21 @@ def test_plot_run_has_a_data_column_and_two_rows_per_snapshot(data, fixed_run):
         assert sum(len(a.get_lines()) for a in fig.axes) == 3 * len(SNAPSHOTS)
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize(("numbers", "sentence_has", "short"), [
+    ((0, 0.765, 0.932, 0.7845), "never clipped and ended at a test accuracy of 76.5%, against 78.5% with the fixed "
+     "threshold: OGC's lead on this toy needs the strict target of 1.02",
+     "only at the target 1.02; at the paper's target 3 OGC never clipped (76.5%)"),
+    ((900, 0.90, 0.932, 0.7845), "clipped in 900 of the 1500 epochs and ended at a test accuracy of 90.0%, against "
+     "78.5% with the fixed threshold, so OGC is ahead of the fixed threshold on this toy at the paper's setting too",
+     "also at the paper's target (90.0%)"),
+    ((0, 0.78, 0.785, 0.7845), "; OGC is not ahead of the fixed threshold at either target",
+     "at neither target (78.5% at 1.02, 78.0% at 3)"),
+])
+def test_paper_setting_sentences_say_what_the_win_needs(numbers, sentence_has: str, short: str) -> None:
+    from ogc_lab.toy import paper_setting_sentences
+
+    clipped, paper_acc, ogc_acc, fixed_acc = numbers
+    words = paper_setting_sentences(1.02, clipped, 1500, paper_acc, ogc_acc, fixed_acc)
+    assert sentence_has in words["sentence"] and words["short"] == short
