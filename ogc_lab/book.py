@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -349,6 +350,15 @@ def portable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     book, may show (a parameter left out takes the notebook's own default when the reader runs it)."""
     return {name: value for name, value in parameters.items()
             if not (isinstance(value, (str, os.PathLike)) and Path(value).is_absolute())}
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\;,()'\"]+[/\\])*([^\s/\\;,()'\"]+)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (``/home/a/data/x.npz sha256 ..`` -> ``x.npz
+    sha256 ..``): what a published page may quote of a run's records, which name the machine's folders."""
+    return ABSOLUTE_PATH.sub(lambda match: match.group(1), text)
 
 
 def _portable_copy(path: Path, notebook: Path, parameters: dict[str, Any]) -> None:

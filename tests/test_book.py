@@ -271,3 +271,13 @@ def test_finite_records_turn_non_finite_numbers_into_none_and_pass_metrics_check
                        {"epoch": 2, "tau": None, "auc": 0.9, "finished": False}]
     assert type(records[0]["finished"]) is bool  # plain JSON, not numpy
     assert book.Metrics(tmp_path / "m.json").record("table", records) == records  # Metrics refuses inf and NaN
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("/tmp/shared/data/cifar10_jpeg.npz sha256 f9ca", "cifar10_jpeg.npz sha256 f9ca"),
+    ("a; /x/y.npz; ~/d/e.pt and C:\\u\\f.npz", "a; y.npz; e.pt and f.npz"),
+    ("sklearn.datasets.load_digits (1797 images)", "sklearn.datasets.load_digits (1797 images)"),
+    ("CIFAR-10/100, |dl/dp|, 1 / p and runs/05/cpu", "CIFAR-10/100, |dl/dp|, 1 / p and runs/05/cpu"),  # not absolute
+])
+def test_without_paths_cuts_absolute_paths_to_their_last_part(text: str, shown: str) -> None:
+    assert book.without_paths(text) == shown

@@ -544,6 +544,9 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     inline, blocks = glued_names(source), glued_names(source, "md")
     unrecorded = (inline | blocks) - set(metrics)
     assert not unrecorded, f"the text quotes values the chapter never recorded: {sorted(unrecorded)}"
+    # a published page names no folder of the machine that built it
+    with_paths = sorted(n for n in inline | blocks if book.without_paths(str(metrics[n])) != str(metrics[n]))
+    assert not with_paths, {name: metrics[name] for name in with_paths}
     # {glue:text} is inline: a list or a second paragraph in it would show as one line with literal '* '
     multiline = sorted(name for name in inline if "\n" in str(metrics[name]))
     assert not multiline, f"quote these with a {{glue:md}} block (Metrics.markdown), not {{glue:text}}: {multiline}"
