@@ -1,10 +1,10 @@
-"""Summaries of runs: mean +- std over seeds, the standard plots, and a run's saved internals.
+"""Summaries of runs: mean +- std over seeds and the standard plots.
 
 ``write_report`` finds every run of a folder by its ``result.json`` (anywhere under the folder) and
 groups them by (dataset, noise, loss), so the folder layout does not matter; output goes to
-``DIR/report/``.  The smaller pieces (``load_steps``, ``lr_phases``, ``results_frame``, ``mean_std``, ``pm_table``,
-``markdown_table``, ``plot_tau``, ``plot_ratio``, ``queue_snapshot``, ``training_h``) are shared by
-the command line and the book's chapters.
+``DIR/report/``.  The smaller pieces (``lr_phases``, ``results_frame``, ``mean_std``, ``pm_table``,
+``markdown_table``, ``provenance_table``) are shared by the command line and the book's chapters, which
+read runs through ``runs`` and draw through ``plotting``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,9 @@ import numpy as np
 import pandas as pd
 
 from .files import staged_folder
-
-# the palette and the per-axes plots are plotting's (the book's one source of style), re-exported here
-from .plotting import LOSS_COLORS as LOSS_COLORS
 from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
-from .plotting import plot_epoch_curves as plot_epoch_curves
 from .registry import choose
-
-# the chapters read runs through report: load_runs, load_steps and training_h are runs' and re-exported here
-from .runs import CHECKPOINT, REPORT_DIR, load_checkpoint, load_runs, load_steps
-from .runs import STEPS_COLUMNS as STEPS_COLUMNS
-from .runs import training_h as training_h
-from .sweep import slug
+from .runs import REPORT_DIR, load_runs, load_steps, slug
 
 GROUP = ["dataset", "noise", "loss"]
 
@@ -224,28 +215,6 @@ def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax_ratio.set_title("gradient ratio after clipping")
 
     return _figure_per_noise(runs, out_dir, "clipping", draw, (11, 4), panels=2)
-
-
-# ---------------------------------------------------------------- a run's saved internals
-
-
-def queue_snapshot(run_dir: Path) -> dict[str, Any]:
-    """The OGC controller in a run's last checkpoint: the queued H values, tau and the mixture behind it.
-
-    Returns ``h`` (the filled queue slots, float64 array), ``tau``, ``target``, ``step`` and the
-    mixture's ``means``, ``variances`` and ``weights`` (clean component first).
-    """
-    from .ogc import OGCLoss
-
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    controller = OGCLoss.controller_state(state["loss"])
-    if controller is None:
-        raise ValueError(f"run {str(run_dir)!r} (loss {state['config']['loss']!r}) has no OGC controller; "
-                         "allowed: a run of an OGC loss (<base>+ogc)")
-    queue = controller["queue"].double().numpy()
-    snapshot = {"h": queue[np.isfinite(queue)], "tau": float(controller["tau"]), "target": float(controller["target"]),
-                "step": int(controller["step"])}
-    return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
 
 
 def write_report(root: Path) -> str:
