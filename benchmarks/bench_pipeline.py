@@ -26,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab import cost  # noqa: E402
-from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
+from ogc_lab.batches import DeviceBatches, dataloader_batches  # noqa: E402
+from ogc_lab.data import load_dataset  # noqa: E402
+from ogc_lab.datasplit import channel_stats  # noqa: E402
 from ogc_lab.hardware import resolve_amp, wants_channels_last  # noqa: E402
 from ogc_lab.models import MODELS  # noqa: E402
 from ogc_lab.train import augmentation  # noqa: E402
