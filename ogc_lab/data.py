@@ -476,6 +476,14 @@ DATASETS: dict[str, Callable[..., DataSplit]] = {
 DATASET_NAMES = tuple("imagefolder:PATH" if key == "imagefolder" else key for key in DATASETS)
 
 
+def check_dataset(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``DATASET_NAMES`` (imagefolder with its
+    folder, no other with one): the check a config makes before any work."""
+    key, _, path = name.partition(":")
+    if key not in DATASETS or (key == "imagefolder") != bool(path):
+        raise unknown("dataset", name, DATASET_NAMES)
+
+
 def _loader_options(loader: Callable[..., DataSplit]) -> set[str]:
     fixed = {"root", "download", "seed"}
     return {p for p in inspect.signature(loader).parameters if p not in fixed}

@@ -16,10 +16,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from .losses import is_ogc_loss
-from .noise import canonical_noise_spec
-from .ogc import OGC_DEFAULTS, OGCSettings
-from .registry import check_choice, check_names, choose, unknown
+from .data import check_dataset
+from .files import parse_json
+from .hardware import check_amp_mode, check_device
+from .losses import check_loss, is_ogc_loss
+from .models import check_model
+from .noise import canonical_noise_spec, check_noise_spec, parse_noise_spec
+from .ogc import MIN_QUEUE_SIZE, OGC_DEFAULTS, OGCSettings
+from .optim import check_optimizer, check_schedule
+from .registry import check_choice, check_names, choose
 
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
 PIPELINES = ("device", "dataloader")
@@ -228,8 +233,6 @@ def _to_int_tuple(value: Any) -> tuple[int, ...]:
 
 
 def _to_dict(value: Any) -> dict[str, Any]:
-    from .files import parse_json
-
     if isinstance(value, str):
         value = parse_json(value, "a JSON object") if value.strip() else {}
     if isinstance(value, dict):
@@ -274,19 +277,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _check_choices(cfg: Config) -> None:
-    """Optimiser, schedule, pipeline, amp mode and device must be names their owners define."""
-    from .hardware import AMP_MODES, check_device
-    from .optim import OPTIMIZERS, SCHEDULERS
-
-    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULERS), ("pipeline", PIPELINES),
-                          ("amp", AMP_MODES)]:
-        check_choice(name, getattr(cfg, name), allowed)
+    """Optimiser, schedule, pipeline, amp mode and device must be names their owners define (each checks its own)."""
+    check_optimizer(cfg.optimizer)
+    check_schedule(cfg.schedule)
+    check_choice("pipeline", cfg.pipeline, PIPELINES)
+    check_amp_mode(cfg.amp, "amp")
     check_device(cfg.device)
 
 
 def _check_ranges(cfg: Config) -> None:
-    from .ogc import MIN_QUEUE_SIZE
-
     for name in FIELDS:  # inf or NaN in any float field: an OGC that never clips, a momentum that is no number
         value = getattr(cfg, name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -320,17 +319,11 @@ def _check_ranges(cfg: Config) -> None:
 
 
 def _check_names(cfg: Config) -> None:
-    """Loss, model, data set and noise spec must name registered things (checked before any work)."""
-    from .data import DATASET_NAMES, DATASETS
-    from .losses import LOSSES
-    from .models import MODELS
-    from .noise import check_noise_spec
-
-    for name, registry in [("loss", LOSSES), ("model", MODELS)]:
-        check_choice(name, getattr(cfg, name), registry)
-    key, _, path = cfg.dataset.partition(":")
-    if key not in DATASETS or (key == "imagefolder") != bool(path):
-        raise unknown("dataset", cfg.dataset, DATASET_NAMES)
+    """Loss, model, data set and noise spec must name registered things (checked before any work, each by its
+    registry)."""
+    check_loss(cfg.loss)
+    check_model(cfg.model)
+    check_dataset(cfg.dataset)
     check_noise_spec(cfg.noise)
 
 
@@ -381,8 +374,6 @@ _JS_NOISE_FAMILY = {
 def js_pi1(dataset: str, noise: str) -> float | None:
     """JS's published pi1 for this data set and noise, at the nearest published rate (a tie takes the
     higher rate); None for noise without a published setting (instance, human), where the loss's 0.5 stays."""
-    from .noise import parse_noise_spec
-
     family = _JS_NOISE_FAMILY.get(noise.partition(":")[0].strip().lower())
     if family is None:
         return None

@@ -204,3 +204,13 @@ def test_the_noise_spec_is_recorded_in_its_canonical_form() -> None:
     config = get_recipe("toy", noise=" symmetric:0.\uff14 ")
     assert config.noise == "symmetric:0.4"
     assert config.to_dict()["noise"] == "symmetric:0.4"
+
+
+def test_the_registries_do_not_import_recipes() -> None:
+    """Config checks names through each registry's own check; no registry imports recipes back (no circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ogc_lab.optim, ogc_lab.data, ogc_lab.models, ogc_lab.losses, ogc_lab.hardware, "
+            "ogc_lab.noise; assert 'ogc_lab.recipes' not in sys.modules, 'a registry imports recipes'")
+    subprocess.run([sys.executable, "-c", code], check=True)
