@@ -20,7 +20,7 @@ import torch
 from ogc_lab import cost, data
 from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts)
     LR,
-    REFERENCE,
+    OFFICIAL_RECIPE,
     machine_info,
     median,
     recipe_model,

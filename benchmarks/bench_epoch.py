@@ -3,7 +3,7 @@
 Every arm is a full ``ogc_lab.train.train`` run of the recipe (ResNet-18, CE+OGC, batch 128, SGD,
 grad clip 5.0; ``amp=auto``: bf16 autocast + channels_last on CUDA and on CPUs with native bf16),
 differing only in ``pipeline``, ``device`` (data set held on the device, batched augmentation there)
-or ``dataloader`` (torchvision DataLoader with the same reference augmentation), or, for the third
+or ``dataloader`` (torchvision DataLoader with the same augmentation), or, for the third
 arm, in ``amp=off`` (float32, device pipeline).  The figure is the trainer's own ``epoch_time_s`` (training
 pass + test evaluation; data loading and checkpoint writing excluded), median over the epochs after
 the first (warm-up); runs alternate device / DataLoader.  On a CPU the recipe runs on a small

@@ -1,6 +1,6 @@
 """Throughput (images/s) of the on-device batch pipeline against a torchvision DataLoader pipeline.
 
-Both pipelines shuffle CIFAR-sized uint8 images and apply the reference augmentation (random crop
+Both pipelines shuffle CIFAR-sized uint8 images and apply the official recipe's augmentation (random crop
 with padding 4, horizontal flip, rotation up to 15 degrees, normalise): ``DeviceBatches`` does it
 batched on the device, ``dataloader_batches`` per image with PIL in worker processes (persistent
 workers, the baseline's best case).  Measured twice, arms interleaved (A B A B ...), medians:
@@ -35,7 +35,7 @@ from ogc_lab.train import augmentation  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
-AUGMENT = augmentation(C.REFERENCE)  # the reference recipe's: crop 4, flip, rotation 15
+AUGMENT = augmentation(C.OFFICIAL_RECIPE)  # the official recipe's: crop 4, flip, rotation 15
 DATA_SOURCES = ("auto", "npz", "random")
 
 

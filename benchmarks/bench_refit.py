@@ -35,7 +35,7 @@ def main() -> None:
     timing = cost.time_refit(args.queue, args.seed, repeats=repeats, lr=args.lr, epsilon=args.epsilon,
                              threads=args.threads, device=device)
     results = timing["methods"]
-    reference = results[cost.REFERENCE_METHOD]
+    reference = results[cost.SKLEARN_METHOD]
     fine = cost.torch_tau(cost.sample_queue(args.queue, args.seed), timing["target"], "grid", n_grid=FINE_GRID)
     rows = [
         (name, f"{r['seconds'] * 1e3:.3f}", f"{r['speedup']:.1f}", f"{r['tau']:.6f}",

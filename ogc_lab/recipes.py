@@ -32,7 +32,7 @@ PIPELINES = ("device", "dataloader")
 
 @dataclass(frozen=True)
 class Config:
-    """Every hyperparameter of one training run (the defaults are the CIFAR-10 reference recipe)."""
+    """Every hyperparameter of one training run (the defaults are the official CIFAR-10 recipe)."""
 
     # data and labels
     dataset: str = "cifar10"
@@ -423,7 +423,7 @@ def as_published(config: Config, keep: Collection[str] = ()) -> Config:
 
 # ---- the named recipes ----
 
-_CIFAR = Config()  # the reference recipe is the default of every field
+_CIFAR = Config()  # the official CIFAR-10 recipe is the default of every field
 
 RECIPES: dict[str, Config] = {
     # Reference recipe (method.md section 4): ResNet-18, SGD 0.1, steps at 50/100, 150 epochs.
@@ -452,7 +452,7 @@ RECIPES: dict[str, Config] = {
     #   about 0.34 s alone (2.2 min an epoch; 3.3 min in the trainer with a second run on the other
     #   core), against 4.9 min for base 24 and 9.6 min for base 32 (benchmarks/bench_model.py), so a
     #   run fits a session with a second run beside it;
-    # - 24 epochs, lr 0.1 (batch 128: the reference recipe's lr per sample), Nesterov momentum 0.9,
+    # - 24 epochs, lr 0.1 (batch 128: the official recipe's lr per sample), Nesterov momentum 0.9,
     #   weight decay 5e-4, warm-up over 5 epochs then linear decay: the fast-CIFAR schedule, which
     #   reaches in 24 epochs what a multistep schedule needs many more for;
     # - crop (pad 4) + flip, no rotation, no label smoothing, no test-time augmentation: the

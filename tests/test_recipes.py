@@ -1,4 +1,4 @@
-"""Config and the named recipes: reference values, overrides, coercion and validation."""
+"""Config and the named recipes: the published values, overrides, coercion and validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ogc_lab.ogc import OGC_DEFAULTS
 from ogc_lab.recipes import FIELDS, OGC_LOSS_FIELDS, RECIPES, Config, as_published, get_recipe
 
 
-def test_official_cifar10_is_the_reference_recipe() -> None:
+def test_official_cifar10_is_the_papers_recipe() -> None:
     c = get_recipe("official-cifar10")
     assert (c.dataset, c.model, c.epochs, c.batch_size) == ("cifar10", "resnet18", 150, 128)
     assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
