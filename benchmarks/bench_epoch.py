@@ -61,7 +61,7 @@ def run_arm(config: Config) -> dict[str, Any]:
     timed = times[1:] or times  # the first epoch carries warm-up (lazy init, cuDNN autotune)
     return {"epoch_times_s": times, "seconds_per_epoch": C.median(timed), "epochs_timed": len(timed),
             "num_train": result["num_train"], "steps_per_epoch": math.ceil(result["num_train"] / config.batch_size),
-            "device": result["device"], "data_source": result["data_source"], "amp": result["amp"]}
+            "device": result["device"], "data_source": result["data_source"], "amp_reason": result["amp_reason"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recipe {recipe}, loss ce+ogc, data: {first['data_source']}; {first['num_train']} training images, "
           f"{first['steps_per_epoch']} steps/epoch; timed by ogc_lab.train.train (epoch_time_s: train pass + eval); "
           f"DataLoader workers {args.workers}")
-    rows = [[arm, runs[arm][0]["amp"].split(":")[0], f"{seconds[arm]:.2f}", sum(r["epochs_timed"] for r in runs[arm]),
+    rows = [[arm, runs[arm][0]["amp_reason"].split(":")[0], f"{seconds[arm]:.2f}",
+             sum(r["epochs_timed"] for r in runs[arm]),
              f"{first['num_train'] / seconds[arm]:.0f}",
              " ".join(f"{t:.2f}" for r in runs[arm] for t in r["epoch_times_s"])] for arm in ARMS]
     head = ["arm", "amp", "s/epoch", "epochs timed", "train img/s (incl. eval)", "all epoch times s"]

@@ -27,7 +27,7 @@ from .files import (
     torch_load,
 )
 from .recipes import Config
-from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
+from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Maybe, Schema, check, like, number
 
 RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
 CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
@@ -110,7 +110,10 @@ RESULT_SCHEMA: Schema = {
     "config": {"dataset": TEXT, "noise": TEXT, "loss": TEXT, "model": TEXT, "seed": COUNT, "epochs": COUNT},
     "epochs": ListOf({"test_acc": ACCURACY}, 1), "final_test_acc": ACCURACY, "best_test_acc": ACCURACY,
     "last10_test_acc": ACCURACY, "wall_time_s": number(0.0), "device": TEXT, "date": TEXT, "data_source": TEXT,
+    "amp_reason": Maybe(TEXT),
 }
+# result.json keys renamed since: old name -> new (results written before 2026-12-03 hold "amp", the reason)
+RENAMED_RESULT_KEYS = {"amp": "amp_reason"}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -138,9 +141,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
+    """Read a result.json written by ``train``, its keys as ``train`` writes them now (``RENAMED_RESULT_KEYS``, in
+    place); a malformed one raises ValueError naming the file and the entry."""
     result = read_json(path)
     what = f"result file {str(path)!r}"
+    if isinstance(result, dict):
+        result = {RENAMED_RESULT_KEYS.get(key, key): value for key, value in result.items()}
     check(result, RESULT_SCHEMA, what)
     try:
         Config.from_dict(result["config"])

@@ -107,7 +107,7 @@ def test_bench_epoch_times_both_pipelines_through_the_trainer(tmp_path: Path) ->
     payload, ratios = run_quick("bench_epoch.py", tmp_path)
     assert list(ratios) == ["epoch dataloader/device", "epoch float32/amp"]
     assert list(payload["runs"]) == ["device", "dataloader", "device, float32"]
-    assert payload["runs"]["device, float32"][0]["amp"].startswith("off")
+    assert payload["runs"]["device, float32"][0]["amp_reason"].startswith("off")
     for runs in payload["runs"].values():
         (run,) = runs
         assert run["num_train"] == 256 and run["steps_per_epoch"] == 4  # digits-cpu: batch 64

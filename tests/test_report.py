@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -156,3 +157,13 @@ def test_last_epochs_mean_averages_the_papers_last_ten_epochs_or_all_of_fewer() 
     assert LAST_EPOCHS == 10
     assert last_epochs_mean([0.0] * 5 + [1.0] * 10) == 1.0
     assert last_epochs_mean([0.2, 0.4]) == pytest.approx(0.3)
+
+
+def test_read_result_gives_old_results_the_key_train_writes_now() -> None:
+    """result.json files written before the rename hold the amp decision's reason as "amp"; read as "amp_reason"."""
+    path = next(Path(__file__).resolve().parents[1].glob("results/**/result.json"))
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    result = runs.read_result(path)
+    if "amp" in raw:
+        assert result["amp_reason"] == raw["amp"] and "amp" not in result
+    assert list(result) == [runs.RENAMED_RESULT_KEYS.get(key, key) for key in raw]  # the order kept
