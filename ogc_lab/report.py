@@ -21,6 +21,7 @@ from .files import staged_folder
 from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
 from .registry import choose
 from .runs import REPORT_DIR, load_runs, load_steps, slug
+from .tables import format_pm, markdown
 
 GROUP = ["dataset", "noise", "loss"]
 
@@ -82,12 +83,9 @@ def _first_seen(values: pd.Series) -> list[Any]:
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
-    """``frame`` as a GitHub/MyST markdown table (the index as the first column when ``index``)."""
+    """``frame`` as a GitHub/MyST markdown table (the index as the first column when ``index``), cells as ``str``."""
     data = frame.reset_index() if index else frame
-    head = [str(c) for c in data.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in data.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown(data.columns, data.itertuples(index=False))
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -120,13 +118,6 @@ def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def format_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
-    """'mean ± std' of values times ``scale`` (std left out when NaN, e.g. for a single seed)."""
-    if math.isnan(std):
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
-
-
 def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Committed runs per (dataset, noise, loss), in first-seen order: seeds, last-10 test accuracy as
     'mean ± std' (%), and the devices, dates and data files that produced them, so a table of results
@@ -150,17 +141,14 @@ def to_markdown(summary: pd.DataFrame) -> str:
     """A markdown table: accuracies in percent as mean ± std over seeds, plus the diagnostics."""
     head = ["dataset", "noise", "loss", "seeds", "last-10 test acc (%)", "best test acc (%)",
             "ratio after clip (last ep.)", "target", "AUC of H", "time/run (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary.itertuples(index=False):
-        cells = [
-            r.dataset, r.noise, r.loss, r.seed,
-            format_pm(r.last10_test_acc_mean, r.last10_test_acc_std),
-            format_pm(r.best_test_acc_mean, r.best_test_acc_std),
-            f"{r.ratio_after_last_epoch:.3g}", f"{r.target_last_epoch:.3g}", f"{r.auc_h_last_epoch:.3f}",
-            f"{r.wall_time_s_mean:.1f}",
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    rows = [[
+        r.dataset, r.noise, r.loss, r.seed,
+        format_pm(r.last10_test_acc_mean, r.last10_test_acc_std),
+        format_pm(r.best_test_acc_mean, r.best_test_acc_std),
+        f"{r.ratio_after_last_epoch:.3g}", f"{r.target_last_epoch:.3g}", f"{r.auc_h_last_epoch:.3f}",
+        f"{r.wall_time_s_mean:.1f}",
+    ] for r in summary.itertuples(index=False)]
+    return markdown(head, rows)
 
 
 def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],

@@ -16,6 +16,7 @@ import pytest
 
 from ogc_lab import plotting, report, runs
 from ogc_lab.runs import LAST_EPOCHS, last_epochs_mean
+from ogc_lab.tables import format_pm
 
 
 def _frame() -> pd.DataFrame:
@@ -49,7 +50,7 @@ def test_pm_table_and_markdown_table() -> None:
         "| gce | 55.0 ± 7.1 |  |",
         "| ce | 85.0 ± 7.1 | 70.0 |",
     ]
-    assert report.format_pm(0.12345, 0.01, digits=2) == "12.35 ± 1.00"
+    assert format_pm(0.12345, 0.01, digits=2) == "12.35 ± 1.00"
 
 
 def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
