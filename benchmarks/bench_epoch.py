@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from ogc_lab import cost  # noqa: E402
 from ogc_lab.recipes import Config, get_recipe  # noqa: E402
 from ogc_lab.train import train  # noqa: E402
 
@@ -59,7 +60,7 @@ def run_arm(config: Config) -> dict[str, Any]:
         result = train(config, Path(out), progress=False)
     times = [row["epoch_time_s"] for row in result["epochs"]]
     timed = times[1:] or times  # the first epoch carries warm-up (lazy init, cuDNN autotune)
-    return {"epoch_times_s": times, "seconds_per_epoch": C.median(timed), "epochs_timed": len(timed),
+    return {"epoch_times_s": times, "seconds_per_epoch": cost.median(timed), "epochs_timed": len(timed),
             "num_train": result["num_train"], "steps_per_epoch": math.ceil(result["num_train"] / config.batch_size),
             "device": result["device"], "data_source": result["data_source"], "amp_reason": result["amp_reason"]}
 
@@ -78,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.subset is None:
         args.subset = None if device.type == "cuda" else 512
     args.subset = args.subset or None  # 0 means the whole training set
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
 
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for _ in range(args.repeats):
         for arm in ARMS:
             runs[arm].append(run_arm(make_config(arm, args, str(device))))
-    seconds = {arm: C.median([r["seconds_per_epoch"] for r in rs]) for arm, rs in runs.items()}
+    seconds = {arm: cost.median([r["seconds_per_epoch"] for r in rs]) for arm, rs in runs.items()}
     speedup = seconds["dataloader"] / seconds["device"]
     precision = seconds["device, float32"] / seconds["device"]
 

@@ -35,7 +35,7 @@ from ogc_lab.train import augmentation  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
-AUGMENT = augmentation(C.OFFICIAL_RECIPE)  # the official recipe's: crop 4, flip, rotation 15
+AUGMENT = augmentation(cost.OFFICIAL_RECIPE)  # the official recipe's: crop 4, flip, rotation 15
 DATA_SOURCES = ("auto", "npz", "random")
 
 
@@ -100,8 +100,8 @@ def consume(batches: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.devi
 def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> Callable[[Tensor, Tensor], object]:
     """A fresh model with CE+OGC and the trainer's step, under bf16 autocast if ``bf16`` (channels_last where
     the trainer would use it)."""
-    model = C.recipe_model(model_name, IMAGE_SHAPE, device, seed, wants_channels_last(device, bf16, IMAGE_SHAPE))
-    return C.recipe_step(model, cost.make_loss_fn("ce+ogc").to(device), amp=bf16)
+    model = cost.recipe_model(model_name, IMAGE_SHAPE, device, seed, wants_channels_last(device, bf16, IMAGE_SHAPE))
+    return cost.recipe_step(model, cost.make_loss_fn("ce+ogc").to(device), amp=bf16)
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,
@@ -116,7 +116,7 @@ def throughput(images: Images, batch: int, device: torch.device, seed: int, work
     times = C.interleaved({name: (lambda p=p: consume(p, device, use, fmt)) for name, p in pipes.items()},
                           repeats=repeats, device=device, warmup=1)
     n = len(images.x)
-    rate = {name: n / C.median(t) for name, t in times.items()}
+    rate = {name: n / cost.median(t) for name, t in times.items()}
     return {"images": n, "bf16": bf16, "amp_reason": reason, "epoch_times_s": times, "device_img_per_s": rate["device"],
             "dataloader_img_per_s": rate["dataloader"], "speedup": rate["device"] / rate["dataloader"]}
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         args.images, args.batch, args.train_batches, args.repeats = 256, 32, 2, 1
         model = args.model or "cnn-small"
         args.data = "random" if args.data == "auto" else args.data
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
     images = load_images(args.data, args.images, args.seed)
     train_images = images.head(args.train_batches * args.batch)
 
