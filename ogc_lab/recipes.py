@@ -426,7 +426,7 @@ def as_published(config: Config, keep: Collection[str] = ()) -> Config:
 _CIFAR = Config()  # the official CIFAR-10 recipe is the default of every field
 
 RECIPES: dict[str, Config] = {
-    # Reference recipe (method.md section 4): ResNet-18, SGD 0.1, steps at 50/100, 150 epochs.
+    # The official recipe (method.md section 4): ResNet-18, SGD 0.1, steps at 50/100, 150 epochs.
     "official-cifar10": _CIFAR,
     # Same schedule on CIFAR-100 with ResNet-34.
     "official-cifar100": dataclasses.replace(_CIFAR, dataset="cifar100", model="resnet34"),

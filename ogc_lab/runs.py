@@ -141,8 +141,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    """Read a result.json written by ``train``, its keys as ``train`` writes them now (``RENAMED_RESULT_KEYS``, in
-    place); a malformed one raises ValueError naming the file and the entry."""
+    """Read a result.json written by ``train``, its keys as ``train`` writes them now (an old key of
+    ``RENAMED_RESULT_KEYS`` renamed where it stood); a malformed one raises ValueError naming the file and the entry."""
     result = read_json(path)
     what = f"result file {str(path)!r}"
     if isinstance(result, dict):
