@@ -2,8 +2,8 @@
 
 Every benchmark compares arms measured in the same run: arms are interleaved (A B A B ...) so slow
 drift of a shared machine hits all of them alike, and each figure is a median of repeats.  The
-timing, machine record and training-step helpers are re-exported from ``ogc_lab.cost`` (the book's
-cost chapter measures with the same code).
+timing, machine record and training-step helpers are ``ogc_lab.cost``'s, and the scripts call them there
+(the book's cost chapter measures with the same code).
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from typing import Any
 import torch
 
 from ogc_lab import cost, data
-from ogc_lab.cost import (  # noqa: F401  (re-exported for the benchmark scripts)
-    LR,
-    REFERENCE,
-    machine_info,
-    median,
-    recipe_model,
-    recipe_step,
-    steps_to_fill,
-    synchronize,
-    timed,
-)
 from ogc_lab.hardware import select_device
 
 NPZ_NAME, NPZ_ENV = data.NPZ_FILENAME, data.NPZ_ENV

@@ -27,6 +27,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from ogc_lab import cost  # noqa: E402
 from ogc_lab.losses import make_loss  # noqa: E402
 from ogc_lab.models import MODELS  # noqa: E402
 from ogc_lab.ogc import OGC_DEFAULTS, label_prob  # noqa: E402
@@ -51,8 +52,8 @@ def free_port() -> int:
 def time_gather(h: torch.Tensor, world: int) -> float:
     """Median seconds of one all-gather of ``h`` (what the OGC controller does each step)."""
     parts = [torch.empty_like(h) for _ in range(world)]
-    times = [C.timed(lambda: dist.all_gather(parts, h), h.device) for _ in range(GATHER_REPEATS)]
-    return C.median(times)
+    times = [cost.timed(lambda: dist.all_gather(parts, h), h.device) for _ in range(GATHER_REPEATS)]
+    return cost.median(times)
 
 
 def queues_identical(queue: torch.Tensor, world: int) -> bool:
@@ -70,20 +71,20 @@ def worker(rank: int, world: int, port: int, cfg: dict[str, Any], out: str) -> N
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        net = C.recipe_model(cfg["model"], in_shape(cfg["model"]), torch.device("cpu"), cfg["seed"], False)
+        net = cost.recipe_model(cfg["model"], in_shape(cfg["model"]), torch.device("cpu"), cfg["seed"], False)
         model: nn.Module = nn.parallel.DistributedDataParallel(net) if distributed else net
         loss = make_loss("ce+ogc", NUM_CLASSES, validate=False, distributed=distributed,
                          interval=cfg["interval"], queue_size=cfg["queue_size"])
-        step = C.recipe_step(model, loss)
+        step = cost.recipe_step(model, loss)
         gen = torch.Generator().manual_seed(cfg["seed"] + rank)
         x = torch.randn(cfg["batch"], *in_shape(cfg["model"]), generator=gen)
         y = torch.randint(0, NUM_CLASSES, (cfg["batch"],), generator=gen)
         run = lambda steps: [step(x, y) for _ in range(steps)]  # noqa: E731
         run(cfg["warmup_steps"])
-        blocks = [C.timed(lambda: run(cfg["interval"]), x.device) / cfg["interval"] for _ in range(cfg["blocks"])]
+        blocks = [cost.timed(lambda: run(cfg["interval"]), x.device) / cfg["interval"] for _ in range(cfg["blocks"])]
         h = -torch.log(label_prob(net(x).detach(), y)).to(loss.controller.dtype)
         result = {
-            "world": world, "step_s": C.median(blocks), "block_step_s": blocks, "refits": loss.controller.refits,
+            "world": world, "step_s": cost.median(blocks), "block_step_s": blocks, "refits": loss.controller.refits,
             "gather_bytes_sent_per_rank": h.nbytes, "gather_bytes_received_per_rank": h.nbytes * world,
             "grad_allreduce_bytes": sum(p.numel() * p.element_size() for p in net.parameters()),
         }
@@ -121,15 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.blocks, args.repeats = 1, 1
     C.setup(args)
-    info = C.machine_info(torch.device("cpu"))
-    warmup = C.steps_to_fill(args.queue_size, args.batch, args.interval)
+    info = cost.machine_info(torch.device("cpu"))
+    warmup = cost.steps_to_fill(args.queue_size, args.batch, args.interval)
     cfg = dict(model=args.model, batch=args.batch, interval=args.interval, queue_size=args.queue_size,
                blocks=args.blocks, warmup_steps=warmup, threads=torch.get_num_threads(), seed=args.seed)
     runs: dict[int, list[dict[str, Any]]] = {w: [] for w in WORLDS}
     for _ in range(args.repeats):
         for world in WORLDS:
             runs[world].append(launch(world, cfg))
-    step_s = {w: C.median([r["step_s"] for r in rs]) for w, rs in runs.items()}
+    step_s = {w: cost.median([r["step_s"] for r in rs]) for w, rs in runs.items()}
     ratio = step_s[2] / step_s[1]
     two = runs[2][0]
 

@@ -3,7 +3,7 @@
 Every arm is a full ``ogc_lab.train.train`` run of the recipe (ResNet-18, CE+OGC, batch 128, SGD,
 grad clip 5.0; ``amp=auto``: bf16 autocast + channels_last on CUDA and on CPUs with native bf16),
 differing only in ``pipeline``, ``device`` (data set held on the device, batched augmentation there)
-or ``dataloader`` (torchvision DataLoader with the same reference augmentation), or, for the third
+or ``dataloader`` (torchvision DataLoader with the same augmentation), or, for the third
 arm, in ``amp=off`` (float32, device pipeline).  The figure is the trainer's own ``epoch_time_s`` (training
 pass + test evaluation; data loading and checkpoint writing excluded), median over the epochs after
 the first (warm-up); runs alternate device / DataLoader.  On a CPU the recipe runs on a small
@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from ogc_lab import cost  # noqa: E402
 from ogc_lab.recipes import Config, get_recipe  # noqa: E402
 from ogc_lab.train import train  # noqa: E402
 
@@ -59,9 +60,9 @@ def run_arm(config: Config) -> dict[str, Any]:
         result = train(config, Path(out), progress=False)
     times = [row["epoch_time_s"] for row in result["epochs"]]
     timed = times[1:] or times  # the first epoch carries warm-up (lazy init, cuDNN autotune)
-    return {"epoch_times_s": times, "seconds_per_epoch": C.median(timed), "epochs_timed": len(timed),
+    return {"epoch_times_s": times, "seconds_per_epoch": cost.median(timed), "epochs_timed": len(timed),
             "num_train": result["num_train"], "steps_per_epoch": math.ceil(result["num_train"] / config.batch_size),
-            "device": result["device"], "data_source": result["data_source"], "amp": result["amp"]}
+            "device": result["device"], "data_source": result["data_source"], "amp_reason": result["amp_reason"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,13 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.subset is None:
         args.subset = None if device.type == "cuda" else 512
     args.subset = args.subset or None  # 0 means the whole training set
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
 
     runs: dict[str, list[dict[str, Any]]] = {arm: [] for arm in ARMS}
     for _ in range(args.repeats):
         for arm in ARMS:
             runs[arm].append(run_arm(make_config(arm, args, str(device))))
-    seconds = {arm: C.median([r["seconds_per_epoch"] for r in rs]) for arm, rs in runs.items()}
+    seconds = {arm: cost.median([r["seconds_per_epoch"] for r in rs]) for arm, rs in runs.items()}
     speedup = seconds["dataloader"] / seconds["device"]
     precision = seconds["device, float32"] / seconds["device"]
 
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"recipe {recipe}, loss ce+ogc, data: {first['data_source']}; {first['num_train']} training images, "
           f"{first['steps_per_epoch']} steps/epoch; timed by ogc_lab.train.train (epoch_time_s: train pass + eval); "
           f"DataLoader workers {args.workers}")
-    rows = [[arm, runs[arm][0]["amp"].split(":")[0], f"{seconds[arm]:.2f}", sum(r["epochs_timed"] for r in runs[arm]),
+    rows = [[arm, runs[arm][0]["amp_reason"].split(":")[0], f"{seconds[arm]:.2f}",
+             sum(r["epochs_timed"] for r in runs[arm]),
              f"{first['num_train'] / seconds[arm]:.0f}",
              " ".join(f"{t:.2f}" for r in runs[arm] for t in r["epoch_times_s"])] for arm in ARMS]
     head = ["arm", "amp", "s/epoch", "epochs timed", "train img/s (incl. eval)", "all epoch times s"]

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.models, args.batch, args.steps = "resnet9-w16", 8, 2
     device = C.setup(args)
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
     with_bf16 = args.bf16 or device.type == "cuda" or info["cpu_native_bf16"]
     arm_names = [name for name, (amp, _) in ARMS.items() if with_bf16 or amp != "bf16"]
     n = 256 if args.quick else 2048

@@ -1,6 +1,6 @@
 """Throughput (images/s) of the on-device batch pipeline against a torchvision DataLoader pipeline.
 
-Both pipelines shuffle CIFAR-sized uint8 images and apply the reference augmentation (random crop
+Both pipelines shuffle CIFAR-sized uint8 images and apply the official recipe's augmentation (random crop
 with padding 4, horizontal flip, rotation up to 15 degrees, normalise): ``DeviceBatches`` does it
 batched on the device, ``dataloader_batches`` per image with PIL in worker processes (persistent
 workers, the baseline's best case).  Measured twice, arms interleaved (A B A B ...), medians:
@@ -26,14 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from ogc_lab import cost  # noqa: E402
-from ogc_lab.data import DeviceBatches, channel_stats, dataloader_batches, load_dataset  # noqa: E402
+from ogc_lab.batches import DeviceBatches, dataloader_batches  # noqa: E402
+from ogc_lab.data import load_dataset  # noqa: E402
+from ogc_lab.datasplit import channel_stats  # noqa: E402
 from ogc_lab.hardware import resolve_amp, wants_channels_last  # noqa: E402
 from ogc_lab.models import MODELS  # noqa: E402
 from ogc_lab.train import augmentation  # noqa: E402
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
-AUGMENT = augmentation(C.REFERENCE)  # the reference recipe's: crop 4, flip, rotation 15
+AUGMENT = augmentation(cost.OFFICIAL_RECIPE)  # the official recipe's: crop 4, flip, rotation 15
 DATA_SOURCES = ("auto", "npz", "random")
 
 
@@ -98,8 +100,8 @@ def consume(batches: Iterable[tuple[Tensor, Tensor, Tensor]], device: torch.devi
 def make_step(model_name: str, device: torch.device, seed: int, bf16: bool) -> Callable[[Tensor, Tensor], object]:
     """A fresh model with CE+OGC and the trainer's step, under bf16 autocast if ``bf16`` (channels_last where
     the trainer would use it)."""
-    model = C.recipe_model(model_name, IMAGE_SHAPE, device, seed, wants_channels_last(device, bf16, IMAGE_SHAPE))
-    return C.recipe_step(model, cost.make_loss_fn("ce+ogc").to(device), amp=bf16)
+    model = cost.recipe_model(model_name, IMAGE_SHAPE, device, seed, wants_channels_last(device, bf16, IMAGE_SHAPE))
+    return cost.recipe_step(model, cost.make_loss_fn("ce+ogc").to(device), amp=bf16)
 
 
 def throughput(images: Images, batch: int, device: torch.device, seed: int, workers: int, repeats: int,
@@ -114,7 +116,7 @@ def throughput(images: Images, batch: int, device: torch.device, seed: int, work
     times = C.interleaved({name: (lambda p=p: consume(p, device, use, fmt)) for name, p in pipes.items()},
                           repeats=repeats, device=device, warmup=1)
     n = len(images.x)
-    rate = {name: n / C.median(t) for name, t in times.items()}
+    rate = {name: n / cost.median(t) for name, t in times.items()}
     return {"images": n, "bf16": bf16, "amp_reason": reason, "epoch_times_s": times, "device_img_per_s": rate["device"],
             "dataloader_img_per_s": rate["dataloader"], "speedup": rate["device"] / rate["dataloader"]}
 
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         args.images, args.batch, args.train_batches, args.repeats = 256, 32, 2, 1
         model = args.model or "cnn-small"
         args.data = "random" if args.data == "auto" else args.data
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
     images = load_images(args.data, args.images, args.seed)
     train_images = images.head(args.train_batches * args.batch)
 

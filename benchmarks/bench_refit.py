@@ -11,7 +11,7 @@ with the book's cost chapter).  Run: ``python benchmarks/bench_refit.py``.
 
 from __future__ import annotations
 
-from _common import base_parser, format_table, machine_info, print_machine, ratio_line, setup, write_json
+from _common import base_parser, format_table, print_machine, ratio_line, setup, write_json
 
 from ogc_lab import cost
 from ogc_lab.ogc import OGC_DEFAULTS, ThresholdController, base_loss
@@ -30,12 +30,12 @@ def main() -> None:
     device = setup(args)
     repeats = 3 if args.quick else args.repeats
 
-    info = machine_info(device)
+    info = cost.machine_info(device)
     print_machine(info)
     timing = cost.time_refit(args.queue, args.seed, repeats=repeats, lr=args.lr, epsilon=args.epsilon,
                              threads=args.threads, device=device)
     results = timing["methods"]
-    reference = results[cost.REFERENCE_METHOD]
+    reference = results[cost.SKLEARN_METHOD]
     fine = cost.torch_tau(cost.sample_queue(args.queue, args.seed), timing["target"], "grid", n_grid=FINE_GRID)
     rows = [
         (name, f"{r['seconds'] * 1e3:.3f}", f"{r['speedup']:.1f}", f"{r['tau']:.6f}",

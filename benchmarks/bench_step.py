@@ -52,7 +52,7 @@ def make_plan(model_name: str, device: torch.device, batch: int, interval: int, 
     """``blocks`` refit intervals after the queue is full, except ResNet-18 on a CPU (a few steps, no refit)."""
     if model_name == "resnet18" and device.type == "cpu":
         return Plan(warmup_steps=1, steps=cpu_resnet_steps)
-    return Plan(warmup_steps=C.steps_to_fill(queue_size, batch, interval), steps=blocks * interval)
+    return Plan(warmup_steps=cost.steps_to_fill(queue_size, batch, interval), steps=blocks * interval)
 
 
 def time_model(model_name: str, batch: int, plan: Plan, device: torch.device, seed: int,
@@ -93,7 +93,7 @@ def time_pieces(batch: int, device: torch.device, seed: int, interval: int, queu
         "label_prob fwd": lambda: label_prob(logits.detach(), targets),
         "transformed loss fwd+bwd (fixed tau)": fwd_bwd(lambda: transformed_loss(logits, targets, tau, "ce")),
     }
-    out = {name: C.median(t) for name, t in C.interleaved(stateless, repeats, device, warmup=3).items()}
+    out = {name: cost.median(t) for name, t in C.interleaved(stateless, repeats, device, warmup=3).items()}
 
     update = cost.time_controller_update(batch, device, seed, interval, queue_size, intervals)
     out["controller.update: push only"] = update["push_s"]
@@ -103,8 +103,8 @@ def time_pieces(batch: int, device: torch.device, seed: int, interval: int, queu
     cost.fill_queue(ogc, logits.detach(), targets)
     plain, with_refit = cost.timed_calls(fwd_bwd(lambda: ogc(logits, targets, lr=LR)), ogc, intervals * interval,
                                          device)
-    out["OGCLoss fwd+bwd, no refit"] = C.median(plain)
-    out["OGCLoss fwd+bwd, with refit"] = C.median(with_refit)
+    out["OGCLoss fwd+bwd, no refit"] = cost.median(plain)
+    out["OGCLoss fwd+bwd, with refit"] = cost.median(with_refit)
     return out
 
 
@@ -126,15 +126,15 @@ def sync_check(model_name: str, batch: int, device: torch.device, seed: int, int
     if device.type != "cuda":
         return "skipped (no CUDA device)"
     arm = cost.build_arm(model_name, "ce+ogc", batch, device, seed, interval, queue_size)
-    arm.run(C.steps_to_fill(queue_size, batch, interval))  # warm-up: lazy init, cuDNN, queue full
-    C.synchronize(device)
+    arm.run(cost.steps_to_fill(queue_size, batch, interval))  # warm-up: lazy init, cuDNN, queue full
+    cost.synchronize(device)
     refits = arm.loss.controller.refits
     try:
         with C.sync_debug_error(device):
             arm.run(interval)
     except RuntimeError as err:
         return f"FAIL: {str(err).splitlines()[0]}"
-    C.synchronize(device)
+    cost.synchronize(device)
     return "pass" if arm.loss.controller.refits > refits else "FAIL: no refit happened inside the checked steps"
 
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.blocks, args.cpu_resnet_steps, args.piece_repeats, args.precision_steps = 1, 1, 20, 1
     device = C.setup(args)
-    info = C.machine_info(device)
+    info = cost.machine_info(device)
     batch_of = {m: (8 if args.quick and m == "resnet18" and device.type == "cpu" else args.batch) for m in models}
 
     pieces = time_pieces(args.batch, device, args.seed, args.interval, args.queue_size, args.piece_repeats,

@@ -19,12 +19,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from ogc_lab import cost  # noqa: E402
+
 
 def _worker(model: str, batch: int, threads: int, seconds: float, start: Any, out: Any) -> None:
     """Warm up, wait for the common start, then count training steps for ``seconds``."""
     import torch
-
-    from ogc_lab import cost
 
     torch.set_num_threads(threads)
     arm = cost.build_arm(model, "ce", batch, torch.device("cpu"), seed=0)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.batch = 1.0, 16
-    info = C.machine_info("cpu")
+    info = cost.machine_info("cpu")
     layouts = {"1 run x 1 thread": (1, 1), f"1 run x {args.cores} threads": (1, args.cores),
                f"{args.cores} runs x 1 thread": (args.cores, 1)}
     rates = {name: layout_throughput(runs, threads, args.model, args.batch, args.seconds)

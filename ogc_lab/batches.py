@@ -30,7 +30,7 @@ class Augment:
     """Training augmentation: random crop with zero padding, horizontal flip, random rotation.
 
     ``interpolation`` is the rotation's resampling; "nearest" is torchvision's RandomRotation default
-    and what the reference recipe uses.
+    and what the official recipe uses.
     """
 
     crop_padding: int = 0

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_write_text
+from .tables import markdown
 
 SCALES = ("smoke", "cpu", "gpu")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -213,8 +214,7 @@ def table_markdown(frame: Any, floatfmt: str = ".3g", missing: str = "–") -> s
     """A pandas DataFrame as a MyST markdown table: its columns only (no index), no 'nan' cells."""
     head = [_cell(column, floatfmt, missing) for column in frame.columns]
     rows = [[_cell(value, floatfmt, missing) for value in row] for row in frame.itertuples(index=False)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    return markdown(head, rows)
 
 
 def show_table(frame: Any, caption: str | None = None, name: str | None = None, floatfmt: str = ".3g",

@@ -138,8 +138,9 @@ def sample_queue(queue_size: int, seed: int) -> Tensor:
     return torch.where(noisy, noisy_h, clean_h).clamp(H_MIN, H_MAX)
 
 
-def reference_tau(h: Tensor | np.ndarray, target: float, seed: int, n_grid: int = 1000, iters: int = 40) -> float:
-    """The reference recipe for CE: scikit-learn GMM, scipy truncated normals on a grid, bisection in log tau."""
+def sklearn_tau(h: Tensor | np.ndarray, target: float, seed: int, n_grid: int = 1000, iters: int = 40) -> float:
+    """The scikit-learn refit for CE, the baseline of ``time_refit``: scikit-learn's GMM, scipy truncated normals on
+    a 1000-point grid of H, bisection in log tau (not ``ogc.reference_tau``, the authors' search in p)."""
     from scipy import stats
 
     gmm = fit_gmm_sklearn(h, seed=seed)
@@ -176,9 +177,9 @@ def torch_tau(h: Tensor, target: float, method: str, n_grid: int = 1000) -> floa
 REFIT_METHODS: dict[str, Callable[[Tensor, float, int], float]] = {
     "torch exact": lambda h, target, seed: torch_tau(h, target, "exact"),
     "torch grid": lambda h, target, seed: torch_tau(h, target, "grid"),
-    "reference (sklearn + grid)": lambda h, target, seed: reference_tau(h.cpu().numpy(), target, seed),
+    "reference (sklearn + grid)": lambda h, target, seed: sklearn_tau(h.cpu().numpy(), target, seed),
 }
-REFERENCE_METHOD = "reference (sklearn + grid)"
+SKLEARN_METHOD = "reference (sklearn + grid)"  # sklearn_tau: the baseline every speed-up is measured against
 
 
 def _check_names(what: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
@@ -201,13 +202,14 @@ def time_refit(
     threads: int = 0,
     device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Median seconds, speed-up over the reference and tau of one CE refit by each of ``methods``.
+    """Median seconds, speed-up over the scikit-learn refit (``sklearn_tau``) and tau of one CE refit by each of
+    ``methods``.
 
     All methods refit the same ``sample_queue`` towards the target ratio 1 + lr * epsilon, timed in
     rotation with ``threads`` torch threads (0: torch's setting); the torch paths run on ``device``
-    in the controller's dtype there (float64 on the CPU, float32 on CUDA), the reference path always
-    on the host.  A method's ``speedup`` is the median over rounds of the reference's time over its
-    time in the same round (NaN when the reference is not among ``methods``): pairing the two calls
+    in the controller's dtype there (float64 on the CPU, float32 on CUDA), the scikit-learn path always
+    on the host.  A method's ``speedup`` is the median over rounds of the scikit-learn time over its
+    time in the same round (NaN when ``SKLEARN_METHOD`` is not among ``methods``): pairing the two calls
     of a round cancels drift of a shared machine.
     """
     methods = _check_names("refit method", methods, tuple(REFIT_METHODS))
@@ -218,10 +220,10 @@ def time_refit(
     with torch_threads(threads) as used:
         times = interleaved(arms, repeats, warmup, sync=device)
         taus = {name: fn() for name, fn in arms.items()}
-    reference = times.get(REFERENCE_METHOD)
+    baseline = times.get(SKLEARN_METHOD)
 
     def speedup(name: str) -> float:
-        return math.nan if reference is None else median([r / t for r, t in zip(reference, times[name])])
+        return math.nan if baseline is None else median([b / t for b, t in zip(baseline, times[name])])
 
     return {
         "queue_size": queue_size, "seed": seed, "target": target, "repeats": repeats, "threads": used,
@@ -234,8 +236,8 @@ def time_refit(
 
 # ---------------------------------------------------------------- training steps
 
-REFERENCE = get_recipe("official-cifar10")  # the reference recipe the step timings follow
-LR = REFERENCE.lr  # the recipe's first learning rate (0.1): OGC's target ratio OGC_DEFAULTS.target(LR) = 3
+OFFICIAL_RECIPE = get_recipe("official-cifar10")  # the recipe the step timings follow
+LR = OFFICIAL_RECIPE.lr  # the recipe's first learning rate (0.1): OGC's target ratio OGC_DEFAULTS.target(LR) = 3
 NUM_CLASSES = 10
 IN_SHAPES: dict[str, tuple[int, ...]] = {
     "cnn-small": (1, 8, 8),  # digits
@@ -249,11 +251,11 @@ DISTINCT_BATCHES = 4  # each arm cycles through this many fixed random batches
 
 
 def recipe_step(model: nn.Module, loss_fn: nn.Module, amp: bool = False) -> Callable[[Tensor, Tensor], object]:
-    """``step(inputs, targets)``: the trainer's ``train_step`` with the reference recipe's optimiser (``make_optimizer``
+    """``step(inputs, targets)``: the trainer's ``train_step`` with the official recipe's optimiser (``make_optimizer``
     on the model's device), first learning rate, gradient clip and L1 penalty; bf16 autocast if ``amp``."""
-    optimizer = make_optimizer(model.parameters(), REFERENCE, next(model.parameters()).device)
-    return partial(train_step, model, loss_fn, optimizer, lr=LR, amp=amp, grad_clip=REFERENCE.grad_clip,
-                   l1_penalty=REFERENCE.l1_penalty)
+    optimizer = make_optimizer(model.parameters(), OFFICIAL_RECIPE, next(model.parameters()).device)
+    return partial(train_step, model, loss_fn, optimizer, lr=LR, amp=amp, grad_clip=OFFICIAL_RECIPE.grad_clip,
+                   l1_penalty=OFFICIAL_RECIPE.l1_penalty)
 
 
 def recipe_model(model_name: str, in_shape: tuple[int, ...], device: torch.device, seed: int,
@@ -271,8 +273,8 @@ def steps_to_fill(queue_size: int, batch: int, interval: int) -> int:
 
 def make_loss_fn(name: str, interval: int = OGC_DEFAULTS.interval, queue_size: int = OGC_DEFAULTS.queue_size,
                  num_classes: int = NUM_CLASSES) -> nn.Module:
-    """The loss ``name`` as the trainer builds it for the reference recipe, OGC with ``interval``/``queue_size``."""
-    return build_loss(REFERENCE.replace(loss=name, ogc_interval=interval, ogc_queue_size=queue_size), num_classes)
+    """The loss ``name`` as the trainer builds it for the official recipe, OGC with ``interval``/``queue_size``."""
+    return build_loss(OFFICIAL_RECIPE.replace(loss=name, ogc_interval=interval, ogc_queue_size=queue_size), num_classes)
 
 
 def random_batches(in_shape: tuple[int, ...], batch: int, device: torch.device, seed: int,

@@ -2,7 +2,7 @@
 
 Every loader returns a :class:`~ogc_lab.datasplit.DataSplit` of whole tensors: images as uint8 (N, C, H, W),
 vectors as float32 (N, D), labels as int64.  Downloads live in ``download``, the split and its helpers
-in ``datasplit``, the batch pipelines in ``batches``; this module re-exports their names.
+in ``datasplit``, the batch pipelines in ``batches``; each name is imported from the module that defines it.
 
 Where each data set is looked for (``root`` is the ``load_dataset`` argument, default ``data``):
 
@@ -36,50 +36,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .batches import (
-    INTERPOLATIONS,
-    Augment,
-    DeviceBatches,
-    PerChannel,
-    augment_batch,
-    channel_tensors,
-    dataloader_batches,
-    normalise,
-    random_crop,
-    random_flip,
-    random_rotation,
-    torchvision_transform,
-)
 from .datasplit import (
     IMAGE_EXTENSIONS,
     DataIntegrityError,
     DataNotFoundError,
     DataSplit,
-    channel_stats,
     decode_rgb,
     image_split,
     label_array,
     labels_tensor,
     load_images,
-    stratified_indices,
     subsample,
 )
-from .download import REMOTE_FILES, RemoteFile, extract_tar, fetch, not_found, sha256_of, verify_md5
+from .download import REMOTE_FILES, extract_tar, fetch, not_found, sha256_of
 from .files import torch_load
 from .registry import unknown
 from .schema import COUNT, TEXT, ListOf, Schema, array, check
-
-# what ``ogc_lab.data`` offers: its loaders, and the split, download and batch pieces it has always named
-__all__ = [
-    "CIFAR_LAYOUTS", "CIFAR_N_SPECS", "DATASETS", "DATASET_NAMES", "IMAGE_EXTENSIONS", "INTERPOLATIONS", "NPZ_ENV",
-    "NPZ_FILENAME", "NPZ_KEYS", "REMOTE_FILES", "WEBVISION_HOWTO", "Augment", "CifarLayout", "CifarNSpec",
-    "DataIntegrityError", "DataNotFoundError", "DataSplit", "DeviceBatches", "PerChannel", "RemoteFile",
-    "augment_batch", "channel_stats", "channel_tensors", "check_cifar_n", "dataloader_batches", "decode_jpeg_blob",
-    "fetch", "find_cifar_npz", "label_array", "load_cifar", "load_cifar10_npz", "load_cifar10n_npz", "load_cifar_n",
-    "load_dataset", "load_digits", "load_images", "load_imagefolder", "load_toy2d", "load_webvision_mini", "normalise",
-    "official_order_from_class_sorted", "random_crop", "random_flip", "random_rotation", "sha256_of",
-    "stratified_indices", "subsample", "torchvision_transform", "verify_md5",
-]
 
 # ----------------------------------------------------------------------------------------------
 # Loaders
@@ -502,6 +474,14 @@ DATASETS: dict[str, Callable[..., DataSplit]] = {
 }
 # the names as a user writes them (imagefolder takes its folder), for errors and help
 DATASET_NAMES = tuple("imagefolder:PATH" if key == "imagefolder" else key for key in DATASETS)
+
+
+def check_dataset(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``DATASET_NAMES`` (imagefolder with its
+    folder, no other with one): the check a config makes before any work."""
+    key, _, path = name.partition(":")
+    if key not in DATASETS or (key == "imagefolder") != bool(path):
+        raise unknown("dataset", name, DATASET_NAMES)
 
 
 def _loader_options(loader: Callable[..., DataSplit]) -> set[str]:

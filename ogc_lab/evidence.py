@@ -26,6 +26,7 @@ from .files import atomic_write_text
 from .losses import is_ogc_loss
 from .report import markdown_table
 from .runs import last_epochs_mean, load_runs
+from .tables import format_pm
 
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
 SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
@@ -347,12 +348,10 @@ def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: 
 def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """``comparison`` as the book shows it: percentages to 0.1 (what the runs hold at that precision), 'mean ± std',
     the paired difference in points with its interval; ``TABLE_NOTE`` says what the columns mean."""
-    def pm(mean: float, std: float) -> str:
-        return f"{100 * mean:.1f} ± {100 * std:.1f}" if np.isfinite(std) else f"{100 * mean:.1f}"
-
     return pd.DataFrame({
         "noise": table["noise"], "wrong labels (%)": (100 * table["wrong"]).round(1), "loss": table["loss"],
-        "seeds": table["n"], "last-10 test acc (%)": [pm(m, s) for m, s in zip(table["last10"], table["last10_std"])],
+        "seeds": table["n"],
+        "last-10 test acc (%)": [format_pm(m, s, digits=1) for m, s in zip(table["last10"], table["last10_std"])],
         "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
         "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(1),
         f"vs {baseline} (points, paired; {CONFIDENCE:.0%} interval)": [

@@ -24,6 +24,11 @@ DEVICES = ("auto", "cpu", "mps", "cuda", "cuda:N")  # what a config's device may
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+def check_amp_mode(mode: str, what: str = "amp mode") -> None:
+    """Raise ``registry.unknown``'s ValueError, naming the value ``what``, unless ``mode`` is one of ``AMP_MODES``."""
+    check_choice(what, mode, AMP_MODES)
+
+
 def check_device(name: str) -> None:
     """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``DEVICES`` (N a GPU index)."""
     if not isinstance(name, str) or not _DEVICE_RE.match(name):
@@ -98,7 +103,7 @@ def resolve_amp(mode: str, device: torch.device, input_shape: tuple[int, ...]) -
     is overhead-bound (measured: no faster) and bf16 moved digits-cpu's CE+OGC accuracy by a point.
     ``bf16`` forces it (on a CPU without native bf16 it is emulated and slow); ``off`` is float32.
     """
-    check_choice("amp mode", mode, AMP_MODES)
+    check_amp_mode(mode)
     if mode == "off":
         return False, "off: float32 as asked"
     if device.type not in ("cuda", "cpu"):

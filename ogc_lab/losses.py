@@ -468,6 +468,11 @@ def is_ogc_loss(name: str) -> bool:
     return isinstance(LOSSES.get(name.strip().lower()), _OGCFactory)
 
 
+def check_loss(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``LOSSES``."""
+    check_choice("loss", name, LOSSES)
+
+
 def make_loss(name: str, num_classes: int, reduction: str = "mean", **params: object) -> nn.Module:
     """The loss ``name`` (case-insensitive key of ``LOSSES``) with hyperparameters ``params``."""
     key = name.strip().lower()

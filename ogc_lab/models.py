@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from .registry import choose
+from .registry import check_choice, choose
 
 
 def mlp(num_classes: int, in_shape: tuple[int, ...], hidden: int = 64) -> nn.Module:
@@ -164,6 +164,11 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet34": partial(cifar_resnet, (3, 4, 6, 3)),
     "resnet50": resnet50,
 }
+
+
+def check_model(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``MODELS``."""
+    check_choice("model", name, MODELS)
 
 
 def make_model(name: str, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:

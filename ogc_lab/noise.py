@@ -43,8 +43,6 @@ from .noise_synthetic import (
     symmetric_matrix,
     symmetric_uniform_matrix,
 )
-from .noise_synthetic import CIFAR100_COARSE_OF_FINE as CIFAR100_COARSE_OF_FINE
-from .noise_synthetic import exact_counts as exact_counts
 from .registry import choose
 
 

@@ -1,28 +1,48 @@
 """What a config names for optimisation: the loss as trained, the optimisers, the lr schedules, and the one
 training step.
 
-One registry each, so the config check (``recipes``), the trainer, the toy task and the cost
-measurements build the same objects from the same names; ``train_step`` is the step the trainer, the
-cost measurements and every benchmark take.
+One registry each, so the config check (``recipes``, through ``check_optimizer`` and ``check_schedule``), the
+trainer, the toy task and the cost measurements build the same objects from the same names; ``train_step`` is
+the step the trainer, the cost measurements and every benchmark take.  This module reads a config through
+``RunSettings`` (what ``recipes.Config`` offers) and does not import ``recipes``, which imports it.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from .hardware import autocast
 from .losses import make_loss
-
-if TYPE_CHECKING:
-    from .recipes import Config
+from .registry import check_choice
 
 
-def build_loss(config: Config, num_classes: int, distributed: bool = False) -> nn.Module:
+class RunSettings(Protocol):
+    """The fields of a run's config that this module reads (``recipes.Config`` has them all)."""
+
+    loss: str
+    optimizer: str
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    schedule: str
+    epochs: int
+    milestones: tuple[int, ...]
+    gamma: float
+    warmup_epochs: int
+
+    @property
+    def is_ogc(self) -> bool: ...
+
+    def loss_kwargs(self) -> dict[str, Any]: ...
+
+
+def build_loss(config: RunSettings, num_classes: int, distributed: bool = False) -> nn.Module:
     """The loss of ``config`` as the trainer runs it: OGC skips the per-step NaN sync and, when
     ``distributed``, shares its queue across ranks."""
     kwargs = config.loss_kwargs()
@@ -54,7 +74,12 @@ def _adam(params: Iterable[nn.Parameter], lr: float, momentum: float, weight_dec
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam}
 
 
-def make_optimizer(params: Iterable[nn.Parameter], config: Config, device: torch.device) -> torch.optim.Optimizer:
+def check_optimizer(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``OPTIMIZERS``."""
+    check_choice("optimizer", name, OPTIMIZERS)
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: RunSettings, device: torch.device) -> torch.optim.Optimizer:
     """The optimiser ``config.optimizer`` over ``params`` with the config's lr, momentum and weight decay."""
     return OPTIMIZERS[config.optimizer](params, config.lr, config.momentum, config.weight_decay, config.nesterov,
                                         device)
@@ -68,17 +93,22 @@ def linear_factor(epoch: int, epochs: int, warmup: int) -> float:
     return max(epochs - epoch, 1) / (epochs - warmup)
 
 
-def _linear(opt: torch.optim.Optimizer, c: Config) -> torch.optim.lr_scheduler.LRScheduler:
+def _linear(opt: torch.optim.Optimizer, c: RunSettings) -> torch.optim.lr_scheduler.LRScheduler:
     """Piecewise-linear warm-up and decay (the fast-CIFAR schedule), one value an epoch."""
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: linear_factor(e, c.epochs, c.warmup_epochs))
 
 
-SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, Config], torch.optim.lr_scheduler.LRScheduler]] = {
+SCHEDULERS: dict[str, Callable[[torch.optim.Optimizer, RunSettings], torch.optim.lr_scheduler.LRScheduler]] = {
     "multistep": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, list(c.milestones), c.gamma),
     "cosine": lambda opt, c: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c.epochs),
     "constant": lambda opt, c: torch.optim.lr_scheduler.MultiStepLR(opt, [], 1.0),
     "linear": _linear,
 }
+
+
+def check_schedule(name: str) -> None:
+    """Raise ``registry.unknown``'s ValueError unless ``name`` is one of ``SCHEDULERS``."""
+    check_choice("schedule", name, SCHEDULERS)
 
 
 def l1_norm(net: nn.Module) -> Tensor:

@@ -7,17 +7,27 @@ true noisy share of the window (``noisy_frac``) and the mixture fitted last (``w
 weight of the upper component).  With one row per refit (``log_interval`` = ``ogc_interval``), a
 window is the queue the mixture was fitted to.  ``mixture_agreement`` refits a queue snapshot with
 the library's EM and with scikit-learn's, to tell the regime from the code.
+
+A run's saved internals feed the same questions: ``queue_snapshot`` is the OGC controller of its last
+checkpoint (the queued H values, tau and the mixture) and ``training_h`` is H of every training sample
+under its last model.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .ogc import fit_gmm_sklearn, fit_gmm_torch
+from .batches import normalise
+from .data import load_dataset
+from .models import make_model
+from .ogc import OGCLoss, fit_gmm_sklearn, fit_gmm_torch, label_prob
+from .recipes import Config
+from .runs import CHECKPOINT, load_checkpoint
 
 HIGH_LR_SHARE = 0.5  # "the first learning rate": windows at lr >= this share of the run's peak lr
 SEPARATED_AUC = 0.9  # the AUC of H at which clean and noisy samples count as separated (issue 19's target)
@@ -107,3 +117,45 @@ def mixture_agreement(h: np.ndarray, seed: int = 0) -> dict[str, Any]:
     largest = max(abs(a - b) for k in ("means", "variances", "weights")
                   for a, b in zip(fits["ogc_lab"][k], fits["sklearn"][k]))
     return {**fits, "max_abs_difference": largest, "queue_size": len(values)}
+
+
+# ---------------------------------------------------------------- a run's saved internals
+
+
+def queue_snapshot(run_dir: Path) -> dict[str, Any]:
+    """The OGC controller in a run's last checkpoint: the queued H values, tau and the mixture behind it.
+
+    Returns ``h`` (the filled queue slots, float64 array), ``tau``, ``target``, ``step`` and the
+    mixture's ``means``, ``variances`` and ``weights`` (clean component first).
+    """
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    controller = OGCLoss.controller_state(state["loss"])
+    if controller is None:
+        raise ValueError(f"run {str(run_dir)!r} (loss {state['config']['loss']!r}) has no OGC controller; "
+                         "allowed: a run of an OGC loss (<base>+ogc)")
+    queue = controller["queue"].double().numpy()
+    snapshot = {"h": queue[np.isfinite(queue)], "tau": float(controller["tau"]), "target": float(controller["target"]),
+                "step": int(controller["step"])}
+    return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
+
+
+def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
+    """H = -log p of its training label for every training sample, under the model of a run's last checkpoint.
+
+    Columns ``h`` and ``noisy`` (the label was flipped by the noise).  The model is in eval mode and
+    sees the images without augmentation, so these are the values the network settles on, not the
+    augmented training-mode values that OGC's queue holds.
+    """
+    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
+    config = Config.from_dict(state["config"])
+    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
+    labels = split.noisy_labels(config.noise, config.seed)
+    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
+    net.load_state_dict(state["model"])
+    net.eval()
+    h = []
+    with torch.no_grad():
+        for chunk in torch.arange(len(split.train_y)).split(config.eval_batch_size):
+            logits = net(normalise(split.train_x[chunk].to(device), split.mean, split.std))
+            h.append(-torch.log(label_prob(logits.float(), labels.labels[chunk].to(device))).double().cpu())
+    return pd.DataFrame({"h": torch.cat(h).numpy(), "noisy": labels.flipped.cpu().numpy().astype(bool)})

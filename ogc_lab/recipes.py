@@ -16,10 +16,15 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from .losses import is_ogc_loss
-from .noise import canonical_noise_spec
-from .ogc import OGC_DEFAULTS, OGCSettings
-from .registry import check_choice, check_names, choose, unknown
+from .data import check_dataset
+from .files import parse_json
+from .hardware import check_amp_mode, check_device
+from .losses import check_loss, is_ogc_loss
+from .models import check_model
+from .noise import canonical_noise_spec, check_noise_spec, parse_noise_spec
+from .ogc import MIN_QUEUE_SIZE, OGC_DEFAULTS, OGCSettings
+from .optim import check_optimizer, check_schedule
+from .registry import check_choice, check_names, choose
 
 AmpMode = typing.NewType("AmpMode", str)  # one of hardware.AMP_MODES
 PIPELINES = ("device", "dataloader")
@@ -27,7 +32,7 @@ PIPELINES = ("device", "dataloader")
 
 @dataclass(frozen=True)
 class Config:
-    """Every hyperparameter of one training run (the defaults are the CIFAR-10 reference recipe)."""
+    """Every hyperparameter of one training run (the defaults are the official CIFAR-10 recipe)."""
 
     # data and labels
     dataset: str = "cifar10"
@@ -228,8 +233,6 @@ def _to_int_tuple(value: Any) -> tuple[int, ...]:
 
 
 def _to_dict(value: Any) -> dict[str, Any]:
-    from .files import parse_json
-
     if isinstance(value, str):
         value = parse_json(value, "a JSON object") if value.strip() else {}
     if isinstance(value, dict):
@@ -274,19 +277,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
 
 
 def _check_choices(cfg: Config) -> None:
-    """Optimiser, schedule, pipeline, amp mode and device must be names their owners define."""
-    from .hardware import AMP_MODES, check_device
-    from .optim import OPTIMIZERS, SCHEDULERS
-
-    for name, allowed in [("optimizer", OPTIMIZERS), ("schedule", SCHEDULERS), ("pipeline", PIPELINES),
-                          ("amp", AMP_MODES)]:
-        check_choice(name, getattr(cfg, name), allowed)
+    """Optimiser, schedule, pipeline, amp mode and device must be names their owners define (each checks its own)."""
+    check_optimizer(cfg.optimizer)
+    check_schedule(cfg.schedule)
+    check_choice("pipeline", cfg.pipeline, PIPELINES)
+    check_amp_mode(cfg.amp, "amp")
     check_device(cfg.device)
 
 
 def _check_ranges(cfg: Config) -> None:
-    from .ogc import MIN_QUEUE_SIZE
-
     for name in FIELDS:  # inf or NaN in any float field: an OGC that never clips, a momentum that is no number
         value = getattr(cfg, name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -320,17 +319,11 @@ def _check_ranges(cfg: Config) -> None:
 
 
 def _check_names(cfg: Config) -> None:
-    """Loss, model, data set and noise spec must name registered things (checked before any work)."""
-    from .data import DATASET_NAMES, DATASETS
-    from .losses import LOSSES
-    from .models import MODELS
-    from .noise import check_noise_spec
-
-    for name, registry in [("loss", LOSSES), ("model", MODELS)]:
-        check_choice(name, getattr(cfg, name), registry)
-    key, _, path = cfg.dataset.partition(":")
-    if key not in DATASETS or (key == "imagefolder") != bool(path):
-        raise unknown("dataset", cfg.dataset, DATASET_NAMES)
+    """Loss, model, data set and noise spec must name registered things (checked before any work, each by its
+    registry)."""
+    check_loss(cfg.loss)
+    check_model(cfg.model)
+    check_dataset(cfg.dataset)
     check_noise_spec(cfg.noise)
 
 
@@ -381,8 +374,6 @@ _JS_NOISE_FAMILY = {
 def js_pi1(dataset: str, noise: str) -> float | None:
     """JS's published pi1 for this data set and noise, at the nearest published rate (a tie takes the
     higher rate); None for noise without a published setting (instance, human), where the loss's 0.5 stays."""
-    from .noise import parse_noise_spec
-
     family = _JS_NOISE_FAMILY.get(noise.partition(":")[0].strip().lower())
     if family is None:
         return None
@@ -432,10 +423,10 @@ def as_published(config: Config, keep: Collection[str] = ()) -> Config:
 
 # ---- the named recipes ----
 
-_CIFAR = Config()  # the reference recipe is the default of every field
+_CIFAR = Config()  # the official CIFAR-10 recipe is the default of every field
 
 RECIPES: dict[str, Config] = {
-    # Reference recipe (method.md section 4): ResNet-18, SGD 0.1, steps at 50/100, 150 epochs.
+    # The official recipe (method.md section 4): ResNet-18, SGD 0.1, steps at 50/100, 150 epochs.
     "official-cifar10": _CIFAR,
     # Same schedule on CIFAR-100 with ResNet-34.
     "official-cifar100": dataclasses.replace(_CIFAR, dataset="cifar100", model="resnet34"),
@@ -461,7 +452,7 @@ RECIPES: dict[str, Config] = {
     #   about 0.34 s alone (2.2 min an epoch; 3.3 min in the trainer with a second run on the other
     #   core), against 4.9 min for base 24 and 9.6 min for base 32 (benchmarks/bench_model.py), so a
     #   run fits a session with a second run beside it;
-    # - 24 epochs, lr 0.1 (batch 128: the reference recipe's lr per sample), Nesterov momentum 0.9,
+    # - 24 epochs, lr 0.1 (batch 128: the official recipe's lr per sample), Nesterov momentum 0.9,
     #   weight decay 5e-4, warm-up over 5 epochs then linear decay: the fast-CIFAR schedule, which
     #   reaches in 24 epochs what a multistep schedule needs many more for;
     # - crop (pad 4) + flip, no rotation, no label smoothing, no test-time augmentation: the

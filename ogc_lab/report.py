@@ -1,10 +1,10 @@
-"""Summaries of runs: mean +- std over seeds, the standard plots, and a run's saved internals.
+"""Summaries of runs: mean +- std over seeds and the standard plots.
 
 ``write_report`` finds every run of a folder by its ``result.json`` (anywhere under the folder) and
 groups them by (dataset, noise, loss), so the folder layout does not matter; output goes to
-``DIR/report/``.  The smaller pieces (``load_steps``, ``lr_phases``, ``results_frame``, ``mean_std``, ``pm_table``,
-``markdown_table``, ``plot_tau``, ``plot_ratio``, ``queue_snapshot``, ``training_h``) are shared by
-the command line and the book's chapters.
+``DIR/report/``.  The smaller pieces (``lr_phases``, ``results_frame``, ``mean_std``, ``pm_table``,
+``markdown_table``, ``provenance_table``) are shared by the command line and the book's chapters, which
+read runs through ``runs`` and draw through ``plotting``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,10 @@ import numpy as np
 import pandas as pd
 
 from .files import staged_folder
-
-# the palette and the per-axes plots are plotting's (the book's one source of style), re-exported here
-from .plotting import LOSS_COLORS as LOSS_COLORS
 from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
-from .plotting import plot_epoch_curves as plot_epoch_curves
 from .registry import choose
-
-# the chapters read runs through report: load_runs, load_steps and training_h are runs' and re-exported here
-from .runs import CHECKPOINT, REPORT_DIR, load_checkpoint, load_runs, load_steps
-from .runs import STEPS_COLUMNS as STEPS_COLUMNS
-from .runs import training_h as training_h
-from .sweep import slug
+from .runs import REPORT_DIR, load_runs, load_steps, slug
+from .tables import format_pm, markdown
 
 GROUP = ["dataset", "noise", "loss"]
 
@@ -91,12 +83,9 @@ def _first_seen(values: pd.Series) -> list[Any]:
 
 
 def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
-    """``frame`` as a GitHub/MyST markdown table (the index as the first column when ``index``)."""
+    """``frame`` as a GitHub/MyST markdown table (the index as the first column when ``index``), cells as ``str``."""
     data = frame.reset_index() if index else frame
-    head = [str(c) for c in data.columns]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in data.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown(data.columns, data.itertuples(index=False))
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:
@@ -129,13 +118,6 @@ def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def format_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
-    """'mean ± std' of values times ``scale`` (std left out when NaN, e.g. for a single seed)."""
-    if math.isnan(std):
-        return f"{mean * scale:.{digits}f}"
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
-
-
 def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Committed runs per (dataset, noise, loss), in first-seen order: seeds, last-10 test accuracy as
     'mean ± std' (%), and the devices, dates and data files that produced them, so a table of results
@@ -159,17 +141,14 @@ def to_markdown(summary: pd.DataFrame) -> str:
     """A markdown table: accuracies in percent as mean ± std over seeds, plus the diagnostics."""
     head = ["dataset", "noise", "loss", "seeds", "last-10 test acc (%)", "best test acc (%)",
             "ratio after clip (last ep.)", "target", "AUC of H", "time/run (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in summary.itertuples(index=False):
-        cells = [
-            r.dataset, r.noise, r.loss, r.seed,
-            format_pm(r.last10_test_acc_mean, r.last10_test_acc_std),
-            format_pm(r.best_test_acc_mean, r.best_test_acc_std),
-            f"{r.ratio_after_last_epoch:.3g}", f"{r.target_last_epoch:.3g}", f"{r.auc_h_last_epoch:.3f}",
-            f"{r.wall_time_s_mean:.1f}",
-        ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines)
+    rows = [[
+        r.dataset, r.noise, r.loss, r.seed,
+        format_pm(r.last10_test_acc_mean, r.last10_test_acc_std),
+        format_pm(r.best_test_acc_mean, r.best_test_acc_std),
+        f"{r.ratio_after_last_epoch:.3g}", f"{r.target_last_epoch:.3g}", f"{r.auc_h_last_epoch:.3f}",
+        f"{r.wall_time_s_mean:.1f}",
+    ] for r in summary.itertuples(index=False)]
+    return markdown(head, rows)
 
 
 def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],
@@ -224,28 +203,6 @@ def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
         ax_ratio.set_title("gradient ratio after clipping")
 
     return _figure_per_noise(runs, out_dir, "clipping", draw, (11, 4), panels=2)
-
-
-# ---------------------------------------------------------------- a run's saved internals
-
-
-def queue_snapshot(run_dir: Path) -> dict[str, Any]:
-    """The OGC controller in a run's last checkpoint: the queued H values, tau and the mixture behind it.
-
-    Returns ``h`` (the filled queue slots, float64 array), ``tau``, ``target``, ``step`` and the
-    mixture's ``means``, ``variances`` and ``weights`` (clean component first).
-    """
-    from .ogc import OGCLoss
-
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    controller = OGCLoss.controller_state(state["loss"])
-    if controller is None:
-        raise ValueError(f"run {str(run_dir)!r} (loss {state['config']['loss']!r}) has no OGC controller; "
-                         "allowed: a run of an OGC loss (<base>+ogc)")
-    queue = controller["queue"].double().numpy()
-    snapshot = {"h": queue[np.isfinite(queue)], "tau": float(controller["tau"]), "target": float(controller["target"]),
-                "step": int(controller["step"])}
-    return snapshot | {name: controller[name].double().numpy() for name in ("means", "variances", "weights")}
 
 
 def write_report(root: Path, out: Path | None = None) -> str:

@@ -1,4 +1,5 @@
-"""A run folder, its one owner: the file names, result.json, the checkpoint format and the CSV logs.
+"""A run folder, its one owner: the file names, result.json, the checkpoint format, the CSV logs, and the
+folder layout of a grid of runs (``run_dir``: ROOT/<loss>/<noise>/seed<k>).
 
 ``train`` writes a run through these functions and ``report``, ``sweep`` and the chapters read runs
 through them, so a file's name, keys and checks live in one place.  A run folder holds ``result.json``
@@ -14,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import Tensor, nn
 
 from .files import (
@@ -27,7 +27,7 @@ from .files import (
     torch_load,
 )
 from .recipes import Config
-from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Schema, check, like, number
+from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Maybe, Schema, check, like, number
 
 RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
 CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
@@ -110,7 +110,10 @@ RESULT_SCHEMA: Schema = {
     "config": {"dataset": TEXT, "noise": TEXT, "loss": TEXT, "model": TEXT, "seed": COUNT, "epochs": COUNT},
     "epochs": ListOf({"test_acc": ACCURACY}, 1), "final_test_acc": ACCURACY, "best_test_acc": ACCURACY,
     "last10_test_acc": ACCURACY, "wall_time_s": number(0.0), "device": TEXT, "date": TEXT, "data_source": TEXT,
+    "amp_reason": Maybe(TEXT),
 }
+# result.json keys renamed since: old name -> new (results written before 2026-12-03 hold "amp", the reason)
+RENAMED_RESULT_KEYS = {"amp": "amp_reason"}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -138,9 +141,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def read_result(path: Path) -> dict[str, Any]:
-    """Read a result.json written by ``train``; a malformed one raises ValueError naming the file and the entry."""
+    """Read a result.json written by ``train``, its keys as ``train`` writes them now (an old key of
+    ``RENAMED_RESULT_KEYS`` renamed where it stood); a malformed one raises ValueError naming the file and the entry."""
     result = read_json(path)
     what = f"result file {str(path)!r}"
+    if isinstance(result, dict):
+        result = {RENAMED_RESULT_KEYS.get(key, key): value for key, value in result.items()}
     check(result, RESULT_SCHEMA, what)
     try:
         Config.from_dict(result["config"])
@@ -274,21 +280,50 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     return runs
 
 
+# ---------------------------------------------------------------- the grid's folder layout: ROOT/<loss>/<noise>/seed<k>
+
+SEED_PREFIX = "seed"  # a grid run's folder is named seed<k>
+
+
+def slug(text: str) -> str:
+    """A folder name for a loss or noise spec (':' and '/' are awkward in paths)."""
+    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
+
+
+def grid_folder(root: Path, loss_folder: str, noise_folder: str, seed: int) -> Path:
+    """The folder of one run of a grid: ROOT/<loss>/<noise>/seed<k>, the loss and noise already ``slug``-ged."""
+    return Path(root) / loss_folder / noise_folder / f"{SEED_PREFIX}{seed}"
+
+
+def run_dir(root: Path, config: Config) -> Path:
+    """The folder of ``config``'s run in a grid under ``root`` (``grid_folder`` of its loss, noise and seed)."""
+    return grid_folder(root, slug(config.loss), slug(config.noise), config.seed)
+
+
+def grid_key(root: Path, folder: Path) -> tuple[str, str, int] | None:
+    """(loss folder, noise folder, seed) of a run ``folder`` laid out as ``grid_folder`` under ``root``; None for a
+    folder of another layout, or in a report."""
+    parts = Path(folder).relative_to(root).parts
+    if len(parts) == 3 and parts[2].startswith(SEED_PREFIX) and REPORT_DIR not in parts:
+        return parts[0], parts[1], int(parts[2].removeprefix(SEED_PREFIX))
+    return None
+
+
 def begun_runs(root: Path) -> dict[tuple[str, str, int], pd.DataFrame]:
-    """The epochs.csv of every run folder of a grid (ROOT/<loss>/<noise>/seed<k>) that has begun, finished or
-    not, keyed by (loss, noise folder, seed): a campaign committed run by run shows its runs in progress too."""
+    """The epochs.csv of every run folder of a grid (``grid_folder``) that has begun, finished or not, keyed by
+    (loss, noise folder, seed): a campaign committed run by run shows its runs in progress too."""
     begun = {}
     for path in sorted(Path(root).rglob(EPOCHS_CSV)):
-        parts = path.parent.relative_to(root).parts
-        if len(parts) == 3 and parts[2].startswith("seed") and REPORT_DIR not in parts:
-            begun[parts[0], parts[1], int(parts[2].removeprefix("seed"))] = pd.read_csv(path)
+        key = grid_key(root, path.parent)
+        if key is not None:
+            begun[key] = pd.read_csv(path)
     return begun
 
 
 def progress(root: Path) -> pd.DataFrame:
     """One row per begun run of a grid: its epochs done, whether it finished and its last test accuracy."""
     rows = [{"loss": loss, "noise": noise, "seed": seed, "epochs": len(epochs),
-             "finished": (Path(root) / loss / noise / f"seed{seed}" / RESULT).exists(),
+             "finished": (grid_folder(root, loss, noise, seed) / RESULT).exists(),
              "last_test_acc": float(epochs["test_acc"].iloc[-1]) if len(epochs) else float("nan")}
             for (loss, noise, seed), epochs in begun_runs(root).items()]
     return pd.DataFrame(rows, columns=["loss", "noise", "seed", "epochs", "finished", "last_test_acc"])
@@ -352,29 +387,3 @@ def load_steps(run_dir: Path) -> pd.DataFrame:
         steps[column] = numbers
     return steps
 
-
-def training_h(run_dir: Path, device: str = "cpu") -> pd.DataFrame:
-    """H = -log p of its training label for every training sample, under the model of a run's last checkpoint.
-
-    Columns ``h`` and ``noisy`` (the label was flipped by the noise).  The model is in eval mode and
-    sees the images without augmentation, so these are the values the network settles on, not the
-    augmented training-mode values that OGC's queue holds.
-    """
-    from .batches import normalise
-    from .data import load_dataset
-    from .models import make_model
-    from .ogc import label_prob
-
-    state = load_checkpoint(Path(run_dir) / CHECKPOINT)
-    config = Config.from_dict(state["config"])
-    split = load_dataset(config.dataset, root=config.data_root, seed=config.seed, subset=config.subset)
-    labels = split.noisy_labels(config.noise, config.seed)
-    net = make_model(config.model, split.num_classes, split.input_shape).to(device)
-    net.load_state_dict(state["model"])
-    net.eval()
-    h = []
-    with torch.no_grad():
-        for chunk in torch.arange(len(split.train_y)).split(config.eval_batch_size):
-            logits = net(normalise(split.train_x[chunk].to(device), split.mean, split.std))
-            h.append(-torch.log(label_prob(logits.float(), labels.labels[chunk].to(device))).double().cpu())
-    return pd.DataFrame({"h": torch.cat(h).numpy(), "noisy": labels.flipped.cpu().numpy().astype(bool)})

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .recipes import Config, as_published, get_recipe
+from .runs import finished_result, run_dir
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,6 @@ class SweepError(RuntimeError):
         self.failures = failures
         listed = "; ".join(f"{out}: {message}" for out, message in failures.items())
         super().__init__(f"{len(failures)} run(s) failed: {listed}")
-
-
-def slug(text: str) -> str:
-    """A folder name for a loss or noise spec (':' and '/' are awkward in paths)."""
-    return "".join(c if c.isalnum() or c in "+-._" else "_" for c in text)
-
-
-def run_dir(root: Path, config: Config) -> Path:
-    """The grid layout: ROOT/<loss>/<noise>/seed<k>."""
-    return Path(root) / slug(config.loss) / slug(config.noise) / f"seed{config.seed}"
 
 
 def _non_empty(name: str, values: Sequence[Any]) -> list[Any]:
@@ -69,9 +60,9 @@ def grid(
 ) -> list[SweepRun]:
     """Every (loss, noise, seed) of ``recipe`` (a name or a Config) with ``overrides``, under ``out``.
 
-    Each run's loss gets its published settings (``recipes.as_published``) except in the fields of ``overrides``
-    and ``keep`` (those the user set).  All configs are built, hence validated, before anything runs: a bad name
-    fails the whole grid.
+    Each run's folder is ``runs.run_dir`` (ROOT/<loss>/<noise>/seed<k>).  Each run's loss gets its published
+    settings (``recipes.as_published``) except in the fields of ``overrides`` and ``keep`` (those the user set).
+    All configs are built, hence validated, before anything runs: a bad name fails the whole grid.
     """
     base = get_recipe(recipe, **(overrides or {})) if isinstance(recipe, str) else recipe.replace(**(overrides or {}))
     seeds = _non_empty("seeds", seeds)
@@ -87,8 +78,6 @@ def grid(
 
 def pending(runs: Sequence[SweepRun]) -> list[SweepRun]:
     """The runs without a finished result; a folder shared by two runs or holding another config's result raises."""
-    from .runs import finished_result
-
     seen: dict[Path, Config] = {}
     for run in runs:
         if run.out in seen and seen[run.out] != run.config:
@@ -227,8 +216,6 @@ def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -
 
 def _finished(run: SweepRun) -> dict[str, Any]:
     """The result of a run that ``run_sweep`` has just trained or skipped."""
-    from .runs import finished_result
-
     result = finished_result(run.out, run.config)
     if result is None:
         raise RuntimeError(f"run {str(run.out)!r} ended without a result.json")

@@ -482,7 +482,7 @@ def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str
         "config": run.config.to_dict(),
         "versions": versions(),
         "device": device_name(run.device),
-        "amp": run.amp_reason,
+        "amp_reason": run.amp_reason,  # why bf16 autocast is on or off (config["amp"] is the mode asked for)
         "channels_last": run.channels_last,
         "world_size": run.info.world,
         "threads": torch.get_num_threads(),  # torch's intra-op threads as trained (config threads 0 keeps the default)

@@ -107,7 +107,7 @@ def test_bench_epoch_times_both_pipelines_through_the_trainer(tmp_path: Path) ->
     payload, ratios = run_quick("bench_epoch.py", tmp_path)
     assert list(ratios) == ["epoch dataloader/device", "epoch float32/amp"]
     assert list(payload["runs"]) == ["device", "dataloader", "device, float32"]
-    assert payload["runs"]["device, float32"][0]["amp"].startswith("off")
+    assert payload["runs"]["device, float32"][0]["amp_reason"].startswith("off")
     for runs in payload["runs"].values():
         (run,) = runs
         assert run["num_train"] == 256 and run["steps_per_epoch"] == 4  # digits-cpu: batch 64
@@ -153,13 +153,16 @@ def test_step_flops_counts_forward_and_backward_convolutions() -> None:
 
 
 def test_common_helpers_interleave_and_count_exactly() -> None:
+    from ogc_lab import cost
+    from ogc_lab.hardware import select_device
+
     common = _common()
     order: list[str] = []
     times = common.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                               repeats=3, device=common.select_device("cpu"), warmup=1)
+                               repeats=3, device=select_device("cpu"), warmup=1)
     assert order == ["a", "b"] * 4 and {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
-    assert common.steps_to_fill(4096, 128, 32) == 32
-    assert common.steps_to_fill(4096, 100, 32) == 64  # 41 steps fill it, the next refit step is 64
+    assert cost.steps_to_fill(4096, 128, 32) == 32
+    assert cost.steps_to_fill(4096, 100, 32) == 64  # 41 steps fill it, the next refit step is 64
     lines = common.format_table(["x", "long name"], [[1, 2.5]]).splitlines()
     assert len(lines) == 3 and len({len(line) for line in lines}) == 1
     with pytest.raises(ValueError, match="--threads"):

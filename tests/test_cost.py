@@ -134,13 +134,13 @@ def test_time_refit_calls_each_method_warmup_plus_repeats_plus_once(monkeypatch:
 
 def test_time_refit_speedup_is_the_median_of_paired_round_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
     # Round 2 is slow for both arms (drift): pairing cancels it, a ratio of medians would not.
-    times = {"torch exact": [1.0, 4.0, 1.0, 1.2], cost.REFERENCE_METHOD: [10.0, 40.0, 12.0, 9.0]}
+    times = {"torch exact": [1.0, 4.0, 1.0, 1.2], cost.SKLEARN_METHOD: [10.0, 40.0, 12.0, 9.0]}
     monkeypatch.setattr(cost, "interleaved", lambda arms, repeats, warmup, sync: {n: times[n] for n in arms})
     monkeypatch.setattr(cost, "REFIT_METHODS", {name: (lambda h, target, seed: 2.0) for name in cost.REFIT_METHODS})
     result = cost.time_refit(queue_size=64, methods=list(times), repeats=4)["methods"]
     assert result["torch exact"]["speedup"] == pytest.approx(10.0)  # median of 10, 10, 12, 7.5
     assert result["torch exact"]["seconds"] == pytest.approx(1.1)
-    assert result[cost.REFERENCE_METHOD]["speedup"] == 1.0
+    assert result[cost.SKLEARN_METHOD]["speedup"] == 1.0
     alone = cost.time_refit(queue_size=64, methods=["torch exact"], repeats=4)["methods"]["torch exact"]
     assert math.isnan(alone["speedup"])
 
@@ -151,7 +151,7 @@ def test_time_refit_agrees_with_the_reference_path() -> None:
     methods = result["methods"]
     assert list(methods) == list(cost.REFIT_METHODS)
     assert all(math.isfinite(m["seconds"]) and m["seconds"] > 0 and math.isfinite(m["tau"]) for m in methods.values())
-    reference = methods[cost.REFERENCE_METHOD]["tau"]
+    reference = methods[cost.SKLEARN_METHOD]["tau"]
     # same 1000-point grid, different EM implementations: the fits agree closely
     assert methods["torch grid"]["tau"] == pytest.approx(reference, rel=1e-4)
     # the closed form differs from any 1000-point grid by the grid's discretisation error only
@@ -221,7 +221,7 @@ def test_time_training_steps_rejects_bad_names() -> None:
 
 def test_recipe_step_is_the_trainers_step_with_the_recipes_optimiser_lr_and_clip() -> None:
     step = cost.recipe_step(torch.nn.Linear(3, 2), make_loss("ce", 2))
-    recipe, optimizer = cost.REFERENCE, step.args[2]
+    recipe, optimizer = cost.OFFICIAL_RECIPE, step.args[2]
     assert step.func is train_step and isinstance(optimizer, torch.optim.SGD)
     hyper = ("lr", "momentum", "weight_decay", "nesterov")
     assert [optimizer.defaults[k] for k in hyper] == [getattr(recipe, k) for k in hyper]

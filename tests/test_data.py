@@ -21,19 +21,10 @@ from fixtures import (
     write_webvision,
 )
 from ogc_lab import data as D
-from ogc_lab.data import (
-    Augment,
-    DataIntegrityError,
-    DataNotFoundError,
-    DeviceBatches,
-    RemoteFile,
-    augment_batch,
-    channel_stats,
-    dataloader_batches,
-    load_dataset,
-    normalise,
-    stratified_indices,
-)
+from ogc_lab.batches import Augment, DeviceBatches, augment_batch, dataloader_batches, normalise
+from ogc_lab.data import load_dataset
+from ogc_lab.datasplit import DataIntegrityError, DataNotFoundError, channel_stats, stratified_indices
+from ogc_lab.download import REMOTE_FILES, RemoteFile, sha256_of
 
 # ------------------------------------------------------------------ names and options
 
@@ -133,7 +124,7 @@ def test_subset_size_out_of_range():
 
 def _serve(monkeypatch, key: str, archive: Path, md5: str) -> None:
     """Point the registry entry ``key`` at a local fixture via a file:// URL."""
-    monkeypatch.setitem(D.REMOTE_FILES, key, RemoteFile(archive.as_uri(), md5, D.REMOTE_FILES[key].filename))
+    monkeypatch.setitem(REMOTE_FILES, key, RemoteFile(archive.as_uri(), md5, REMOTE_FILES[key].filename))
 
 
 @pytest.mark.parametrize("key, writer", [("cifar10", write_cifar10_archive), ("cifar100", write_cifar100_archive)])
@@ -238,14 +229,14 @@ def _cifar_root(tmp_path, monkeypatch, key: str):
 ])
 def test_cifar_n_aligned_file_loads(tmp_path, monkeypatch, key, base, k, sets):
     fix, root = _cifar_root(tmp_path, monkeypatch, base)
-    table = write_cifar_n_labels(tmp_path / "server" / D.REMOTE_FILES[key].filename, fix.train_y, k)
-    _serve(monkeypatch, key, tmp_path / "server" / D.REMOTE_FILES[key].filename, None)
+    table = write_cifar_n_labels(tmp_path / "server" / REMOTE_FILES[key].filename, fix.train_y, k)
+    _serve(monkeypatch, key, tmp_path / "server" / REMOTE_FILES[key].filename, None)
     split = load_dataset(key, root=root, download=True)
     assert split.name == key and set(split.noisy_sets) == set(sets)
     for ours, theirs in sets.items():
         assert torch.equal(split.noisy_sets[ours], torch.from_numpy(table[theirs]))
     assert torch.equal(split.train_y, torch.from_numpy(fix.train_y).long())
-    assert D.sha256_of(root / D.REMOTE_FILES[key].filename) in split.source
+    assert sha256_of(root / REMOTE_FILES[key].filename) in split.source
 
 
 def test_cifar_n_subset_keeps_noisy_sets_aligned(tmp_path, monkeypatch):

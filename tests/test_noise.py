@@ -13,18 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ogc_lab.noise import (
-    CIFAR10_ASYM_TARGETS,
-    CIFAR100_COARSE_OF_FINE,
     CIFAR100_DATA,
-    MNIST_ASYM_TARGETS,
     NOISE_KINDS,
     check_noise_data,
     corrupt_labels,
-    exact_counts,
     make_noise,
     parse_noise_spec,
     transition_matrix,
 )
+from ogc_lab.noise_synthetic import CIFAR10_ASYM_TARGETS, CIFAR100_COARSE_OF_FINE, MNIST_ASYM_TARGETS, exact_counts
 
 MATRIX_SPECS = [
     ("none", 10),

@@ -20,7 +20,7 @@ import yaml
 from ogc_lab import book, cost, evidence, premise, runs, theory, toy
 from ogc_lab.losses import is_ogc_loss
 from ogc_lab.ogc import OGC_DEFAULTS
-from ogc_lab.report import load_runs, load_steps
+from ogc_lab.runs import load_runs, load_steps
 
 NOTEBOOKS = book.chapters()
 

@@ -45,3 +45,14 @@ def test_python_versions_agree() -> None:
     minimum = re.fullmatch(r">=\s*(\d+)\.(\d+)", required)
     assert minimum, f"unexpected requires-python {required!r}"
     assert tuple(map(int, version.split("."))) >= tuple(map(int, minimum.groups()))
+
+
+def test_every_runtime_dependency_is_imported_by_the_package() -> None:
+    """A declared dependency nothing imports is weight on every install (seaborn was, until 2026-12-03: the
+    figures are matplotlib's, chapter 1's KDE scipy's with a bandwidth it sets itself)."""
+    module_of = {"scikit-learn": "sklearn", "pillow": "PIL"}
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "ogc_lab").rglob("*.py"))
+    for requirement in _pyproject()["project"]["dependencies"]:
+        name = re.split(r"[=<>!~ \[]", requirement, maxsplit=1)[0].lower()
+        module = module_of.get(name, name)
+        assert re.search(rf"^\s*(import|from) {module}\b", source, re.MULTILINE), f"nothing imports {name}"

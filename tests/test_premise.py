@@ -1,11 +1,20 @@
-"""Tests for ogc_lab.premise: the refit windows and their summary counted exactly, and the two mixture fits."""
+"""Tests for ogc_lab.premise: the refit windows and their summary counted exactly, the two mixture fits, and a
+run's saved internals (the queue of its last checkpoint, H of every training sample under its last model)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from ogc_lab import premise
+from ogc_lab.batches import normalise
+from ogc_lab.data import load_dataset
+from ogc_lab.models import make_model
+from ogc_lab.ogc import H_MAX, H_MIN, OGC_DEFAULTS
 from ogc_lab.premise import (
     SEPARATED_AUC,
     TRACKS,
@@ -15,6 +24,9 @@ from ogc_lab.premise import (
     premise_summary,
     refit_windows,
 )
+from ogc_lab.recipes import get_recipe
+from ogc_lab.runs import CHECKPOINT, load_checkpoint
+from ogc_lab.train import train
 
 
 def _steps() -> pd.DataFrame:
@@ -89,3 +101,44 @@ def test_the_library_fit_agrees_with_scikit_learn_on_a_two_mode_queue(seed: int)
     assert agreement["max_abs_difference"] < 1e-3
     assert agreement["ogc_lab"]["weights"][1] == pytest.approx(0.4, abs=0.03)  # the upper mode's share
     assert agreement["ogc_lab"]["means"][0] < agreement["ogc_lab"]["means"][1]
+
+
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CE+OGC and a CE run of the toy recipe (2 epochs, a small queue refitted every 2 steps)."""
+    root = tmp_path_factory.mktemp("runs")
+    for loss in ("ce+ogc", "ce"):
+        config = get_recipe("toy", loss=loss, noise="symmetric:0.3", epochs=2, ogc_queue_size=64, ogc_interval=2)
+        train(config, root / loss, progress=False)
+    return {loss: root / loss for loss in ("ce+ogc", "ce")}
+
+
+def test_queue_snapshot_is_the_controller_of_the_last_checkpoint(toy_runs: dict[str, Path]) -> None:
+    snap = premise.queue_snapshot(toy_runs["ce+ogc"])
+    result = pd.read_csv(toy_runs["ce+ogc"] / "epochs.csv").iloc[-1]
+    assert snap["h"].shape == (64,)  # a full queue
+    assert ((snap["h"] >= H_MIN - 1e-12) & (snap["h"] <= H_MAX + 1e-9)).all()
+    assert snap["tau"] == pytest.approx(result["tau"], rel=1e-12)
+    assert snap["step"] == result["step"]
+    assert snap["target"] == pytest.approx(OGC_DEFAULTS.target(0.1))
+    assert snap["means"][0] < snap["means"][1] and snap["weights"].sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'ce'.*no OGC controller|no OGC controller.*'ce'"):
+        premise.queue_snapshot(toy_runs["ce"])
+
+
+def test_training_h_is_minus_log_p_of_the_noisy_label_under_the_saved_model(toy_runs: dict[str, Path]) -> None:
+    frame = premise.training_h(toy_runs["ce+ogc"])
+    state = load_checkpoint(toy_runs["ce+ogc"] / CHECKPOINT)
+    split = load_dataset("toy2d", seed=0)
+    assert len(frame) == len(split.train_y)
+    assert int(frame["noisy"].sum()) == round(0.3 * len(split.train_y))  # exact counts per class
+    # independently: cross-entropy of the saved model at the noisy labels (samples the model is sure of
+    # have p clamped to 1 - 1e-7, hence H >= 1e-7)
+    net = make_model("mlp", split.num_classes, split.input_shape)
+    net.load_state_dict(state["model"])
+    net.eval()
+    noisy_y = torch.where(torch.tensor(frame["noisy"].to_numpy()), 1 - split.train_y, split.train_y)  # K = 2
+    with torch.no_grad():
+        ce = torch.nn.functional.cross_entropy(net(normalise(split.train_x, split.mean, split.std)), noisy_y,
+                                               reduction="none").double().numpy()
+    assert np.allclose(frame["h"], np.clip(ce, H_MIN, H_MAX), atol=1e-5)

@@ -1,4 +1,4 @@
-"""Config and the named recipes: reference values, overrides, coercion and validation."""
+"""Config and the named recipes: the published values, overrides, coercion and validation."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ogc_lab.ogc import OGC_DEFAULTS
 from ogc_lab.recipes import FIELDS, OGC_LOSS_FIELDS, RECIPES, Config, as_published, get_recipe
 
 
-def test_official_cifar10_is_the_reference_recipe() -> None:
+def test_official_cifar10_is_the_papers_recipe() -> None:
     c = get_recipe("official-cifar10")
     assert (c.dataset, c.model, c.epochs, c.batch_size) == ("cifar10", "resnet18", 150, 128)
     assert (c.optimizer, c.lr, c.momentum, c.weight_decay) == ("sgd", 0.1, 0.9, 5e-4)
@@ -204,3 +204,13 @@ def test_the_noise_spec_is_recorded_in_its_canonical_form() -> None:
     config = get_recipe("toy", noise=" symmetric:0.\uff14 ")
     assert config.noise == "symmetric:0.4"
     assert config.to_dict()["noise"] == "symmetric:0.4"
+
+
+def test_the_registries_do_not_import_recipes() -> None:
+    """Config checks names through each registry's own check; no registry imports recipes back (no circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ogc_lab.optim, ogc_lab.data, ogc_lab.models, ogc_lab.losses, ogc_lab.hardware, "
+            "ogc_lab.noise; assert 'ogc_lab.recipes' not in sys.modules, 'a registry imports recipes'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,8 @@
-"""ogc_lab.report's shared pieces: tables of mean ± std, steps.csv, the plot helpers and a run's saved internals."""
+"""ogc_lab.report's shared pieces: tables of mean ± std, steps.csv, the plot helpers and reading runs back."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -12,15 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from ogc_lab import plotting, report, runs
-from ogc_lab.data import load_dataset, normalise
-from ogc_lab.models import make_model
-from ogc_lab.ogc import H_MAX, H_MIN, OGC_DEFAULTS
-from ogc_lab.recipes import get_recipe
-from ogc_lab.runs import CHECKPOINT, LAST_EPOCHS, last_epochs_mean, load_checkpoint
-from ogc_lab.train import train
+from ogc_lab.runs import LAST_EPOCHS, last_epochs_mean
+from ogc_lab.tables import format_pm
 
 
 def _frame() -> pd.DataFrame:
@@ -54,7 +50,7 @@ def test_pm_table_and_markdown_table() -> None:
         "| gce | 55.0 ± 7.1 |  |",
         "| ce | 85.0 ± 7.1 | 70.0 |",
     ]
-    assert report.format_pm(0.12345, 0.01, digits=2) == "12.35 ± 1.00"
+    assert format_pm(0.12345, 0.01, digits=2) == "12.35 ± 1.00"
 
 
 def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
@@ -97,15 +93,15 @@ def test_plot_helpers_draw_the_columns_they_name(tmp_path: Path) -> None:
     steps = pd.DataFrame({"step": [10, 20, 30], "tau": [math.inf, 4.0, 2.0], "ratio_after": [1.0, 2.5, 1.1],
                           "target": [3.0, 3.0, 1.2]})
     fig, ax = plt.subplots()
-    report.plot_tau(ax, steps, label="tau")
+    plotting.plot_tau(ax, steps, label="tau")
     y = ax.lines[0].get_ydata()
     assert math.isnan(y[0]) and list(y[1:]) == [4.0, 2.0]  # no clipping yet: nothing drawn
-    report.plot_ratio(ax, steps, label="after")
+    plotting.plot_ratio(ax, steps, label="after")
     assert list(ax.lines[1].get_ydata()) == [1.0, 2.5, 1.1] and list(ax.lines[2].get_ydata()) == [3.0, 3.0, 1.2]
     with pytest.raises(ValueError, match="no column 'ratio_before'"):
-        report.plot_ratio(ax, steps, column="ratio_before")
+        plotting.plot_ratio(ax, steps, column="ratio_before")
     plt.close(fig)
-    assert report.load_steps(tmp_path).empty
+    assert runs.load_steps(tmp_path).empty
 
 
 def test_lr_phases_split_at_every_lr_change_and_take_the_last_epoch() -> None:
@@ -122,52 +118,11 @@ def test_lr_phases_split_at_every_lr_change_and_take_the_last_epoch() -> None:
         report.lr_phases(steps.iloc[:0])
 
 
-@pytest.fixture(scope="module")
-def toy_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A CE+OGC and a CE run of the toy recipe (2 epochs, a small queue refitted every 2 steps)."""
-    root = tmp_path_factory.mktemp("runs")
-    for loss in ("ce+ogc", "ce"):
-        config = get_recipe("toy", loss=loss, noise="symmetric:0.3", epochs=2, ogc_queue_size=64, ogc_interval=2)
-        train(config, root / loss, progress=False)
-    return {loss: root / loss for loss in ("ce+ogc", "ce")}
-
-
-def test_queue_snapshot_is_the_controller_of_the_last_checkpoint(toy_runs: dict[str, Path]) -> None:
-    snap = report.queue_snapshot(toy_runs["ce+ogc"])
-    result = pd.read_csv(toy_runs["ce+ogc"] / "epochs.csv").iloc[-1]
-    assert snap["h"].shape == (64,)  # a full queue
-    assert ((snap["h"] >= H_MIN - 1e-12) & (snap["h"] <= H_MAX + 1e-9)).all()
-    assert snap["tau"] == pytest.approx(result["tau"], rel=1e-12)
-    assert snap["step"] == result["step"]
-    assert snap["target"] == pytest.approx(OGC_DEFAULTS.target(0.1))
-    assert snap["means"][0] < snap["means"][1] and snap["weights"].sum() == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="'ce'.*no OGC controller|no OGC controller.*'ce'"):
-        report.queue_snapshot(toy_runs["ce"])
-
-
-def test_training_h_is_minus_log_p_of_the_noisy_label_under_the_saved_model(toy_runs: dict[str, Path]) -> None:
-    frame = report.training_h(toy_runs["ce+ogc"])
-    state = load_checkpoint(toy_runs["ce+ogc"] / CHECKPOINT)
-    split = load_dataset("toy2d", seed=0)
-    assert len(frame) == len(split.train_y)
-    assert int(frame["noisy"].sum()) == round(0.3 * len(split.train_y))  # exact counts per class
-    # independently: cross-entropy of the saved model at the noisy labels (samples the model is sure of
-    # have p clamped to 1 - 1e-7, hence H >= 1e-7)
-    net = make_model("mlp", split.num_classes, split.input_shape)
-    net.load_state_dict(state["model"])
-    net.eval()
-    noisy_y = torch.where(torch.tensor(frame["noisy"].to_numpy()), 1 - split.train_y, split.train_y)  # K = 2
-    with torch.no_grad():
-        ce = torch.nn.functional.cross_entropy(net(normalise(split.train_x, split.mean, split.std)), noisy_y,
-                                               reduction="none").double().numpy()
-    assert np.allclose(frame["h"], np.clip(ce, H_MIN, H_MAX), atol=1e-5)
-
-
 def test_load_runs_refuses_an_empty_folder_unless_told_it_may_be_empty(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no finished runs"):
-        report.load_runs(tmp_path)
-    assert report.load_runs(tmp_path, allow_empty=True) == []
-    assert report.load_runs(tmp_path / "absent", allow_empty=True) == []
+        runs.load_runs(tmp_path)
+    assert runs.load_runs(tmp_path, allow_empty=True) == []
+    assert runs.load_runs(tmp_path / "absent", allow_empty=True) == []
 
 
 def test_progress_lists_begun_runs_with_their_epochs_and_skips_what_is_not_a_run(tmp_path: Path) -> None:
@@ -203,3 +158,13 @@ def test_last_epochs_mean_averages_the_papers_last_ten_epochs_or_all_of_fewer() 
     assert LAST_EPOCHS == 10
     assert last_epochs_mean([0.0] * 5 + [1.0] * 10) == 1.0
     assert last_epochs_mean([0.2, 0.4]) == pytest.approx(0.3)
+
+
+def test_read_result_gives_old_results_the_key_train_writes_now() -> None:
+    """result.json files written before the rename hold the amp decision's reason as "amp"; read as "amp_reason"."""
+    path = next(Path(__file__).resolve().parents[1].glob("results/**/result.json"))
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    result = runs.read_result(path)
+    if "amp" in raw:
+        assert result["amp_reason"] == raw["amp"] and "amp" not in result
+    assert list(result) == [runs.RENAMED_RESULT_KEYS.get(key, key) for key in raw]  # the order kept

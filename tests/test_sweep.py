@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ogc_lab import sweep
 from ogc_lab.recipes import get_recipe
+from ogc_lab.runs import grid_key, run_dir, slug
 from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, pending, run_sweep
 
 FAST = {"epochs": 1, "ogc_queue_size": 64, "ogc_interval": 2}
@@ -133,9 +133,9 @@ def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_slug_keeps_folder_names_readable() -> None:
-    assert sweep.slug("asym-cifar10:0.4") == "asym-cifar10_0.4"
-    assert sweep.slug("nce+rce") == "nce+rce"
-    assert sweep.slug("imagefolder:/data/x") == "imagefolder__data_x"
+    assert slug("asym-cifar10:0.4") == "asym-cifar10_0.4"
+    assert slug("nce+rce") == "nce+rce"
+    assert slug("imagefolder:/data/x") == "imagefolder__data_x"
 
 
 def _alive(pid: int) -> bool:
@@ -169,3 +169,12 @@ def test_a_worker_ends_soon_after_its_sweep_is_killed() -> None:
         parent.kill()
         if _alive(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_run_dir_is_the_grid_layout_that_grid_key_reads_back(tmp_path: Path) -> None:
+    config = get_recipe("toy", loss="ce+ogc", noise="asym-cifar10:0.4", seed=3)
+    folder = run_dir(tmp_path, config)
+    assert folder == tmp_path / "ce+ogc" / "asym-cifar10_0.4" / "seed3"
+    assert grid_key(tmp_path, folder) == ("ce+ogc", "asym-cifar10_0.4", 3)
+    assert grid_key(tmp_path, tmp_path / "report" / "x" / "seed0") is None  # a report is not a run
+    assert grid_key(tmp_path, folder.parent) is None

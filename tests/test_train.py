@@ -61,7 +61,7 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     assert set(saved["versions"]) == {"python", "ogc_lab", "torch", "torchvision", "numpy", "sklearn"}
     assert saved["device"] == f"cpu ({cpu_name()})" and saved["world_size"] == 1
     assert saved["threads"] == TOY.threads == 1  # the thread count the run trained with, not the config's 0 default
-    assert saved["amp"].startswith("off (auto)")  # toy2d is not an image set: float32 whatever the CPU
+    assert saved["amp_reason"].startswith("off (auto)")  # toy2d is not an image set: float32 whatever the CPU
     assert len(saved["epochs"]) == TOY.epochs
     test = [e["test_acc"] for e in saved["epochs"]]
     assert saved["final_test_acc"] == test[-1] and saved["best_test_acc"] == max(test)
@@ -246,7 +246,7 @@ def test_resume_after_a_kill_is_bit_identical(tmp_path: Path, monkeypatch: pytes
     assert timeless(_rows(straight / "epochs.csv")) == timeless(_rows(killed / "epochs.csv"))
     assert [e["test_acc"] for e in resumed["epochs"]] == [e["test_acc"] for e in json.loads(
         (straight / "result.json").read_text())["epochs"]]
-    assert resumed["amp"].startswith(amp)  # the decision is recorded: "off: ..." or "bf16 as asked ..."
+    assert resumed["amp_reason"].startswith(amp)  # the decision is recorded: "off: ..." or "bf16 as asked ..."
 
 
 def test_resume_drops_a_torn_csv_row(tmp_path: Path) -> None:
