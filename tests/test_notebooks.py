@@ -171,6 +171,10 @@ def check_06_full(metrics: dict[str, Any]) -> None:
     if finished:
         order = ["symmetric:0.6", "human:worse", "ce", "ce+ogc"]
         assert metrics["full_summary"] == evidence.grid_summary(finished, order)
+        frame = evidence.runs_frame(finished)
+        for noise in set(frame["noise"]):
+            said = evidence.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
+            assert said in metrics["full_regime"]
 
 
 CE_MEMORISES_FIT = 0.30  # CE fits at least this share of the flipped images to their wrong label (chance 0.10)
