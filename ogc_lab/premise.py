@@ -106,6 +106,20 @@ def premise_sentence(summary: dict[str, Any]) -> str:
             f"{summary['weight_gap_mean_abs']:.2f}). {clipping}")
 
 
+def premise_verdict(summary: dict[str, Any]) -> str:
+    """The premise in a few words for a findings table: it holds at the high lr only where H separates the
+    noisy samples (median AUC >= ``SEPARATED_AUC``) and the mixture's noisy weight tracks their share."""
+    if not summary["windows"]:
+        return "not measured yet"
+    short = []
+    if summary["auc_median"] < SEPARATED_AUC:
+        short.append(f"the median AUC of H is {summary['auc_median']:.2f}, below {SEPARATED_AUC}")
+    if summary["weight_gap_mean_abs"] >= TRACKS:
+        short.append(f"the mixture's noisy weight averages {summary['mixture_noisy_weight_mean']:.2f} against a "
+                     f"true {summary['noisy_share_mean']:.2f}")
+    return "holds at the high learning rate" if not short else "not at the high learning rate: " + "; ".join(short)
+
+
 def mixture_agreement(h: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """The library's EM and scikit-learn's GaussianMixture (k-means start, 10 iterations, reg_covar 1e-3) on
     one queue of H values: both fits (clean component first) and the largest difference of any parameter."""

@@ -164,6 +164,10 @@ def check_06_full(metrics: dict[str, Any]) -> None:
         steps = load_steps(run_dir)
         assert metrics[f"full_premise_{run_dir.parent.name}"] == book.finite_records(premise.epoch_table(steps))
         assert premise.premise_sentence(premise.premise_summary(steps)) in metrics["full_premise_text"]
+    symmetric = root / "grid" / "ce+ogc" / "symmetric_0.6" / "seed0"
+    if symmetric.is_dir():
+        summary = premise.premise_summary(load_steps(symmetric))
+        assert metrics["full_premise_verdict"] == premise.premise_verdict(summary)
     clean = load_runs(root / "clean", allow_empty=True)
     assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in clean]
     assert all(f"{r['final_test_acc']:.1%}" in metrics["full_clean_text"] for r in clean)

@@ -22,6 +22,7 @@ from ogc_lab.premise import (
     mixture_agreement,
     premise_sentence,
     premise_summary,
+    premise_verdict,
     refit_windows,
 )
 from ogc_lab.recipes import get_recipe
@@ -85,6 +86,14 @@ def test_premise_sentence_words_follow_the_numbers() -> None:
     always = premise_sentence(premise_summary(_steps().assign(tau=5.0)))
     assert always.endswith("a threshold at every one of these refits.")
     assert premise_sentence(premise_summary(_steps().assign(refits=0))).startswith("No mixture was fitted")
+
+
+def test_premise_verdict_holds_only_where_both_parts_hold() -> None:
+    assert premise_verdict(premise_summary(_steps().assign(weights_noisy=0.62))) == "holds at the high learning rate"
+    neither = premise_verdict(premise_summary(_steps().assign(auc_h=0.8)))
+    assert neither == ("not at the high learning rate: the median AUC of H is 0.80, below 0.9; the mixture's noisy "
+                       "weight averages 0.45 against a true 0.60")
+    assert premise_verdict(premise_summary(_steps().assign(refits=0))) == "not measured yet"
 
 
 def test_premise_summary_of_a_run_without_refits_is_nan() -> None:
