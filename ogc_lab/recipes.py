@@ -458,6 +458,9 @@ RECIPES: dict[str, Config] = {
     # - crop (pad 4) + flip, no rotation, no label smoothing, no test-time augmentation: the
     #   standard augmentation, and nothing that is itself a robustness method;
     # - diagnostics every 32 steps, one row per OGC refit; one thread (the sweep runs one per core).
+    # Measured since (results/19_cifar10_full): on an AMD EPYC with AVX512-BF16, where amp=auto trains in
+    # bf16, an epoch takes about 1 min beside a second run; under 60 % symmetric noise CE does not memorise
+    # with this recipe (seed 0: 4.0 % of the flipped labels fitted, its peak in the last epoch).
     "cifar10-cpu": dataclasses.replace(
         _CIFAR,
         model="resnet9-w16",
