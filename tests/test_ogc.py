@@ -204,6 +204,18 @@ def test_random_init_is_reproducible_from_generator():
         fit_gmm_torch(x, init="kmeans++")
 
 
+def test_gmm_posterior_is_the_noisy_components_responsibility():
+    from scipy.stats import norm
+
+    mixture = gmm(TRUE["means"], TRUE["variances"], TRUE["weights"])
+    h = torch.linspace(0.0, 8.0, 41, dtype=F64)
+    clean, noisy = (w * norm.pdf(h.numpy(), m, math.sqrt(v)) for m, v, w in zip(*TRUE.values()))
+    torch.testing.assert_close(mixture.posterior(h), torch.from_numpy(noisy / (clean + noisy)), rtol=1e-12, atol=1e-15)
+    swapped = GMM1D(*(getattr(mixture, name).flip(0) for name in ("means", "variances", "weights")))
+    torch.testing.assert_close(swapped.posterior(h), mixture.posterior(h))  # the upper component, whatever the order
+    assert mixture.posterior(torch.tensor([1e3], dtype=F64)).item() == 1.0  # both densities underflow there
+
+
 # ------------------------------------------------------------------------------------------------
 # r(tau) and the tau solve
 # ------------------------------------------------------------------------------------------------

@@ -36,6 +36,17 @@ class GMM1D:
         order = torch.argsort(self.means)
         return GMM1D(*(getattr(self, f.name)[order] for f in fields(self)))
 
+    def posterior(self, h: Tensor) -> Tensor:
+        """P(noisy | h): the responsibility of the upper (larger-mean, "noisy") component at each value of ``h``.
+
+        Computed from the log joint densities, so it stays defined where both densities underflow.
+        """
+        mixture = self.sorted()
+        h = torch.as_tensor(h, dtype=mixture.means.dtype, device=mixture.means.device).unsqueeze(-1)
+        log_joint = (torch.log(mixture.weights) - 0.5 * (LOG_2PI + torch.log(mixture.variances))
+                     - (h - mixture.means) ** 2 / (2.0 * mixture.variances))
+        return torch.softmax(log_joint, dim=-1)[..., 1]
+
 
 def _work_dtype(x: Tensor) -> torch.dtype:
     """float64 on the CPU (cheap there, and matches scikit-learn); float32 is allowed on accelerators."""
