@@ -363,6 +363,14 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     })
 
 
+def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.DataFrame]:
+    """``display_table`` split by noise, for a page: without the columns a caption carries (the noise, its wrong
+    labels) or that follow from others (final = peak - drop), so that each fits the text column."""
+    shown = display_table(comparison(frame, baseline), baseline)
+    return {noise: shown[shown["noise"] == noise].drop(columns=["noise", "wrong labels (%)", "final (%)"])
+            for noise in dict.fromkeys(shown["noise"])}
+
+
 def unclipped_epochs(run: dict[str, Any]) -> list[int]:
     """The epochs a clipping loss ended with no threshold (tau = inf, which result.json writes as null)."""
     taus = [e.get("tau") for e in run["epochs"]]
@@ -550,9 +558,10 @@ def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> str:
+def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with_table: bool = True) -> str:
     """A grid of finished runs written up in markdown: how many and when, the comparison table with CE
-    as the baseline, and per noise the sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
+    as the baseline (unless not ``with_table``: a page shows ``tables_by_noise`` instead), and per noise the
+    sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
     if not runs:
         raise ValueError("no finished runs to summarise")
     frame = ordered(runs_frame(runs), order)
@@ -560,8 +569,9 @@ def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = ()) -> s
     minutes = [run["wall_time_s"] / 60 for run in runs]
     lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
              f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
-             "minutes say little about a run's cost alone.", "",
-             markdown_table(display_table(comparison(frame)), index=False), "", TABLE_NOTE, ""]
+             "minutes say little about a run's cost alone.", ""]
+    if with_table:
+        lines += [markdown_table(display_table(comparison(frame)), index=False), "", TABLE_NOTE, ""]
     gaps = clipping_table(runs)
     for noise in dict.fromkeys(frame["noise"]):
         losses = set(frame[frame["noise"] == noise]["loss"])

@@ -39,6 +39,7 @@ from ogc_lab.evidence import (
     spans,
     standing_sentence,
     still_learning_sentence,
+    tables_by_noise,
     unclipped_epochs,
     unclipped_ratio_sentence,
     verdict,
@@ -279,6 +280,21 @@ def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -
     assert "phuber-ce" not in text and "gce" not in text  # never run, so never compared
     with pytest.raises(ValueError, match="no finished runs"):
         grid_summary([])
+    bare = grid_summary(runs, with_table=False)
+    assert "| symmetric:0.6 |" not in bare and all(line in text.splitlines() for line in bare.splitlines())
+
+
+def test_tables_by_noise_split_the_display_table_and_leave_out_what_captions_carry() -> None:
+    runs = [fake_run(loss, seed, [acc] * 12, noise=noise) for seed in (0, 1)
+            for loss, acc in (("ce", 0.3), ("ce+ogc", 0.4)) for noise in ("symmetric:0.6", "human:worse")]
+    tables = tables_by_noise(runs_frame(runs))
+    assert list(tables) == ["symmetric:0.6", "human:worse"]
+    full = display_table(comparison(runs_frame(runs)))
+    for noise, table in tables.items():
+        assert table["loss"].tolist() == ["ce", "ce+ogc"]
+        assert {"noise", "wrong labels (%)", "final (%)"}.isdisjoint(table.columns)
+        assert table.to_dict("records") == full[full["noise"] == noise].drop(
+            columns=["noise", "wrong labels (%)", "final (%)"]).to_dict("records")
 
 
 def test_replace_section_keeps_what_surrounds_the_markers() -> None:
