@@ -152,9 +152,11 @@ const started = Date.now();
 PAGE_FACTS = """
 const article = document.querySelector('article') || document.body;
 const maths = [...article.querySelectorAll('.math')];
-// the nearest box between e and the article that scrolls or clips what is wider than it
+// the nearest box between e and the article that scrolls or clips what is wider than it; inline math starts
+// above its own span.math wrapper, which clips the formula but moves with the text (or table) around it
 const scroller = (e) => {
-  for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
+  const start = (e.matches('mjx-container:not([display="true"])') && e.closest('span.math')) || e;
+  for (let p = start.parentElement; p && p !== article; p = p.parentElement) {
     if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return p;
   }
   return null;
