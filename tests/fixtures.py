@@ -216,3 +216,20 @@ def write_webvision(root: Path, labels: tuple[int, ...] = (0, 1, 49, 50, 51, 0),
             imagenet_y.append(label)
     kept = [label for label in labels if label < num_classes]
     return WebVisionFixture(root, kept, kept, imagenet_y)
+
+
+# ---- runs: result.json records as train writes them, reduced to what the readers use ----
+
+
+def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
+             noisy_fit: float = 0.5, realised: float = 0.6) -> dict:
+    """A result.json as the trainer writes it, reduced to what evidence reads."""
+    epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
+              for t in test]
+    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs,
+            "noise": {"realised_rate": realised}}
+
+
+def dated(run: dict, day: str, minutes: float) -> dict:
+    """``run`` with the date and wall time its result.json records."""
+    return {**run, "date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}

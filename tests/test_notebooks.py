@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from ogc_lab import book, cost, evidence, premise, runs, theory, toy
+from ogc_lab import book, cost, evidence, premise, regime, runs, theory, toy
 from ogc_lab.losses import is_ogc_loss
 from ogc_lab.ogc import OGC_DEFAULTS
 from ogc_lab.runs import load_runs, load_steps
@@ -177,7 +177,7 @@ def check_06_full(metrics: dict[str, Any]) -> None:
         assert metrics["full_summary"] == evidence.grid_summary(finished, order, with_table=False)
         frame = evidence.runs_frame(finished)
         for noise in set(frame["noise"]):
-            said = evidence.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
+            said = regime.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
             assert said in metrics["full_regime"]
 
 
@@ -200,7 +200,7 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         earlier = evidence.runs_frame(earlier_runs)
         noise = earlier["noise"].iloc[0]
         assert metrics["earlier_comparison"] == evidence.sentence(earlier, noise, "ce+ogc", "ce")
-        assert metrics["earlier_regime"] == evidence.still_learning_sentence(
+        assert metrics["earlier_regime"] == regime.still_learning_sentence(
             earlier, noise, earlier_runs[0]["config"]["epochs"])
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
