@@ -123,6 +123,14 @@ def staged_folder(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def empty_folder(folder: Path) -> Path:
+    """``folder``, emptied of whatever it held (or made), for runs that are measured anew at every execution."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see either the old or the new file, never half."""
     with _atomic_path(path) as tmp:

@@ -132,3 +132,12 @@ def test_atomic_files_get_the_same_mode_as_the_csv_files(tmp_path) -> None:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"result.json": 0o644, "checkpoint.pt": 0o644, "steps.csv": 0o644}
+
+
+def test_empty_folder_removes_what_was_there_and_makes_what_was_not(tmp_path: Path) -> None:
+    old = tmp_path / "runs" / "smoke"
+    (old / "ce").mkdir(parents=True)
+    (old / "ce" / "result.json").write_text("{}")
+    assert files.empty_folder(old) == old and list(old.iterdir()) == []
+    new = tmp_path / "fresh" / "cpu"
+    assert files.empty_folder(new).is_dir() and list(new.iterdir()) == []
