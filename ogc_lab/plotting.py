@@ -9,12 +9,13 @@ figure whose caption carries ``:figclass: full-width`` (the page's width includi
 _static/book.css).  ``use_book_style()`` sets matplotlib's defaults once per chapter.
 
 The shared per-axes plots of runs (``plot_epoch_curves``, ``plot_accuracy_curves``, ``plot_tau``,
-``plot_ratio``) live here and are re-exported by ``ogc_lab.report``.
+``plot_ratio``, ``plot_clipping_ratios``) live here, and the chapters' figures of several panels built from them
+(``per_noise_figure``, ``curves_figure``, ``single_runs_figure``, ``message_figure``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,7 @@ def percent_axis(ax: Any, low: float, high: float = 100.0, pad: float = 2.0) -> 
     ax.set_ylim(max(0.0, low - pad), min(100.0 + pad, high + pad))
 
 
-# ---- per-axes plots of runs (re-exported by ogc_lab.report) ---------------------------------------
+# ---- per-axes plots of runs ---------------------------------------------------------------------
 
 
 def _curves(runs: Sequence[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
@@ -173,3 +174,77 @@ def plot_ratio(ax: Any, steps: Any, column: str = "ratio_after", target: bool = 
         ax.plot(steps["step"], steps["target"], "k--", lw=1, label=f"target {TARGET}")
     ax.set(xlabel="step", ylabel=RATIO, yscale="log")
     ax.grid(alpha=0.3)
+
+
+def plot_clipping_ratios(ax: Any, steps: Any, seed: int) -> None:
+    """On ``ax``: an OGC run's noisy/clean gradient ratio before clipping (what plain CE would weigh) and after it,
+    OGC's target dashed, and the run's seed in the corner."""
+    plot_ratio(ax, steps, "ratio_before", target=False, color=loss_color("ce"), label="before clipping")
+    plot_ratio(ax, steps, "ratio_after", target=True, color=loss_color("ce+ogc"), label="after clipping (OGC)")
+    ax.text(0.99, 0.95, f"seed {seed}", ha="right", va="top", transform=ax.transAxes, fontsize=8)
+
+
+# ---- figures of several panels, for the chapters (pyplot) ----------------------------------------
+
+
+def message_figure(message: str) -> Any:
+    """A figure holding only ``message`` ('no committed run yet'), where a chapter's figure has nothing to draw."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size(1, row_height=1.5))
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.axis("off")
+    return fig
+
+
+def legend_if_labelled(ax: Any, **style: Any) -> None:
+    """A legend on ``ax`` where something drawn there has a label (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**style)
+
+
+def per_noise_figure(noises: Sequence[str], draw: Callable[[Any, str], None], ylabel: str,
+                     empty: str = "no committed run yet") -> Any:
+    """One full-width row per noise, each panel drawn by ``draw(ax, noise)`` and titled by its noise (so no panel is
+    squeezed); ``message_figure(empty)`` without noises."""
+    if not noises:
+        return message_figure(empty)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(noises), 1, figsize=size(len(noises), row_height=2.6), sharex=True, squeeze=False)
+    for ax, noise in zip(axes[:, 0], noises):
+        draw(ax, noise)
+        ax.set(title=noise, ylabel=ylabel)
+    legend_if_labelled(axes[0, 0], fontsize=8, ncol=3)
+    return fig
+
+
+def curves_figure(runs: Sequence[dict[str, Any]], title: str, empty: str) -> Any:
+    """Mean test accuracy per epoch of ``runs`` per loss, every noise on one panel titled ``title`` and the noises;
+    ``empty`` written in the panel without runs."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=COLUMN)
+    noises = sorted({r["config"]["noise"] for r in runs})
+    for noise in noises:
+        plot_accuracy_curves(ax, runs, noise)
+    if runs:
+        ax.set_title(f"{title}, noise {', '.join(noises)}")
+        legend_if_labelled(ax, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+def single_runs_figure(curves: dict[tuple[str, int], Any], empty: str = "no run has begun yet") -> Any:
+    """Test accuracy (top) and the share of flipped labels fitted (bottom) per epoch of single runs keyed by (loss,
+    seed), finished or not (``plot_single_runs``); ``message_figure(empty)`` without runs."""
+    if not curves:
+        return message_figure(empty)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=size(2, row_height=2.6), sharex=True)
+    plot_single_runs(axes[0], curves)
+    plot_single_runs(axes[1], curves, "flipped_fit_noisy", "flipped labels fitted")
+    legend_if_labelled(axes[0], fontsize=8, ncol=2)
+    return fig
