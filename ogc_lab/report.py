@@ -20,8 +20,8 @@ import pandas as pd
 from .files import staged_folder
 from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
 from .registry import choose
-from .runs import REPORT_DIR, load_runs, load_steps, slug
-from .tables import format_pm, markdown
+from .runs import LAST_EPOCHS, REPORT_DIR, load_runs, load_steps, slug
+from .tables import format_pm, markdown, percent
 
 GROUP = ["dataset", "noise", "loss"]
 
@@ -135,6 +135,31 @@ def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
         **{name: ", ".join(sorted(set(group[name]))) for name in ("device", "dates", "data")},
     } for key, group in frame.groupby(GROUP, sort=False)]
     return pd.DataFrame(rows, columns=columns)
+
+
+RUN_RECORD = ["dataset", "model", "loss", "noise", "seed", "epochs", "train images", "test images", "realised noise",
+              "final test acc", "best test acc", "last-10 test acc", "final tau", "wall s", "device", "date"]
+
+
+def run_records(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per finished run (columns ``RUN_RECORD``): what ran (data, model, loss, noise, seed, epochs, images),
+    how it did (realised noise, final, best and last-10 test accuracy, its last threshold in words), where and when."""
+    rows = []
+    for run in runs:
+        c, tau = run["config"], run["final_tau"]
+        threshold = "∞ (no clipping)" if tau is None or not math.isfinite(tau) else f"{tau:.3g}"
+        rows.append([c["dataset"], c["model"], c["loss"], c["noise"], c["seed"], c["epochs"], run["num_train"],
+                     run["num_test"], run["noise"]["realised_rate"], run["final_test_acc"], run["best_test_acc"],
+                     run["last10_test_acc"], threshold, run["wall_time_s"], run["device"], run["date"]])
+    return pd.DataFrame(rows, columns=RUN_RECORD)
+
+
+def outcome_table(records: pd.DataFrame) -> pd.DataFrame:
+    """``run_records``' rows as a page shows what the runs gave: loss, noise, realised noise, final and last-10 test
+    accuracy in per cent, and the last threshold (what every run shares is for the text)."""
+    shown = records[["loss", "noise", "realised noise", "final test acc", "last-10 test acc", "final tau"]]
+    percents = {c: percent(shown[c]) for c in ("realised noise", "final test acc", "last-10 test acc")}
+    return shown.assign(**percents).rename(columns={"last-10 test acc": f"last ≤ {LAST_EPOCHS} epochs"})
 
 
 def to_markdown(summary: pd.DataFrame) -> str:

@@ -168,3 +168,22 @@ def test_read_result_gives_old_results_the_key_train_writes_now() -> None:
     if "amp" in raw:
         assert result["amp_reason"] == raw["amp"] and "amp" not in result
     assert list(result) == [runs.RENAMED_RESULT_KEYS.get(key, key) for key in raw]  # the order kept
+
+
+def test_run_records_say_what_ran_and_the_last_threshold_in_words() -> None:
+    def run(loss: str, tau: float | None) -> dict:
+        config = {"dataset": "digits", "model": "cnn-small", "loss": loss, "noise": "symmetric:0.4", "seed": 0,
+                  "epochs": 2}
+        return {"config": config, "final_tau": tau, "num_train": 500, "num_test": 100,
+                "noise": {"realised_rate": 0.394}, "final_test_acc": 0.9, "best_test_acc": 0.95,
+                "last10_test_acc": 0.875, "wall_time_s": 6.0, "device": "cpu", "date": "2026-12-04T10:00:00+00:00"}
+
+    records = report.run_records([run("ce", None), run("ce+ogc", math.inf), run("ce+ogc", 2.34567)])
+    assert records.columns.tolist() == report.RUN_RECORD
+    assert records["final tau"].tolist() == ["∞ (no clipping)", "∞ (no clipping)", "2.35"]
+    shown = report.outcome_table(records)
+    assert shown.columns.tolist() == ["loss", "noise", "realised noise", "final test acc", "last ≤ 10 epochs",
+                                      "final tau"]
+    assert shown.iloc[0][["realised noise", "final test acc", "last ≤ 10 epochs"]].tolist() == [
+        "39.4%", "90.0%", "87.5%"]
+    assert report.run_records([]).columns.tolist() == report.RUN_RECORD
