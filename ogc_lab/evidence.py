@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from scipy import stats
 from .files import atomic_write_text
 from .losses import is_ogc_loss
 from .report import markdown_table
-from .runs import last_epochs_mean, load_runs
-from .tables import format_pm
+from .runs import last_epochs_mean, load_runs, load_steps
+from .tables import format_pm, percent
 
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
 SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
@@ -40,6 +40,7 @@ TABLE_NOTE = ("Wrong labels: the realised share of training labels that differ f
               "above the peak of the mean curve. Flipped fit: the share of flipped training images predicted as their "
               "given, wrong label in the last epoch (chance: 10 %).")
 SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
+OGC_LOSSES = ("ce+ogc", "gce+ogc")  # the clipping losses whose unclipped epochs a write-up follows
 
 
 def memorisation(run: dict[str, Any]) -> dict[str, float]:
@@ -111,7 +112,7 @@ def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     Columns: n, wrong (realised noise), last10 (mean, std), peak, final, drop, noisy_fit (means over seeds of
     each seed's figure), diff (mean of the per-seed
     difference in last-10 accuracy to the baseline), diff_low/diff_high (its ``interval``; NaN with
-    one seed) and wins (seeds where it is above).
+    one seed), pairs (seeds shared with the baseline) and wins (of those, the seeds where it is above).
     """
     diffs = paired(frame, baseline)
     grouped = frame.groupby(["noise", "loss"], sort=False)
@@ -127,7 +128,8 @@ def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     table["diff_low"] = bounds.map(lambda b: b[0])
     table["diff_high"] = bounds.map(lambda b: b[1])
     table["wins"] = by.apply(lambda d: int((d > 0).sum()))
-    return table.reset_index()
+    table["pairs"] = by.size()
+    return table.reset_index().fillna({"wins": 0, "pairs": 0}).astype({"wins": int, "pairs": int})
 
 
 def verdict(diffs: Sequence[float]) -> str:
@@ -245,12 +247,19 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
         "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
         "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(1),
         f"vs {baseline} (points, paired; {CONFIDENCE:.0%} interval)": [
-            "—" if loss == baseline else f"{100 * d:+.1f}" + (
-                f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite(lo) else "")
+            "—" if loss == baseline else points_cell(d, lo, hi)
             for loss, d, lo, hi in zip(table["loss"], table["diff"], table["diff_low"], table["diff_high"])],
         f"seeds above {baseline}": ["—" if loss == baseline else f"{w} of {n}"
-                                    for loss, w, n in zip(table["loss"], table["wins"], table["n"])],
+                                    for loss, w, n in zip(table["loss"], table["wins"], table["pairs"])],
     })
+
+
+def points_cell(diff: float, low: float = float("nan"), high: float = float("nan")) -> str:
+    """A paired difference (a fraction) in points, with its interval where there is one: '+5.0 [+0.7, +9.3]';
+    '–' where no seed is shared."""
+    if not np.isfinite(diff):
+        return "–"
+    return f"{100 * diff:+.1f}" + (f" [{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite(low) else "")
 
 
 def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.DataFrame]:
@@ -259,6 +268,37 @@ def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.D
     shown = display_table(comparison(frame, baseline), baseline)
     return {noise: shown[shown["noise"] == noise].drop(columns=["noise", "wrong labels (%)", "final (%)"])
             for noise in dict.fromkeys(shown["noise"])}
+
+
+def shown_clipping_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``clipping_table`` as a page shows it: fits in per cent, the unclipped epochs as spans only (their count is
+    the length of the spans, left out to keep the table within the page)."""
+    fits = {c: percent(table[c]) for c in ("flipped fit", "gained unclipped", "gained clipped")}
+    shown = table.assign(**fits).drop(columns=["epochs unclipped"])
+    return shown.rename(columns={"which": "epochs without a threshold"})
+
+
+def longest_unclipped(runs: Sequence[dict[str, Any]], noise: str, loss: str = "ce+ogc") -> dict[str, Any] | None:
+    """Of ``loss``'s runs under ``noise``, the one with the most epochs ended without a threshold (the lowest seed
+    among equals); None without a run."""
+    ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+    return max(ran, key=lambda r: (len(unclipped_epochs(r)), -r["config"]["seed"]), default=None)
+
+
+def gap_sentences(runs: Sequence[dict[str, Any]], noises: Sequence[str],
+                  steps_of: Callable[[Path], pd.DataFrame] = load_steps) -> list[list[str]]:
+    """[noise, loss, ``gap_sentence``, ``unclipped_ratio_sentence``] per OGC loss that ran under each noise; the
+    ratio sentence only where a run ended an epoch unclipped ('' elsewhere).  ``steps_of`` reads a run folder's
+    steps.csv (a cached reader spares reading it twice)."""
+    gaps, said = clipping_table(runs), []
+    for noise in noises:
+        for loss in OGC_LOSSES:
+            ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+            if ran:
+                ratio = unclipped_ratio_sentence([steps_of(r["dir"]) for r in ran], noise, loss) \
+                    if any(unclipped_epochs(r) for r in ran) else ""
+                said.append([noise, loss, gap_sentence(gaps, noise, loss), ratio])
+    return said
 
 
 def unclipped_epochs(run: dict[str, Any]) -> list[int]:
@@ -392,6 +432,21 @@ def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str 
     return out
 
 
+def answer_sentence(result: dict[str, Any], noise_words: str, method: str = "CE+OGC", baseline: str = "CE") -> str:
+    """``answer``'s figures under one noise (``noise_words``) as a sentence: each side's fit of the flipped labels,
+    the paired differences in fit and in last-10 test accuracy, each settled or not as its ``verdict`` says."""
+    n = result["seeds"]
+
+    def settled(word: str) -> str:
+        return f"{word} {baseline}'s ({CONFIDENCE:.0%} interval)" if word in ("above", "below") else \
+            f"not established over {n} seed{'s' if n > 1 else ''}"
+
+    return (f"Under {noise_words}, {baseline} fitted {result['baseline_fit']:.1%} of the flipped labels and {method} "
+            f"{result['fit']:.1%} ({result['fit_min']:.1%} to {result['fit_max']:.1%} over its {n} paired seeds): "
+            f"{100 * result['fit_diff']:+.1f} points, {settled(result['fit_verdict'])}. {method}'s last-10 test "
+            f"accuracy was {100 * result['acc_diff']:+.1f} points from {baseline}'s, {settled(result['acc_verdict'])}.")
+
+
 def accuracy_phrase(result: dict[str, Any], baseline: str = "CE") -> str:
     """``answer``'s paired last-10 accuracy as a verb phrase: settled where the interval settles it (with the
     assumption it rests on), else not established, with what the seeds show."""
@@ -465,16 +520,39 @@ def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with
     gaps = clipping_table(runs)
     for noise in dict.fromkeys(frame["noise"]):
         losses = set(frame[frame["noise"] == noise]["loss"])
-        lines.append("- " + memorisation_sentence(frame, noise))
-        lines += ["- " + sentence(frame, noise, loss, base, value)
-                  for loss, base, value in SUMMARY_COMPARISONS if {loss, base} <= losses]
+        said = noise_sentences(frame, noise)
+        lines += ["- " + text for text in (said["memorisation"], *(text for *_, text in said["pairs"]))]
         if {"ce", "ce+ogc"} <= losses:
             lines.append("- " + early_stop_sentence(frame, noise))
-        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in ("ce+ogc", "gce+ogc") if loss in losses]
-    compared = [n for n in dict.fromkeys(frame["noise"]) if {"ce", "ce+ogc"} <= set(frame[frame["noise"] == n]["loss"])]
+        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in OGC_LOSSES if loss in losses]
+    compared = compared_noises(frame)
     if compared:
         lines += ["", significance_sentence(frame, compared)]
     return "\n".join(lines)
+
+
+def compared_noises(frame: pd.DataFrame, loss: str = "ce+ogc", baseline: str = "ce") -> list[str]:
+    """The noises of ``frame`` (in its order) under which both ``loss`` and ``baseline`` have finished runs."""
+    if not len(frame):
+        return []
+    return [n for n in dict.fromkeys(frame["noise"]) if {loss, baseline} <= set(frame[frame["noise"] == n]["loss"])]
+
+
+def noise_sentences(frame: pd.DataFrame, noise: str) -> dict[str, Any]:
+    """What the runs under ``noise`` say: how far CE memorised, and each of ``SUMMARY_COMPARISONS`` whose two
+    sides both ran there, as [loss, baseline, measure, sentence]."""
+    losses = set(frame[frame["noise"] == noise]["loss"])
+    return {"memorisation": memorisation_sentence(frame, noise),
+            "pairs": [[a, b, value, sentence(frame, noise, a, b, value)]
+                      for a, b, value in SUMMARY_COMPARISONS if {a, b} <= losses]}
+
+
+def reviewer_sentences(frame: pd.DataFrame, noises: Sequence[str]) -> dict[str, list[str]]:
+    """What a reviewer asks first, per noise where GCE and PHuber-CE ran: GCE against CE+OGC, CE+OGC against fixed
+    clipping, and CE+OGC against CE stopped at its best epoch."""
+    return {noise: [sentence(frame, noise, "gce", "ce+ogc"), sentence(frame, noise, "ce+ogc", "phuber-ce"),
+                    early_stop_sentence(frame, noise)]
+            for noise in noises if {"gce", "phuber-ce"} <= set(frame[frame["noise"] == noise]["loss"])}
 
 
 def replace_section(text: str, body: str, markers: tuple[str, str] = SECTION) -> str:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from .evidence import listing, memorisation
+from .evidence import listing, memorisation, runs_frame, sentence
+from .tables import percent
 
 
 def augmentation_text(config: dict[str, Any]) -> str:
@@ -125,3 +126,40 @@ def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: 
         return said + (f": {loss} had not begun to memorise, so there was nothing for a method against memorisation "
                        "to prevent, and a comparison there says little about it.")
     return said + "."
+
+
+def shown_search_table(search: pd.DataFrame) -> pd.DataFrame:
+    """``search_table`` as a page shows it: the setting and how far CE memorised, accuracies and fit in per cent
+    ('–' for a run from before the fit counts existed), short headers (model, minutes and seed left to the text)."""
+    columns = ["noise", "train images", "epochs", "lr steps at", "augmentation", "peak test acc", "final test acc",
+               "drop (points)", "flipped fit"]
+    percents = {c: percent(search[c]) for c in ("peak test acc", "final test acc", "flipped fit")}
+    return search[columns].assign(**percents).rename(columns={
+        "train images": "images", "lr steps at": "lr steps", "augmentation": "aug.", "peak test acc": "peak",
+        "final test acc": "final", "drop (points)": "drop", "flipped fit": "fit"})
+
+
+TWIN_FIELDS = ("dataset", "loss", "noise", "seed")  # what makes two runs the same experiment
+
+
+def twin_sentence(runs: Sequence[dict[str, Any]], others: Sequence[dict[str, Any]], others_name: str,
+                  loss: str = "ce") -> str:
+    """``apart_sentence`` for ``loss``'s run among ``runs`` and its twin among ``others`` (the same ``TWIN_FIELDS``);
+    '' where either is missing."""
+    here = next((r for r in runs if r["config"]["loss"] == loss), None)
+    if here is None:
+        return ""
+    key = [here["config"][k] for k in TWIN_FIELDS]
+    there = next((r for r in others if [r["config"][k] for k in TWIN_FIELDS] == key), None)
+    return apart_sentence(here, there, others_name, loss.upper()) if there is not None else ""
+
+
+def earlier_sentences(runs: Sequence[dict[str, Any]], loss: str = "ce+ogc", baseline: str = "ce") -> tuple[str, str]:
+    """For the first runs of a comparison (one noise): ``loss`` against ``baseline`` (``evidence.sentence``) and
+    whether the baseline had begun to memorise there (``still_learning_sentence``); what to say without runs."""
+    if not runs:
+        return "No earlier run is committed.", ""
+    frame = runs_frame(runs)
+    noise = frame["noise"].iloc[0]
+    return (sentence(frame, noise, loss, baseline),
+            still_learning_sentence(frame, noise, int(runs[0]["config"]["epochs"]), baseline))

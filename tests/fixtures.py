@@ -1,20 +1,26 @@
-"""Writers of tiny data files in the real on-disk formats, for the loader tests.
+"""Writers of tiny data files in the real on-disk formats, for the loader tests, and of runs as the trainer records
+them (``fake_run``, ``readable_run``; ``write_run`` lays one out as a grid's run folder), for the readers' tests.
 
-Each function writes into a directory it is given and returns what a correct loader must read back.
+The data writers write into a directory they are given and return what a correct loader must read back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
+
+from ogc_lab.recipes import Config, get_recipe
+from ogc_lab.runs import EPOCHS_CSV, RESULT, last_epochs_mean, run_dir
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -233,3 +239,26 @@ def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.
 def dated(run: dict, day: str, minutes: float) -> dict:
     """``run`` with the date and wall time its result.json records."""
     return {**run, "date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
+
+
+def readable_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6", noisy_fit: float = 0.5,
+                 recipe: str = "digits-cpu", **entries: object) -> dict:
+    """``fake_run`` with everything ``runs.read_result`` checks: ``recipe``'s config for this loss, noise, seed and
+    epoch count, the summary accuracies, device, date and data; ``entries`` added or replaced."""
+    run = dated(fake_run(loss, seed, test, noise, noisy_fit), "2026-12-04", 60.0)
+    for number, epoch in enumerate(run["epochs"], 1):
+        epoch["epoch"] = number
+    config = get_recipe(recipe, loss=loss, seed=seed, noise=noise, epochs=len(test), milestones=()).to_dict()
+    return run | {"config": config, "final_test_acc": test[-1], "best_test_acc": max(test),
+                  "last10_test_acc": last_epochs_mean(test), "device": "cpu", "data_source": "fixture", **entries}
+
+
+def write_run(root: Path, run: dict, finished: bool = True) -> Path:
+    """``run`` as a grid's run folder under ``root`` (ROOT/<loss>/<noise>/seed<k>): its epochs.csv, and its
+    result.json once ``finished`` (a run still under way has only its logs)."""
+    folder = run_dir(root, Config.from_dict(run["config"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(run["epochs"]).to_csv(folder / EPOCHS_CSV, index=False)
+    if finished:
+        (folder / RESULT).write_text(json.dumps(run))
+    return folder

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 import pytest
 
-from fixtures import dated, fake_run
+from fixtures import dated, fake_run, readable_run, write_run
+from ogc_lab import evidence
 from ogc_lab.evidence import (
     accuracy_phrase,
     answer,
@@ -42,7 +42,6 @@ from ogc_lab.evidence import (
     unclipped_ratio_sentence,
     verdict,
 )
-from ogc_lab.recipes import get_recipe
 
 
 def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
@@ -286,13 +285,7 @@ def test_replace_section_keeps_what_surrounds_the_markers() -> None:
 
 def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys) -> None:
     for loss, acc in (("ce", 0.30), ("ce+ogc", 0.36)):
-        folder = tmp_path / "grid" / loss / "seed0"
-        folder.mkdir(parents=True)
-        run = dated(fake_run(loss, 0, [acc] * 12), "2026-11-29", 12)
-        run |= {"config": get_recipe("digits-cpu", loss=loss, seed=0, noise="symmetric:0.6").to_dict(),
-                "final_test_acc": acc, "best_test_acc": acc, "last10_test_acc": acc, "device": "cpu",
-                "data_source": "fixture"}  # every entry runs.read_result checks
-        (folder / "result.json").write_text(json.dumps(run))
+        write_run(tmp_path / "grid", readable_run(loss, 0, [acc] * 12))
     (tmp_path / "README.md").write_text("# runs\n<!-- grid -->\n<!-- /grid -->\n")
     assert main([str(tmp_path), "--order", "ce+ogc,ce"]) == 0
     text = (tmp_path / "README.md").read_text()
@@ -365,3 +358,73 @@ def test_significance_and_early_stop_sentences_read_the_paired_seeds() -> None:
     assert early_stop_sentence(peaked, "symmetric:0.6") == (
         "Under symmetric:0.6, ce+ogc's last-10 test accuracy is below ce's own peak: -3.0 points (95% interval -5.5 "
         "to -0.5; paired over 3 seeds, higher in 0), the most stopping ce at its best epoch could have kept.")
+
+
+def test_points_cell_and_seeds_above_count_only_shared_seeds() -> None:
+    assert evidence.points_cell(0.05, 0.007, 0.093) == "+5.0 [+0.7, +9.3]" and evidence.points_cell(-0.016) == "-1.6"
+    assert evidence.points_cell(math.nan) == "–"
+    runs = [fake_run("ce", 0, [0.30] * 12), fake_run("ce+ogc", 0, [0.36] * 12), fake_run("ce+ogc", 1, [0.40] * 12),
+            fake_run("ce+ogc", 0, [0.36] * 12, noise="human:worse"), fake_run("ce", 1, [0.3] * 12, noise="human:worse")]
+    table = comparison(runs_frame(runs)).set_index(["noise", "loss"])
+    assert table.loc[("symmetric:0.6", "ce+ogc"), ["n", "pairs", "wins"]].tolist() == [2, 1, 1]
+    shown = display_table(comparison(runs_frame(runs))).set_index(["noise", "loss"])
+    assert shown.loc[("symmetric:0.6", "ce+ogc"), "seeds above ce"] == "1 of 1"  # seed 1 has no CE beside it
+    assert shown.loc[("human:worse", "ce+ogc")].iloc[-2:].tolist() == ["–", "0 of 0"]  # no seed shared: no +nan
+
+
+def test_compared_noises_and_noise_sentences_keep_to_what_ran_under_each_noise() -> None:
+    frame = runs_frame([fake_run("ce", 0, [0.3] * 12), fake_run("ce+ogc", 0, [0.36] * 12),
+                        fake_run("gce", 0, [0.3] * 12, noise="human:worse"),
+                        fake_run("ce", 0, [0.3] * 12, noise="human:worse")])
+    assert evidence.compared_noises(frame) == ["symmetric:0.6"] and evidence.compared_noises(frame.iloc[0:0]) == []
+    said = evidence.noise_sentences(frame, "symmetric:0.6")
+    assert said["memorisation"] == memorisation_sentence(frame, "symmetric:0.6")
+    assert [pair[:3] for pair in said["pairs"]] == [["ce+ogc", "ce", "last10_test_acc"], ["ce+ogc", "ce", "noisy_fit"]]
+    assert said["pairs"][0][3] == sentence(frame, "symmetric:0.6", "ce+ogc", "ce")
+    assert evidence.noise_sentences(frame, "human:worse")["pairs"] == []  # gce ran, but not beside ce+ogc there
+
+
+def test_reviewer_sentences_need_gce_and_fixed_clipping_beside_ogc() -> None:
+    runs = [fake_run(loss, seed, [acc] * 12) for seed in range(2)
+            for loss, acc in (("ce", 0.3), ("ce+ogc", 0.36), ("gce", 0.35), ("phuber-ce", 0.33))]
+    frame = runs_frame(runs)
+    said = evidence.reviewer_sentences(frame, ["symmetric:0.6"])
+    assert said == {"symmetric:0.6": [sentence(frame, "symmetric:0.6", "gce", "ce+ogc"),
+                                      sentence(frame, "symmetric:0.6", "ce+ogc", "phuber-ce"),
+                                      early_stop_sentence(frame, "symmetric:0.6")]}
+    assert evidence.reviewer_sentences(runs_frame(runs[:2]), ["symmetric:0.6"]) == {}
+
+
+def test_answer_sentence_settles_only_what_the_interval_settles() -> None:
+    result = {"baseline_fit": 0.954, "fit": 0.459, "fit_min": 0.116, "fit_max": 0.912, "seeds": 5,
+              "fit_diff": -0.495, "fit_verdict": "below", "acc_diff": 0.004, "acc_verdict": "not distinguishable from"}
+    assert evidence.answer_sentence(result, "60 % symmetric noise") == (
+        "Under 60 % symmetric noise, CE fitted 95.4% of the flipped labels and CE+OGC 45.9% (11.6% to 91.2% over its "
+        "5 paired seeds): -49.5 points, below CE's (95% interval). CE+OGC's last-10 test accuracy was +0.4 points "
+        "from CE's, not established over 5 seeds.")
+
+
+def test_clipping_table_shown_longest_unclipped_run_and_gap_sentences() -> None:
+    inf = math.inf
+    runs = [_ogc_run(0, [inf, 2.0, 2.0], 0.36), _ogc_run(1, [inf, inf, 2.0], 0.65), _ogc_run(2, [inf, inf, 3.0], 0.7),
+            fake_run("ce", 0, [0.3] * 3)]
+    for run in runs:
+        run["dir"] = f"run{run['config']['seed']}"
+    shown = evidence.shown_clipping_table(clipping_table(runs))
+    assert "epochs unclipped" not in shown and shown["epochs without a threshold"].tolist() == ["1", "1-2", "1-2"]
+    assert shown["flipped fit"].tolist() == ["36.0%", "65.0%", "70.0%"]
+    assert evidence.longest_unclipped(runs, "symmetric:0.6")["config"]["seed"] == 1  # the lower of the tied seeds
+    assert evidence.longest_unclipped(runs, "human:worse") is None
+    read = []
+
+    def steps_of(folder: str) -> pd.DataFrame:
+        read.append(folder)
+        return pd.DataFrame({"tau": [inf, 2.0], "ratio_before": [2.0, 4.0], "target": [3.0, 3.0],
+                             "queue_fill": [4096, 4096]})
+
+    said = evidence.gap_sentences(runs, ["symmetric:0.6", "human:worse"], steps_of)
+    assert [row[:2] for row in said] == [["symmetric:0.6", "ce+ogc"]] and read == ["run0", "run1", "run2"]
+    assert said[0][2] == gap_sentence(clipping_table(runs), "symmetric:0.6", "ce+ogc")
+    assert said[0][3].startswith("Under symmetric:0.6, in the 3 logged windows where ce+ogc did not clip")
+    clipped = [_ogc_run(0, [2.0, 2.0], 0.3) | {"dir": "run0"}]
+    assert evidence.gap_sentences(clipped, ["symmetric:0.6"], steps_of)[0][3] == ""  # always clipped: no ratio said

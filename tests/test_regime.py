@@ -72,3 +72,40 @@ def test_apart_sentence_explains_a_lower_score_by_the_schedule_only_where_the_nu
     assert regime.apart_sentence(here, close, "Chapter 5") == (
         "Chapter 5's CE on 500 training images (here 1,437) scores 94.5% over its last ten epochs against 95.0% "
         "here (seeds 0 and 1), within a point of each other.")
+
+
+def test_shown_search_table_writes_per_cents_and_short_headers() -> None:
+    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=float("nan"))  # a run from before the fit counts
+    run.update(num_train=5000, wall_time_s=600.0)
+    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    shown = regime.shown_search_table(search_table([run]))
+    assert shown.columns.tolist() == ["noise", "images", "epochs", "lr steps", "aug.", "peak", "final", "drop", "fit"]
+    assert shown.iloc[0][["peak", "final", "fit"]].tolist() == ["40.0%", "30.0%", "–"]
+
+
+def _twin(loss: str, seed: int, accuracy: float, dataset: str = "digits") -> dict:
+    """A run with what ``apart_sentence`` reads (schedule, data, curves), of one data set, loss, noise and seed."""
+    run = _schedule_run(seed, 20, 128, (7, 13), 12, [accuracy] * 20, 0.1)
+    run["config"].update(loss=loss, dataset=dataset, noise="symmetric:0.4")
+    return run
+
+
+def test_twin_sentence_finds_the_same_experiment_elsewhere_or_says_nothing() -> None:
+    here = [_twin("ce+ogc", 0, 0.5), _twin("ce", 0, 0.50)]
+    there = [_twin("ce", 1, 0.505), _twin("ce", 0, 0.505, dataset="cifar10"), _twin("ce", 0, 0.505)]
+    assert regime.twin_sentence(here, there, "Chapter 5") == regime.apart_sentence(here[1], there[2], "Chapter 5")
+    assert regime.twin_sentence(here, there[:2], "Chapter 5") == ""  # no run of the same data, noise and seed
+    assert regime.twin_sentence(here[:1], there, "Chapter 5") == ""  # no CE run here
+
+
+def test_earlier_sentences_compare_and_say_whether_ce_had_begun_to_memorise() -> None:
+    runs = [fake_run(loss, seed, [0.5, 0.55 + 0.01 * seed], noise="symmetric:0.4") for seed in (0, 1)
+            for loss in ("ce", "ce+ogc")]
+    for run in runs:
+        run["config"]["epochs"] = 2
+    comparison, regime_said = regime.earlier_sentences(runs)
+    assert comparison.startswith("Under symmetric:0.4, ce+ogc's last-10 test accuracy is not distinguishable from "
+                                 "ce's: +0.0 points")
+    assert regime_said == still_learning_sentence(runs_frame(runs), "symmetric:0.4", 2)
+    assert "had not begun to memorise" in regime_said
+    assert regime.earlier_sentences([]) == ("No earlier run is committed.", "")
