@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from ogc_lab import book, cost, evidence, premise, regime, runs, theory, toy
+from ogc_lab import book, campaigns, cost, evidence, full_tier, premise, regime, theory, toy
 from ogc_lab.losses import is_ogc_loss
 from ogc_lab.ogc import OGC_DEFAULTS
 from ogc_lab.runs import load_runs, load_steps
@@ -117,6 +117,8 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
     # every baseline of the grid trains with its published settings (ANL-CE: no weight decay, an L1 penalty)
     assert ["anl-ce", "cifar10", {"weight_decay": 0.0, "l1_penalty": 5e-5}] in metrics["published"]
     assert ["anl-ce", "cifar100", {"weight_decay": 0.0, "l1_penalty": 5e-7}] in metrics["published"]
+    planned = {name: campaigns.experiment_runs(name, "paper") for name in campaigns.PAPER_GRID}
+    assert metrics["paper_grid"] == campaigns.paper_grid_table(planned).to_dict("records")
     check_06_evidence(metrics)
     check_06_full(metrics)
     if scale == "gpu":
@@ -154,31 +156,37 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
 
 
 def check_06_full(metrics: dict[str, Any]) -> None:
-    """The full tier: its progress table, premise tables and sentences are the committed files', recomputed."""
-    root = book.REPO_ROOT / "results" / "19_cifar10_full"
-    progress = runs.progress(root / "grid")
-    assert metrics["full_progress"] == book.finite_records(progress)
-    finished = load_runs(root / "grid", allow_empty=True)
-    assert metrics["full_finished"] == int(progress["finished"].sum()) == len(finished)
-    for run_dir in sorted((root / "grid" / "ce+ogc").glob("*/seed0")):
+    """The full tier: progress, premise tables, each setting's tables and sentences, CE stopped early and which
+    setting leads, recomputed from the committed files."""
+    tier = full_tier.read_tier(book.REPO_ROOT / "results" / "19_cifar10_full")
+    assert metrics["full_progress"] == book.finite_records(full_tier.progress_table(tier))
+    assert metrics["full_finished"] == {setting: len(runs) for setting, runs in tier.finished.items()}
+    for setting, table in tier.progress.items():
+        assert metrics["full_finished"][setting] == int(table["finished"].sum())
+    for run_dir in tier.premise_dirs():
         steps = load_steps(run_dir)
         assert metrics[f"full_premise_{run_dir.parent.name}"] == book.finite_records(premise.epoch_table(steps))
         assert premise.premise_sentence(premise.premise_summary(steps)) in metrics["full_premise_text"]
-    symmetric = root / "grid" / "ce+ogc" / "symmetric_0.6" / "seed0"
-    if symmetric.is_dir():
-        summary = premise.premise_summary(load_steps(symmetric))
+    symmetric = [d for d in tier.premise_dirs() if d.parent.name == "symmetric_0.6"]
+    if symmetric:
+        summary = premise.premise_summary(load_steps(symmetric[0]))
         assert metrics["full_premise_verdict"] == premise.premise_verdict(summary)
-    clean = load_runs(root / "clean", allow_empty=True)
-    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in clean]
-    assert all(f"{r['final_test_acc']:.1%}" in metrics["full_clean_text"] for r in clean)
-    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in clean)
-    if finished:
-        order = ["symmetric:0.6", "human:worse", "ce", "ce+ogc"]
-        assert metrics["full_summary"] == evidence.grid_summary(finished, order, with_table=False)
-        frame = evidence.runs_frame(finished)
-        for noise in set(frame["noise"]):
-            said = regime.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
-            assert said in metrics["full_regime"]
+    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in tier.clean]
+    assert metrics["full_clean_text"] == full_tier.clean_sentence(tier.clean)
+    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in tier.clean)
+    assert metrics["full_lead"] == full_tier.lead_sentence(tier)
+    assert metrics["full_lead"].startswith("The comparison leads with") == bool(tier.finished["memorise"])
+    for setting in full_tier.LEADS:  # each setting written up from its own runs; none claims a result it lacks
+        said = full_tier.setting_summary(tier, setting)
+        assert said in metrics["full_summary"]
+        assert ("no result" in said) == (not tier.finished[setting])
+    grid = tier.frame("grid")
+    for noise in dict.fromkeys(grid["noise"]) if len(grid) else ():  # 'with crop + flip, CE did not memorise'
+        epochs = tier.finished["grid"][0]["config"]["epochs"]
+        assert "had not begun to memorise" in regime.still_learning_sentence(grid, noise, epochs)
+    early, beside = full_tier.early_frame(tier.finished["early"]), tier.frame(full_tier.EARLY_BESIDE)
+    assert metrics["full_early_text"] == "\n".join(
+        f"- {full_tier.early_sentence(early, beside, noise)}" for noise in campaigns.FULL_NOISES)
 
 
 CE_MEMORISES_FIT = 0.30  # CE fits at least this share of the flipped images to their wrong label (chance 0.10)
@@ -207,12 +215,19 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         if noise.startswith("symmetric"):
             assert 100 * rows["drop"].mean() >= CE_MEMORISES_DROP_POINTS, (noise, rows["drop"].tolist())
     # every sentence of the chapter is the one its numbers give (recomputed here from the committed files)
+    quick = campaigns.QUICK_TIER
+    assert metrics["evidence_status"] == quick.status(quick.frame(runs), "06_evidence/grid")
     for noise, said in metrics["evidence_sentences"].items():
+        assert said == evidence.noise_sentences(frame, noise)
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
         for loss, baseline, value, text in said["pairs"]:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
     for noise, answer in metrics["answers"].items():  # the chapter's answer and the intro's verdicts rest on these
         assert answer == evidence.answer(frame, noise)
+    in_order = quick.frame(runs)  # the chapter's noise order, which the claim verdicts list
+    answers = {noise: evidence.answer(in_order, noise) for noise in evidence.compared_noises(in_order)}
+    for name, value in quick.answer_values(answers).items():  # the intro's verdicts and figures
+        assert metrics[name] == value, name
     stated = [n for n in ("symmetric:0.6", "asym-cifar10:0.4", "human:worse") if n in metrics["answers"]]
     assert metrics["significance"] == evidence.significance_sentence(frame, stated)  # in the chapter's noise order
     for noise, said in metrics["reviewer_sentences"].items():  # GCE, fixed clipping and early stopping, stated
@@ -230,6 +245,7 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         if noise in answers:  # the accuracy half of 'Read together' is worded by the numbers
             assert metrics[f"answer_{key}_acc_phrase"] == evidence.accuracy_phrase(answers[noise])
     gaps = evidence.clipping_table(runs)
+    assert metrics["gap_sentences"] == evidence.gap_sentences(runs, list(dict.fromkeys(quick.frame(runs)["noise"])))
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
         ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
