@@ -159,16 +159,21 @@ def stated(diffs: Sequence[float], against: str) -> str:
 
 def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str, value: str = "last10_test_acc") -> str:
     """One sentence comparing ``loss`` with ``baseline`` under ``noise`` on ``value``, every number from the runs."""
-    what = MEASURES.get(value, value)
     diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline, value)
     d = diffs[(diffs["noise"] == noise) & (diffs["loss"] == loss)]["diff"].to_numpy()
     if not d.size:
         return f"Under {noise}, {loss} and {baseline} share no finished seed yet."
+    subject, against = f"{loss}'s {MEASURES.get(value, value)}", f"{baseline}'s"
+    return f"Under {noise}, {difference_words(d, subject, against)}."
+
+
+def difference_words(diffs: Sequence[float], subject: str, against: str) -> str:
+    """Per-seed paired differences (one or more) in words, '``subject`` is ... ``against``': with two seeds or more
+    the ``stated`` verdict, with one the difference alone, which is no verdict."""
+    d = np.asarray(diffs, dtype=float)
     if d.size == 1:
-        return (f"Under {noise}, with one seed so far, {loss}'s {what} is {100 * d[0]:+.1f} points from "
-                f"{baseline}'s; one seed is no verdict.")
-    against = f"{baseline}'s"
-    return f"Under {noise}, {loss}'s {what} is {stated(d, against)}."
+        return f"with one seed so far, {subject} is {100 * d[0]:+.1f} points from {against}; one seed is no verdict"
+    return f"{subject} is {stated(d, against)}"
 
 
 def early_stop_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str = "ce") -> str:

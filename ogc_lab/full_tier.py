@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .campaigns import FULL_TIER
-from .evidence import grid_summary, interval, points_cell, stated, tables_by_noise
+from .evidence import difference_words, grid_summary, interval, points_cell, tables_by_noise
 from .regime import still_learning_sentence
 from .registry import choose
 from .runs import begun_runs, load_runs, progress, slug
@@ -204,10 +204,8 @@ def early_sentence(early: pd.DataFrame, frame: pd.DataFrame, noise: str, loss: s
     d = early_differences(early, frame, noise, loss)
     if not d.size:
         return f"{head}; {loss} has no finished seed beside it yet."
-    if d.size == 1:
-        return (f"{head}; with one seed so far, {loss}'s last-10 test accuracy is {100 * d[0]:+.1f} points from it; "
-                "one seed is no verdict.")
-    return f"{head}; {loss}'s last-10 test accuracy is {stated(d, 'it')}."
+    subject = f"{loss}'s last-10 test accuracy"
+    return f"{head}; {difference_words(d, subject, 'it')}."
 
 
 # ---- the levels the field reports for plain CE -----------------------------------------------------

@@ -428,3 +428,10 @@ def test_clipping_table_shown_longest_unclipped_run_and_gap_sentences() -> None:
     assert said[0][3].startswith("Under symmetric:0.6, in the 3 logged windows where ce+ogc did not clip")
     clipped = [_ogc_run(0, [2.0, 2.0], 0.3) | {"dir": "run0"}]
     assert evidence.gap_sentences(clipped, ["symmetric:0.6"], steps_of)[0][3] == ""  # always clipped: no ratio said
+
+
+def test_difference_words_give_a_verdict_from_two_seeds_on() -> None:
+    assert evidence.difference_words([0.016], "x's accuracy", "it") == (
+        "with one seed so far, x's accuracy is +1.6 points from it; one seed is no verdict")
+    assert evidence.difference_words([0.06, 0.03, 0.06], "x's accuracy", "ce's") == (
+        "x's accuracy is above ce's: +5.0 points (95% interval +0.7 to +9.3; paired over 3 seeds, higher in 3)")
