@@ -9,6 +9,7 @@ once finished, ``checkpoint.pt`` after every epoch, and ``epochs.csv``/``steps.c
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pandas as pd
 from torch import Tensor, nn
 
 from .files import (
+    GIT_HASH,
     LOCK_FILE,
     TEMP_SUFFIX,
     atomic_torch_save,
@@ -27,7 +29,7 @@ from .files import (
     torch_load,
 )
 from .recipes import Config
-from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Maybe, Schema, check, like, number
+from .schema import ACCURACY, COUNT, DICT, FLAG, TEXT, Leaf, ListOf, Maybe, Schema, check, like, nullable, number
 
 RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
 CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
@@ -106,11 +108,13 @@ CHECKPOINT_SCHEMA: Schema = {
     "history": ListOf(EPOCH_RECORD), "model": DICT, "optimizer": {"state": DICT, "param_groups": ListOf(DICT, 1)},
     "scheduler": DICT, "loss": DICT, "rng": ListOf(DICT, 1),
 }
+COMMIT = Leaf("a git commit (40 or 64 hex digits)", lambda v: isinstance(v, str) and bool(re.fullmatch(GIT_HASH, v)))
 RESULT_SCHEMA: Schema = {
     "config": {"dataset": TEXT, "noise": TEXT, "loss": TEXT, "model": TEXT, "seed": COUNT, "epochs": COUNT},
     "epochs": ListOf({"test_acc": ACCURACY}, 1), "final_test_acc": ACCURACY, "best_test_acc": ACCURACY,
     "last10_test_acc": ACCURACY, "wall_time_s": number(0.0), "device": TEXT, "date": TEXT, "data_source": TEXT,
     "amp_reason": Maybe(TEXT),
+    "source": Maybe({"commit": nullable(COMMIT), "dirty": nullable(FLAG)}),  # absent before 2026-12-03
 }
 # result.json keys renamed since: old name -> new (results written before 2026-12-03 hold "amp", the reason)
 RENAMED_RESULT_KEYS = {"amp": "amp_reason"}

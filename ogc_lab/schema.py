@@ -76,6 +76,11 @@ TENSOR = Leaf("a tensor", lambda v: isinstance(v, Tensor))
 DICT = Leaf("a dict", lambda v: isinstance(v, dict))
 
 
+def nullable(leaf: Leaf) -> Leaf:
+    """``leaf`` or null: for an entry a writer records as unknown (a run's commit where no git repository holds it)."""
+    return Leaf(f"{leaf.allowed} or null", lambda v: v is None or leaf.test(v))
+
+
 def tensor_like(example: Tensor) -> Leaf:
     """A tensor of ``example``'s dtype and shape."""
     return Leaf(f"a {example.dtype} tensor of shape {tuple(example.shape)}",

@@ -402,6 +402,10 @@ RESULT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
                         ["entry 'wall_time_s' is nan, expected a finite number in [0, inf]"]),
     "an infinite accuracy": (lambda r: {**r, "last10_test_acc": math.inf},
                              ["entry 'last10_test_acc' is inf, expected a finite number in [0, 1]"]),
+    "a short commit": (lambda r: {**r, "source": {"commit": "038bb3c", "dirty": False}},
+                       ["entry 'source.commit' is '038bb3c', expected a git commit (40 or 64 hex digits) or null"]),
+    "a dirty flag as text": (lambda r: {**r, "source": {"commit": None, "dirty": "yes"}},
+                             ["entry 'source.dirty' is 'yes', expected true or false or null"]),
 }
 
 

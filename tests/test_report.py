@@ -168,3 +168,12 @@ def test_read_result_gives_old_results_the_key_train_writes_now() -> None:
     if "amp" in raw:
         assert result["amp_reason"] == raw["amp"] and "amp" not in result
     assert list(result) == [runs.RENAMED_RESULT_KEYS.get(key, key) for key in raw]  # the order kept
+    assert "source" not in raw  # written before results recorded their source revision
+
+
+@pytest.mark.parametrize("source", [{"commit": "0" * 40, "dirty": True}, {"commit": None, "dirty": None}])
+def test_read_result_reads_the_source_revision_known_or_not(source: dict, tmp_path: Path) -> None:
+    committed = next(Path(__file__).resolve().parents[1].glob("results/**/result.json"))
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({**json.loads(committed.read_text(encoding="utf-8")), "source": source}))
+    assert runs.read_result(path)["source"] == source
