@@ -25,7 +25,7 @@ from scipy import stats
 from .files import atomic_write_text
 from .losses import is_ogc_loss
 from .report import markdown_table
-from .runs import last_epochs_mean, load_runs
+from .runs import RunRecord, last_epochs_mean, load_runs
 from .tables import format_pm
 
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
@@ -41,13 +41,13 @@ TABLE_NOTE = ("Wrong labels: the realised share of training labels that differ f
 SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
 
 
-def memorisation(run: dict[str, Any]) -> dict[str, float]:
+def memorisation(run: RunRecord) -> dict[str, float]:
     """Peak and final test accuracy, the drop between them, and the flipped samples' fit at the end.
 
     ``noisy_fit`` is the share of flipped training samples predicted as their given (wrong) label in
     the last epoch; chance is about 1/K.  ``clean_fit`` is the share predicted as their true label.
     """
-    epochs = run["epochs"]
+    epochs = run.epochs
     test = np.array([e["test_acc"] for e in epochs], dtype=float)
     last = epochs[-1]
     peak = int(np.argmax(test))
@@ -63,11 +63,11 @@ def memorisation(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per run: its noise, loss and seed, the realised share of wrong labels, and its ``memorisation``
     figures."""
-    rows = [{"noise": r["config"]["noise"], "loss": r["config"]["loss"], "seed": r["config"]["seed"],
-             "realised_rate": float(r.get("noise", {}).get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
+    rows = [{"noise": r.noise, "loss": r.loss, "seed": r.seed,
+             "realised_rate": float(r.noise_report.get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
     return pd.DataFrame(rows)
 
 
@@ -227,18 +227,18 @@ def augmentation_text(config: dict[str, Any]) -> str:
 
 
 
-def first_rate_steps(run: dict[str, Any]) -> int:
+def first_rate_steps(run: RunRecord) -> int:
     """Optimiser steps a run took at its first (largest) learning rate, from its per-epoch curves."""
-    epochs = run["epochs"]
+    epochs = run.epochs
     return max(e["step"] for e in epochs if e["lr"] == epochs[0]["lr"])
 
 
-def schedule_text(run: dict[str, Any]) -> str:
+def schedule_text(run: RunRecord) -> str:
     """A run's schedule in words: '460 steps at lr 0.1 (40 epochs of batches of 64, lr steps after epochs 20 and
     30)'."""
-    c = run["config"]
+    c = run.config
     after = f"epoch{'s' if len(c['milestones']) > 1 else ''} {listing([str(m) for m in c['milestones']])}"
-    return (f"{first_rate_steps(run)} steps at lr {run['epochs'][0]['lr']:g} ({c['epochs']} epochs of batches of "
+    return (f"{first_rate_steps(run)} steps at lr {run.epochs[0]['lr']:g} ({c['epochs']} epochs of batches of "
             f"{c['batch_size']}, lr steps after {after})")
 
 
@@ -246,7 +246,7 @@ SCHEDULE_FIELDS = ("epochs", "batch_size", "milestones")  # what ``schedule_text
 BOOKKEEPING_FIELDS = ("device", "threads", "data_root", "eval_batch_size", "log_interval")  # no effect on training
 
 
-def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str, loss: str = "CE") -> str:
+def apart_sentence(here: RunRecord, there: RunRecord, there_name: str, loss: str = "CE") -> str:
     """Why one loss scores differently in two runs on the same data and noise (``here``: this chapter's run,
     ``there``: another chapter's), from their records: the same noisy labels or not, each run's last-10 test
     accuracy, its schedule, how many of the flipped labels it fits at the end, and what else their configs change.
@@ -256,14 +256,14 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
     where it fell by 2 points or more.
     """
     a, b = memorisation(here), memorisation(there)
-    labels_here = here["noise"].get("labels_sha256")
-    if labels_here is not None and labels_here == there["noise"].get("labels_sha256"):
+    labels_here = here.noise_report.get("labels_sha256")
+    if labels_here is not None and labels_here == there.noise_report.get("labels_sha256"):
         data = "on the same training images with the same noisy labels (the same label hash)"
-    elif here["num_train"] == there["num_train"]:
-        data = f"on the same {here['num_train']:,} training images with another draw of the noise"
+    elif here.num_train == there.num_train:
+        data = f"on the same {here.num_train:,} training images with another draw of the noise"
     else:
-        data = f"on {there['num_train']:,} training images (here {here['num_train']:,})"
-    seed_a, seed_b = here["config"]["seed"], there["config"]["seed"]
+        data = f"on {there.num_train:,} training images (here {here.num_train:,})"
+    seed_a, seed_b = here.seed, there.seed
     seeds = f"seed {seed_a} in both" if seed_a == seed_b else f"seeds {seed_a} and {seed_b}"
     head = (f"{there_name}'s {loss} {data} scores {b['last10_test_acc']:.1%} over its last ten epochs against "
             f"{a['last10_test_acc']:.1%} here ({seeds})")
@@ -277,7 +277,7 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
                  f"{name[id(low)]} predicts the wrong label for {low_m['noisy_fit']:.0%} of the flipped training "
                  f"images, {name[id(high)]} for {high_m['noisy_fit']:.0%}")
     stated = (*SCHEDULE_FIELDS, *BOOKKEEPING_FIELDS, "loss", "noise", "seed")
-    other = sorted(k for k in here["config"] if k not in stated and here["config"][k] != there["config"].get(k))
+    other = sorted(k for k in here.config if k not in stated and here.config[k] != there.config.get(k))
     if not other:
         rest = "Nothing else in their configurations differs."
     elif loss == "CE" and all(k.startswith("ogc_") for k in other):
@@ -296,16 +296,16 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
             f"{rest}")
 
 
-def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def search_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """The regime search: one row per run, its setting, its minutes, and how far it memorised."""
     rows = []
     for run in runs:
-        c, m = run["config"], memorisation(run)
+        c, m = run.config, memorisation(run)
         rows.append({
-            "noise": c["noise"], "seed": c["seed"], "model": c["model"], "train images": run["num_train"],
+            "noise": run.noise, "seed": run.seed, "model": run.model, "train images": run.num_train,
             "epochs": c["epochs"],
             "lr steps at": ", ".join(map(str, c["milestones"])), "augmentation": augmentation_text(c),
-            "minutes": run["wall_time_s"] / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
+            "minutes": run.wall_time_s / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
             "final test acc": m["final_test_acc"], "drop (points)": 100 * m["drop"], "flipped fit": m["noisy_fit"],
         })
     return pd.DataFrame(rows)
@@ -371,9 +371,9 @@ def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.D
             for noise in dict.fromkeys(shown["noise"])}
 
 
-def unclipped_epochs(run: dict[str, Any]) -> list[int]:
+def unclipped_epochs(run: RunRecord) -> list[int]:
     """The epochs a clipping loss ended with no threshold (tau = inf, which result.json writes as null)."""
-    taus = [e.get("tau") for e in run["epochs"]]
+    taus = [e.get("tau") for e in run.epochs]
     return [i + 1 for i, tau in enumerate(taus) if tau is None or not np.isfinite(float(tau))]
 
 
@@ -388,27 +388,26 @@ def spans(numbers: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in parts) or "none"
 
 
-def fit_gains(run: dict[str, Any]) -> tuple[float, float]:
+def fit_gains(run: RunRecord) -> tuple[float, float]:
     """The flipped-label fit a clipping run gained (from its first epoch's level, epoch over epoch) in epochs that
     ended without a threshold, and in epochs that ended with one: which part of its fit each stretch carries."""
-    fit = np.array([e["flipped_fit_noisy"] for e in run["epochs"]], dtype=float)
+    fit = np.array([e["flipped_fit_noisy"] for e in run.epochs], dtype=float)
     gains = np.diff(fit)
     unclipped = np.isin(np.arange(2, fit.size + 1), unclipped_epochs(run))
     return float(gains[unclipped].sum()), float(gains[~unclipped].sum())
 
 
-def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def clipping_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """Per OGC run: the epochs it ended without clipping, how far it fitted the flipped labels by the end, and the
     fit gained in unclipped and in clipped epochs (``fit_gains``)."""
     columns = ["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit", "gained unclipped",
                "gained clipped"]
     rows = []
     for run in runs:
-        c = run["config"]
-        if not is_ogc_loss(c["loss"]):
+        if not is_ogc_loss(run.loss):
             continue
         gaps = unclipped_epochs(run)
-        rows.append(dict(zip(columns, [c["noise"], c["loss"], c["seed"], len(gaps), spans(gaps),
+        rows.append(dict(zip(columns, [run.noise, run.loss, run.seed, len(gaps), spans(gaps),
                                        memorisation(run)["noisy_fit"], *fit_gains(run)])))
     return pd.DataFrame(rows, columns=columns)
 
@@ -558,15 +557,15 @@ def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with_table: bool = True) -> str:
+def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_table: bool = True) -> str:
     """A grid of finished runs written up in markdown: how many and when, the comparison table with CE
     as the baseline (unless not ``with_table``: a page shows ``tables_by_noise`` instead), and per noise the
     sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
     if not runs:
         raise ValueError("no finished runs to summarise")
     frame = ordered(runs_frame(runs), order)
-    dates = sorted(run["date"][:10] for run in runs)
-    minutes = [run["wall_time_s"] / 60 for run in runs]
+    dates = sorted(run.date[:10] for run in runs)
+    minutes = [run.wall_time_s / 60 for run in runs]
     lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
              f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
              "minutes say little about a run's cost alone.", ""]

@@ -15,9 +15,12 @@ The shared per-axes plots of runs (``plot_epoch_curves``, ``plot_accuracy_curves
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # for the annotations only: drawing needs neither torch nor the run folder's code
+    from .runs import RunRecord
 
 # ---- colours -------------------------------------------------------------------------------------
 
@@ -116,16 +119,16 @@ def percent_axis(ax: Any, low: float, high: float = 100.0, pad: float = 2.0) -> 
 # ---- per-axes plots of runs (re-exported by ogc_lab.report) ---------------------------------------
 
 
-def _curves(runs: Sequence[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
+def _curves(runs: Sequence[RunRecord], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
     """Per-epoch curves of ``key`` (seeds x epochs) per loss for one noise spec (runs lacking ``key`` left out)."""
     by_loss: dict[str, list[list[float]]] = {}
     for run in runs:
-        if run["config"]["noise"] == noise and all(key in e for e in run["epochs"]):
-            by_loss.setdefault(run["config"]["loss"], []).append([e[key] for e in run["epochs"]])
+        if run.noise == noise and all(key in e for e in run.epochs):
+            by_loss.setdefault(run.loss, []).append([e[key] for e in run.epochs])
     return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
 
 
-def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, key: str = "test_acc",
+def plot_epoch_curves(ax: Any, results: Sequence[RunRecord], noise: str, key: str = "test_acc",
                       ylabel: str = "test accuracy", percent: bool = True) -> None:
     """On ``ax``: the mean over seeds of an epochs.csv column per loss under ``noise``, with a ±1 std band."""
     scale = 100.0 if percent else 1.0
@@ -138,7 +141,7 @@ def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, ke
     ax.grid(alpha=0.3)
 
 
-def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
+def plot_accuracy_curves(ax: Any, results: Sequence[RunRecord], noise: str, percent: bool = True) -> None:
     """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
     plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
 

@@ -1,6 +1,7 @@
-"""Writers of tiny data files in the real on-disk formats, for the loader tests.
+"""Writers of tiny data files in the real on-disk formats, for the loader tests, and finished runs' records.
 
-Each function writes into a directory it is given and returns what a correct loader must read back.
+Each writer writes into a directory it is given and returns what a correct loader must read back;
+``run_record`` builds the record ``runs.load_runs`` returns from the few result.json entries a test sets.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ogc_lab.runs import RESULT_SCHEMA, RunRecord, last_epochs_mean
+from ogc_lab.schema import check
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -216,3 +221,19 @@ def write_webvision(root: Path, labels: tuple[int, ...] = (0, 1, 49, 50, 51, 0),
             imagenet_y.append(label)
     kept = [label for label in labels if label < num_classes]
     return WebVisionFixture(root, kept, kept, imagenet_y)
+
+
+def run_record(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None, **entries: Any) -> RunRecord:
+    """The record of a finished run whose result.json holds ``epochs``, ``config`` over a placeholder one and
+    ``entries`` over the rest (accuracies from ``epochs``, placeholders elsewhere), checked as ``runs`` checks it."""
+    test = [e["test_acc"] for e in epochs]
+    result = {
+        "config": {"dataset": "digits", "loss": "ce", "noise": "symmetric:0.6", "seed": 0, "model": "cnn-small",
+                   "epochs": len(epochs), **(config or {})},
+        "epochs": epochs, "final_test_acc": test[-1], "best_test_acc": max(test),
+        "last10_test_acc": last_epochs_mean(test),
+        "wall_time_s": 0.0, "device": "cpu", "date": "2026-12-03T10:00:00+00:00", "data_source": "fixture",
+        "num_train": 0, "num_test": 0, "noise": {}, **entries,
+    }
+    check(result, RESULT_SCHEMA, "fixture")
+    return RunRecord.from_result(Path("run"), result)

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import pytest
 
+from fixtures import run_record
 from ogc_lab import evidence
 from ogc_lab.evidence import (
     accuracy_phrase,
@@ -45,15 +46,20 @@ from ogc_lab.evidence import (
     verdict,
 )
 from ogc_lab.recipes import get_recipe
+from ogc_lab.runs import RunRecord
 
 
-def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
-             noisy_fit: float = 0.5, realised: float = 0.6) -> dict:
-    """A result.json as the trainer writes it, reduced to what evidence reads."""
+def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6", noisy_fit: float = 0.5,
+             realised: float = 0.6, columns: dict[str, list] | None = None, config: dict | None = None,
+             **entries) -> RunRecord:
+    """A finished run, its result.json reduced to what evidence reads; ``columns`` sets further per-epoch values."""
     epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
               for t in test]
-    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs,
-            "noise": {"realised_rate": realised}}
+    for name, values in (columns or {}).items():
+        for epoch, value in zip(epochs, values, strict=True):
+            epoch[name] = value
+    return run_record(epochs, {"loss": loss, "seed": seed, "noise": noise, **(config or {})},
+                      noise={"realised_rate": realised}, **entries)
 
 
 def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
@@ -62,7 +68,7 @@ def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
     assert (m["peak_epoch"], m["peak_test_acc"], m["final_test_acc"]) == (3, 0.5, 0.2)
     assert m["drop"] == pytest.approx(0.3) and m["last10_test_acc"] == pytest.approx(0.2)
     assert (m["noisy_fit"], m["clean_fit"], m["unflipped_acc"]) == (0.7, 0.2, 0.9)
-    old = {"config": {}, "epochs": [{"test_acc": 0.5}]}  # runs from before the fit columns existed
+    old = run_record([{"test_acc": 0.5}])  # runs from before the fit columns existed
     assert math.isnan(memorisation(old)["noisy_fit"])
 
 
@@ -131,9 +137,8 @@ def test_sentence_is_built_from_the_runs() -> None:
 
 
 def test_search_table_and_memorisation_sentence() -> None:
-    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55)
-    run.update(num_train=5000, wall_time_s=600.0)
-    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55, num_train=5000, wall_time_s=600.0,
+                   config=dict(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0))
     row = search_table([run]).iloc[0]
     assert (row["augmentation"], row["minutes"], row["peak epoch"], row["lr steps at"]) == ("none", 10.0, 2, "1, 2")
     assert row["drop (points)"] == pytest.approx(10.0)
@@ -157,11 +162,8 @@ def test_display_table_prints_fit_and_realised_noise_to_a_tenth() -> None:
     assert row["flipped fit (%)"] == 95.4 and row["wrong labels (%)"] == 20.0
 
 
-def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
-    run = fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit)
-    for epoch, tau in zip(run["epochs"], taus):
-        epoch["tau"] = tau
-    return run
+def _ogc_run(seed: int, taus: list[float], fit: float, **columns: list) -> RunRecord:
+    return fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit, columns={"tau": taus, **columns})
 
 
 def test_unclipped_epochs_and_spans() -> None:
@@ -173,9 +175,8 @@ def test_unclipped_epochs_and_spans() -> None:
 
 def test_fit_gains_split_the_fit_after_epoch_one_by_whether_the_epoch_clipped() -> None:
     inf = math.inf
-    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0)
-    for epoch, fit in zip(run["epochs"], [0.10, 0.30, 0.35, 0.75]):  # +0.20 unclipped, +0.05 and +0.40 clipped
-        epoch["flipped_fit_noisy"] = fit
+    # the fit gains +0.20 in unclipped epochs, +0.05 and +0.40 in clipped ones
+    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0, flipped_fit_noisy=[0.10, 0.30, 0.35, 0.75])
     unclipped, clipped = fit_gains(run)
     assert (unclipped, clipped) == (pytest.approx(0.20), pytest.approx(0.45))
 
@@ -255,9 +256,9 @@ def test_answer_gathers_the_fits_and_both_paired_verdicts() -> None:
         answer(runs_frame(runs), "human:worse")
 
 
-def dated(run: dict, day: str, minutes: float) -> dict:
-    """``run`` with the date and wall time its result.json records."""
-    return {**run, "date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
+def dated(day: str, minutes: float) -> dict:
+    """The date and wall time a run's result.json records."""
+    return {"date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
 
 
 def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
@@ -270,7 +271,7 @@ def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
 
 
 def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -> None:
-    runs = [dated(fake_run(loss, seed, [acc] * 12, noisy_fit=fit), day, minutes)
+    runs = [fake_run(loss, seed, [acc] * 12, noisy_fit=fit, **dated(day, minutes))
             for seed, day, minutes in ((0, "2026-11-28", 9.2), (1, "2026-11-29", 30.0))
             for loss, acc, fit in (("ce", 0.30, 0.9), ("ce+ogc", 0.36 + 0.01 * seed, 0.4))]
     text = grid_summary(runs)
@@ -309,11 +310,9 @@ def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys
     for loss, acc in (("ce", 0.30), ("ce+ogc", 0.36)):
         folder = tmp_path / "grid" / loss / "seed0"
         folder.mkdir(parents=True)
-        run = dated(fake_run(loss, 0, [acc] * 12), "2026-11-29", 12)
-        run |= {"config": get_recipe("digits-cpu", loss=loss, seed=0, noise="symmetric:0.6").to_dict(),
-                "final_test_acc": acc, "best_test_acc": acc, "last10_test_acc": acc, "device": "cpu",
-                "data_source": "fixture"}  # every entry runs.read_result checks
-        (folder / "result.json").write_text(json.dumps(run))
+        config = get_recipe("digits-cpu", loss=loss, seed=0, noise="symmetric:0.6").to_dict()
+        run = fake_run(loss, 0, [acc] * 12, config=config, **dated("2026-11-29", 12))
+        (folder / "result.json").write_text(json.dumps(run.result))
     (tmp_path / "README.md").write_text("# runs\n<!-- grid -->\n<!-- /grid -->\n")
     assert main([str(tmp_path), "--order", "ce+ogc,ce"]) == 0
     text = (tmp_path / "README.md").read_text()
@@ -407,7 +406,7 @@ def _schedule_run(seed, epochs, batch, milestones, steps_per_epoch, accs, fit, l
               "lr": 0.1 if e < milestones[0] else 0.01} for e, acc in enumerate(accs)]
     config = {"seed": seed, "epochs": epochs, "batch_size": batch, "milestones": list(milestones), "loss": "ce",
               "ogc_interval": 32, "weight_decay": 5e-4, **config}
-    return {"config": config, "epochs": curve, "noise": {"labels_sha256": labels}, "num_train": num_train}
+    return run_record(curve, config, noise={"labels_sha256": labels}, num_train=num_train)
 
 
 def test_apart_sentence_explains_a_lower_score_by_the_schedule_only_where_the_numbers_show_it() -> None:

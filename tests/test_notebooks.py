@@ -169,15 +169,15 @@ def check_06_full(metrics: dict[str, Any]) -> None:
         summary = premise.premise_summary(load_steps(symmetric))
         assert metrics["full_premise_verdict"] == premise.premise_verdict(summary)
     clean = load_runs(root / "clean", allow_empty=True)
-    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in clean]
-    assert all(f"{r['final_test_acc']:.1%}" in metrics["full_clean_text"] for r in clean)
-    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in clean)
+    assert [acc for *_, acc in metrics["full_clean"]] == [r.final_test_acc for r in clean]
+    assert all(f"{r.final_test_acc:.1%}" in metrics["full_clean_text"] for r in clean)
+    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r.final_test_acc < 0.9 for r in clean)
     if finished:
         order = ["symmetric:0.6", "human:worse", "ce", "ce+ogc"]
         assert metrics["full_summary"] == evidence.grid_summary(finished, order, with_table=False)
         frame = evidence.runs_frame(finished)
         for noise in set(frame["noise"]):
-            said = evidence.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
+            said = evidence.still_learning_sentence(frame, noise, finished[0].config["epochs"])
             assert said in metrics["full_regime"]
 
 
@@ -201,7 +201,7 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         noise = earlier["noise"].iloc[0]
         assert metrics["earlier_comparison"] == evidence.sentence(earlier, noise, "ce+ogc", "ce")
         assert metrics["earlier_regime"] == evidence.still_learning_sentence(
-            earlier, noise, earlier_runs[0]["config"]["epochs"])
+            earlier, noise, earlier_runs[0].config["epochs"])
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
         if noise.startswith("symmetric"):
@@ -232,9 +232,9 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
     gaps = evidence.clipping_table(runs)
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
-        ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+        ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
         if any(evidence.unclipped_epochs(r) for r in ran):
-            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r["dir"]) for r in ran], noise, loss)
+            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r.dir) for r in ran], noise, loss)
         else:
             assert ratio == ""
 
