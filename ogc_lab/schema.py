@@ -1,8 +1,8 @@
 """One check for every file the package reads: a schema states the type of each entry down to the leaves.
 
-A schema is a ``Leaf`` (a test and the words for what it allows), a dict ``{key: schema}`` (a dict
-holding at least those entries; ``Maybe(schema)`` for one that may be absent), ``ListOf(schema)``
-(a list or tuple of such items) or ``Items(schemas)`` (a fixed sequence).  ``check`` raises one
+A schema is a ``Leaf`` (a test and the words for what it allows; ``nullable(leaf)`` also allows null), a
+dict ``{key: schema}`` (a dict holding at least those entries; ``Maybe(schema)`` for one that may be absent),
+``ListOf(schema)`` (a list or tuple of such items) or ``Items(schemas)`` (a fixed sequence).  ``check`` raises one
 ValueError naming the file, the entry's path (``history[0].test_acc``), what it holds and what is
 allowed, so a damaged or hostile file is one line of error, never a traceback or a silent result.
 ``like(obj)`` is the schema of a live object (an optimizer's state dict), for state saved from one.
