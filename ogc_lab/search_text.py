@@ -196,7 +196,7 @@ document.addEventListener("DOMContentLoaded", () => {
   };
 });
 """
-_TITLE_FORMULA = re.compile(r'<(span|div) data-text="([^"]*)"[^>]*>.*?</\1>', re.DOTALL)
+_TITLE_FORMULA = re.compile(r'<(span|div)\b[^>]*\bdata-text="([^"]*)"[^>]*>.*?</\1>', re.DOTALL)
 
 
 def _with_text(visit: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:

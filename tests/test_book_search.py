@@ -38,13 +38,13 @@ def test_plain_math_shows_no_command_and_no_grouping_brace() -> None:
 
 def test_plain_titles_rewrite_page_and_section_titles_and_nothing_else() -> None:
     index = {
-        "titles": ['Clipping <span data-text="ℓ̄" class="math notranslate nohighlight">\\(\\bar\\ell\\)</span>', "Cost",
-                   None],
+        "titles": ['Clipping <span data-text="ℓ̄" class="math notranslate nohighlight">\\(\\bar\\ell\\)</span>',
+                   'On <span class="math" data-text="τ">\\(\\tau\\)</span>', None],
         "alltitles": {"On \\bar\\ell": [[0, "on"]], "Cost": [[1, None]]},
         "terms": {"bar": 0},
     }
     plain = plain_titles(index, {"On \\bar\\ell": "On ℓ̄"})
-    assert plain["titles"] == ["Clipping ℓ̄", "Cost", None]
+    assert plain["titles"] == ["Clipping ℓ̄", "On τ", None]
     assert plain["alltitles"] == {"On ℓ̄": [[0, "on"]], "Cost": [[1, None]]}
     assert plain["terms"] == index["terms"]
 
