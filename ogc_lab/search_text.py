@@ -121,11 +121,13 @@ def _script(tokens: _Tokens, marks: dict[str, str], sign: str) -> str:
 
 
 def _fraction(tokens: _Tokens) -> str:
+    """\\frac{a}{b} as a/b."""
     numerator = _argument(tokens)
     return f"{_parenthesised(numerator)}/{_parenthesised(_argument(tokens))} "
 
 
 def _accent(mark: str) -> Callable[[_Tokens], str]:
+    """An accent command: its argument with the combining ``mark`` (x̄), or the argument alone when longer."""
     def accent(tokens: _Tokens) -> str:
         text = _argument(tokens)
         return text + mark if len(text) == 1 else text
@@ -133,6 +135,7 @@ def _accent(mark: str) -> Callable[[_Tokens], str]:
 
 
 def _environment(tokens: _Tokens) -> str:
+    """\\begin{...} or \\end{...}: nothing shown."""
     _raw_group(tokens)  # \begin{aligned} and \end{aligned} only arrange what they hold
     return ""
 
@@ -209,7 +212,7 @@ def _with_text(visit: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
             if len(translator.body) > start:
                 text = html.escape(plain_math(node.astext()), quote=True)
                 tag = translator.body[start]
-                translator.body[start] = re.sub(r"^<(\w+)", rf'<\1 data-text="{text}"', tag, count=1)
+                translator.body[start] = re.sub(r"^<(\w+)", lambda m: f'<{m.group(1)} data-text="{text}"', tag, count=1)
     return visit_with_text
 
 
@@ -251,10 +254,12 @@ def _titles_of(env: Any) -> dict[str, dict[str, str]]:
 
 
 def _purge_titles(app: Any, env: Any, docname: str) -> None:
+    """Forget a document's titles when Sphinx reads it again or drops it."""
     _titles_of(env).pop(docname, None)
 
 
 def _merge_titles(app: Any, env: Any, docnames: set[str], other: Any) -> None:
+    """Take the titles a parallel reader collected."""
     _titles_of(env).update({d: t for d, t in _titles_of(other).items() if d in docnames})
 
 
