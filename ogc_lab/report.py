@@ -184,8 +184,6 @@ def plot_test_accuracy(runs: list[RunRecord], out_dir: Path) -> list[Path]:
 
 def plot_clipping(runs: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per noise spec: tau over steps (OGC runs) and the noisy/clean gradient ratio after clipping vs target."""
-    cycle = {loss: f"C{i}" for i, loss in enumerate(sorted({r.loss for r in runs}))}
-    colours = {loss: loss_color(loss) or c for loss, c in cycle.items()}
 
     def draw(axes: Any, of_noise: list[RunRecord], noise: str) -> None:
         ax_tau, ax_ratio = axes
@@ -194,7 +192,7 @@ def plot_clipping(runs: list[RunRecord], out_dir: Path) -> list[Path]:
             steps, loss = load_steps(run.dir), run.loss
             if not len(steps) or "ratio_after" not in steps:
                 continue
-            style = dict(color=colours[loss], alpha=0.7, label=f"{loss} seed {run.seed}")
+            style = dict(color=loss_color(loss), alpha=0.7, label=f"{loss} seed {run.seed}")
             if np.isfinite(steps["tau"]).any():
                 plot_tau(ax_tau, steps, **style)
             plot_ratio(ax_ratio, steps, target=not target_drawn, **style)
