@@ -11,18 +11,20 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_hex
 
+from fixtures import run_record
 from ogc_lab import plotting
 from ogc_lab.losses import LOSSES
 from ogc_lab.report import mean_std
+from ogc_lab.runs import RunRecord
 
 NOISE = "symmetric:0.4"
 
 
-def _runs(losses: list[str]) -> list[dict]:
-    """Two seeds of three epochs per loss, in the order given (the shape `plot_epoch_curves` reads)."""
+def _runs(losses: list[str]) -> list[RunRecord]:
+    """Two seeds of three epochs per loss, in the order given (the records `plot_epoch_curves` reads)."""
     return [
-        {"config": {"loss": loss, "noise": NOISE, "seed": seed},
-         "epochs": [{"test_acc": 0.5 + 0.1 * i + 0.01 * seed} for i in range(3)]}
+        run_record([{"test_acc": 0.5 + 0.1 * i + 0.01 * seed} for i in range(3)],
+                   {"loss": loss, "noise": NOISE, "seed": seed})
         for loss in losses for seed in (0, 1)
     ]
 
