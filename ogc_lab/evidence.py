@@ -26,7 +26,7 @@ from scipy import stats
 from .files import atomic_write_text
 from .losses import is_ogc_loss
 from .report import markdown_table
-from .runs import last_epochs_mean, load_runs, load_steps
+from .runs import RunRecord, last_epochs_mean, load_runs, load_steps
 from .tables import format_pm, percent
 
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
@@ -43,13 +43,13 @@ SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results
 OGC_LOSSES = ("ce+ogc", "gce+ogc")  # the clipping losses whose unclipped epochs a write-up follows
 
 
-def memorisation(run: dict[str, Any]) -> dict[str, float]:
+def memorisation(run: RunRecord) -> dict[str, float]:
     """Peak and final test accuracy, the drop between them, and the flipped samples' fit at the end.
 
     ``noisy_fit`` is the share of flipped training samples predicted as their given (wrong) label in
     the last epoch; chance is about 1/K.  ``clean_fit`` is the share predicted as their true label.
     """
-    epochs = run["epochs"]
+    epochs = run.epochs
     test = np.array([e["test_acc"] for e in epochs], dtype=float)
     last = epochs[-1]
     peak = int(np.argmax(test))
@@ -65,11 +65,11 @@ def memorisation(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per run: its noise, loss and seed, the realised share of wrong labels, and its ``memorisation``
     figures."""
-    rows = [{"noise": r["config"]["noise"], "loss": r["config"]["loss"], "seed": r["config"]["seed"],
-             "realised_rate": float(r.get("noise", {}).get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
+    rows = [{"noise": r.noise, "loss": r.loss, "seed": r.seed,
+             "realised_rate": float(r.noise_report.get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
     return pd.DataFrame(rows)
 
 
@@ -306,9 +306,9 @@ def gap_sentences(runs: Sequence[dict[str, Any]], noises: Sequence[str],
     return said
 
 
-def unclipped_epochs(run: dict[str, Any]) -> list[int]:
+def unclipped_epochs(run: RunRecord) -> list[int]:
     """The epochs a clipping loss ended with no threshold (tau = inf, which result.json writes as null)."""
-    taus = [e.get("tau") for e in run["epochs"]]
+    taus = [e.get("tau") for e in run.epochs]
     return [i + 1 for i, tau in enumerate(taus) if tau is None or not np.isfinite(float(tau))]
 
 
@@ -323,27 +323,26 @@ def spans(numbers: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in parts) or "none"
 
 
-def fit_gains(run: dict[str, Any]) -> tuple[float, float]:
+def fit_gains(run: RunRecord) -> tuple[float, float]:
     """The flipped-label fit a clipping run gained (from its first epoch's level, epoch over epoch) in epochs that
     ended without a threshold, and in epochs that ended with one: which part of its fit each stretch carries."""
-    fit = np.array([e["flipped_fit_noisy"] for e in run["epochs"]], dtype=float)
+    fit = np.array([e["flipped_fit_noisy"] for e in run.epochs], dtype=float)
     gains = np.diff(fit)
     unclipped = np.isin(np.arange(2, fit.size + 1), unclipped_epochs(run))
     return float(gains[unclipped].sum()), float(gains[~unclipped].sum())
 
 
-def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def clipping_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """Per OGC run: the epochs it ended without clipping, how far it fitted the flipped labels by the end, and the
     fit gained in unclipped and in clipped epochs (``fit_gains``)."""
     columns = ["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit", "gained unclipped",
                "gained clipped"]
     rows = []
     for run in runs:
-        c = run["config"]
-        if not is_ogc_loss(c["loss"]):
+        if not is_ogc_loss(run.loss):
             continue
         gaps = unclipped_epochs(run)
-        rows.append(dict(zip(columns, [c["noise"], c["loss"], c["seed"], len(gaps), spans(gaps),
+        rows.append(dict(zip(columns, [run.noise, run.loss, run.seed, len(gaps), spans(gaps),
                                        memorisation(run)["noisy_fit"], *fit_gains(run)])))
     return pd.DataFrame(rows, columns=columns)
 
@@ -508,15 +507,15 @@ def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with_table: bool = True) -> str:
+def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_table: bool = True) -> str:
     """A grid of finished runs written up in markdown: how many and when, the comparison table with CE
     as the baseline (unless not ``with_table``: a page shows ``tables_by_noise`` instead), and per noise the
     sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
     if not runs:
         raise ValueError("no finished runs to summarise")
     frame = ordered(runs_frame(runs), order)
-    dates = sorted(run["date"][:10] for run in runs)
-    minutes = [run["wall_time_s"] / 60 for run in runs]
+    dates = sorted(run.date[:10] for run in runs)
+    minutes = [run.wall_time_s / 60 for run in runs]
     lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
              f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
              "minutes say little about a run's cost alone.", ""]

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .evidence import listing, memorisation, runs_frame, sentence
+from .runs import RunRecord
 from .tables import percent
 
 
@@ -25,18 +26,18 @@ def augmentation_text(config: dict[str, Any]) -> str:
     return " + ".join(p for p in parts if p) or "none"
 
 
-def first_rate_steps(run: dict[str, Any]) -> int:
+def first_rate_steps(run: RunRecord) -> int:
     """Optimiser steps a run took at its first (largest) learning rate, from its per-epoch curves."""
-    epochs = run["epochs"]
+    epochs = run.epochs
     return max(e["step"] for e in epochs if e["lr"] == epochs[0]["lr"])
 
 
-def schedule_text(run: dict[str, Any]) -> str:
+def schedule_text(run: RunRecord) -> str:
     """A run's schedule in words: '460 steps at lr 0.1 (40 epochs of batches of 64, lr steps after epochs 20 and
     30)'."""
-    c = run["config"]
+    c = run.config
     after = f"epoch{'s' if len(c['milestones']) > 1 else ''} {listing([str(m) for m in c['milestones']])}"
-    return (f"{first_rate_steps(run)} steps at lr {run['epochs'][0]['lr']:g} ({c['epochs']} epochs of batches of "
+    return (f"{first_rate_steps(run)} steps at lr {run.epochs[0]['lr']:g} ({c['epochs']} epochs of batches of "
             f"{c['batch_size']}, lr steps after {after})")
 
 
@@ -44,7 +45,7 @@ SCHEDULE_FIELDS = ("epochs", "batch_size", "milestones")  # what ``schedule_text
 BOOKKEEPING_FIELDS = ("device", "threads", "data_root", "eval_batch_size", "log_interval")  # no effect on training
 
 
-def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str, loss: str = "CE") -> str:
+def apart_sentence(here: RunRecord, there: RunRecord, there_name: str, loss: str = "CE") -> str:
     """Why one loss scores differently in two runs on the same data and noise (``here``: this chapter's run,
     ``there``: another chapter's), from their records: the same noisy labels or not, each run's last-10 test
     accuracy, its schedule, how many of the flipped labels it fits at the end, and what else their configs change.
@@ -54,14 +55,14 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
     where it fell by 2 points or more.
     """
     a, b = memorisation(here), memorisation(there)
-    labels_here = here["noise"].get("labels_sha256")
-    if labels_here is not None and labels_here == there["noise"].get("labels_sha256"):
+    labels_here = here.noise_report.get("labels_sha256")
+    if labels_here is not None and labels_here == there.noise_report.get("labels_sha256"):
         data = "on the same training images with the same noisy labels (the same label hash)"
-    elif here["num_train"] == there["num_train"]:
-        data = f"on the same {here['num_train']:,} training images with another draw of the noise"
+    elif here.num_train == there.num_train:
+        data = f"on the same {here.num_train:,} training images with another draw of the noise"
     else:
-        data = f"on {there['num_train']:,} training images (here {here['num_train']:,})"
-    seed_a, seed_b = here["config"]["seed"], there["config"]["seed"]
+        data = f"on {there.num_train:,} training images (here {here.num_train:,})"
+    seed_a, seed_b = here.seed, there.seed
     seeds = f"seed {seed_a} in both" if seed_a == seed_b else f"seeds {seed_a} and {seed_b}"
     head = (f"{there_name}'s {loss} {data} scores {b['last10_test_acc']:.1%} over its last ten epochs against "
             f"{a['last10_test_acc']:.1%} here ({seeds})")
@@ -75,7 +76,7 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
                  f"{name[id(low)]} predicts the wrong label for {low_m['noisy_fit']:.0%} of the flipped training "
                  f"images, {name[id(high)]} for {high_m['noisy_fit']:.0%}")
     stated = (*SCHEDULE_FIELDS, *BOOKKEEPING_FIELDS, "loss", "noise", "seed")
-    other = sorted(k for k in here["config"] if k not in stated and here["config"][k] != there["config"].get(k))
+    other = sorted(k for k in here.config if k not in stated and here.config[k] != there.config.get(k))
     if not other:
         rest = "Nothing else in their configurations differs."
     elif loss == "CE" and all(k.startswith("ogc_") for k in other):
@@ -94,16 +95,16 @@ def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str,
             f"{rest}")
 
 
-def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def search_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """The regime search: one row per run, its setting, its minutes, and how far it memorised."""
     rows = []
     for run in runs:
-        c, m = run["config"], memorisation(run)
+        c, m = run.config, memorisation(run)
         rows.append({
-            "noise": c["noise"], "seed": c["seed"], "model": c["model"], "train images": run["num_train"],
+            "noise": run.noise, "seed": run.seed, "model": run.model, "train images": run.num_train,
             "epochs": c["epochs"],
             "lr steps at": ", ".join(map(str, c["milestones"])), "augmentation": augmentation_text(c),
-            "minutes": run["wall_time_s"] / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
+            "minutes": run.wall_time_s / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
             "final test acc": m["final_test_acc"], "drop (points)": 100 * m["drop"], "flipped fit": m["noisy_fit"],
         })
     return pd.DataFrame(rows)

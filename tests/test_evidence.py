@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from fixtures import dated, fake_run, readable_run, write_run
+from fixtures import dated, fake_run, readable_run, run_record, write_run
 from ogc_lab import evidence
 from ogc_lab.evidence import (
     accuracy_phrase,
@@ -42,6 +42,7 @@ from ogc_lab.evidence import (
     unclipped_ratio_sentence,
     verdict,
 )
+from ogc_lab.runs import RunRecord
 
 
 def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
@@ -50,7 +51,7 @@ def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
     assert (m["peak_epoch"], m["peak_test_acc"], m["final_test_acc"]) == (3, 0.5, 0.2)
     assert m["drop"] == pytest.approx(0.3) and m["last10_test_acc"] == pytest.approx(0.2)
     assert (m["noisy_fit"], m["clean_fit"], m["unflipped_acc"]) == (0.7, 0.2, 0.9)
-    old = {"config": {}, "epochs": [{"test_acc": 0.5}]}  # runs from before the fit columns existed
+    old = run_record([{"test_acc": 0.5}])  # runs from before the fit columns existed
     assert math.isnan(memorisation(old)["noisy_fit"])
 
 
@@ -140,11 +141,8 @@ def test_display_table_prints_fit_and_realised_noise_to_a_tenth() -> None:
     assert row["flipped fit (%)"] == 95.4 and row["wrong labels (%)"] == 20.0
 
 
-def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
-    run = fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit)
-    for epoch, tau in zip(run["epochs"], taus):
-        epoch["tau"] = tau
-    return run
+def _ogc_run(seed: int, taus: list[float], fit: float, **columns: list) -> RunRecord:
+    return fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit, columns={"tau": taus, **columns})
 
 
 def test_unclipped_epochs_and_spans() -> None:
@@ -156,9 +154,8 @@ def test_unclipped_epochs_and_spans() -> None:
 
 def test_fit_gains_split_the_fit_after_epoch_one_by_whether_the_epoch_clipped() -> None:
     inf = math.inf
-    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0)
-    for epoch, fit in zip(run["epochs"], [0.10, 0.30, 0.35, 0.75]):  # +0.20 unclipped, +0.05 and +0.40 clipped
-        epoch["flipped_fit_noisy"] = fit
+    # the fit gains +0.20 in unclipped epochs, +0.05 and +0.40 in clipped ones
+    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0, flipped_fit_noisy=[0.10, 0.30, 0.35, 0.75])
     unclipped, clipped = fit_gains(run)
     assert (unclipped, clipped) == (pytest.approx(0.20), pytest.approx(0.45))
 
@@ -248,7 +245,7 @@ def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
 
 
 def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -> None:
-    runs = [dated(fake_run(loss, seed, [acc] * 12, noisy_fit=fit), day, minutes)
+    runs = [fake_run(loss, seed, [acc] * 12, noisy_fit=fit, **dated(day, minutes))
             for seed, day, minutes in ((0, "2026-11-28", 9.2), (1, "2026-11-29", 30.0))
             for loss, acc, fit in (("ce", 0.30, 0.9), ("ce+ogc", 0.36 + 0.01 * seed, 0.4))]
     text = grid_summary(runs)

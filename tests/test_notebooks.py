@@ -171,9 +171,9 @@ def check_06_full(metrics: dict[str, Any]) -> None:
     if symmetric:
         summary = premise.premise_summary(load_steps(symmetric[0]))
         assert metrics["full_premise_verdict"] == premise.premise_verdict(summary)
-    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in tier.clean]
+    assert [acc for *_, acc in metrics["full_clean"]] == [r.final_test_acc for r in tier.clean]
     assert metrics["full_clean_text"] == full_tier.clean_sentence(tier.clean)
-    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in tier.clean)
+    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r.final_test_acc < 0.9 for r in tier.clean)
     assert metrics["full_lead"] == full_tier.lead_sentence(tier)
     assert metrics["full_lead"].startswith("The comparison leads with") == bool(tier.finished["memorise"])
     for setting in full_tier.LEADS:  # each setting written up from its own runs; none claims a result it lacks
@@ -182,7 +182,7 @@ def check_06_full(metrics: dict[str, Any]) -> None:
         assert ("no result" in said) == (not tier.finished[setting])
     grid = tier.frame("grid")
     for noise in dict.fromkeys(grid["noise"]) if len(grid) else ():  # 'with crop + flip, CE did not memorise'
-        epochs = tier.finished["grid"][0]["config"]["epochs"]
+        epochs = tier.finished["grid"][0].config["epochs"]
         assert "had not begun to memorise" in regime.still_learning_sentence(grid, noise, epochs)
     early, beside = full_tier.early_frame(tier.finished["early"]), tier.frame(full_tier.EARLY_BESIDE)
     assert metrics["full_early_text"] == "\n".join(
@@ -209,7 +209,7 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         noise = earlier["noise"].iloc[0]
         assert metrics["earlier_comparison"] == evidence.sentence(earlier, noise, "ce+ogc", "ce")
         assert metrics["earlier_regime"] == regime.still_learning_sentence(
-            earlier, noise, earlier_runs[0]["config"]["epochs"])
+            earlier, noise, earlier_runs[0].config["epochs"])
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
         if noise.startswith("symmetric"):
@@ -248,9 +248,9 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
     assert metrics["gap_sentences"] == evidence.gap_sentences(runs, list(dict.fromkeys(quick.frame(runs)["noise"])))
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
-        ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+        ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
         if any(evidence.unclipped_epochs(r) for r in ran):
-            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r["dir"]) for r in ran], noise, loss)
+            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r.dir) for r in ran], noise, loss)
         else:
             assert ratio == ""
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures import fake_run
+from fixtures import fake_run, run_record
 from ogc_lab import regime
 from ogc_lab.evidence import runs_frame
 from ogc_lab.regime import search_table, still_learning_sentence
 
 
 def test_search_table_lays_out_each_runs_setting_minutes_and_memorisation() -> None:
-    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55)
-    run.update(num_train=5000, wall_time_s=600.0)
-    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    setting = dict(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55, num_train=5000, wall_time_s=600.0, config=setting)
     row = search_table([run]).iloc[0]
     assert (row["augmentation"], row["minutes"], row["peak epoch"], row["lr steps at"]) == ("none", 10.0, 2, "1, 2")
     assert row["drop (points)"] == pytest.approx(10.0)
-    run["config"].update(crop_padding=4, flip=True, rotation=15.0)
-    assert search_table([run]).iloc[0]["augmentation"] == "crop (pad 4) + flip + rotation 15°"
+    augmented = fake_run("ce", 0, [0.2, 0.4, 0.3], config=setting | dict(crop_padding=4, flip=True, rotation=15.0))
+    assert search_table([augmented]).iloc[0]["augmentation"] == "crop (pad 4) + flip + rotation 15°"
 
 
 def test_still_learning_sentence_tells_a_rising_run_from_a_memorising_one() -> None:
@@ -40,7 +39,7 @@ def _schedule_run(seed, epochs, batch, milestones, steps_per_epoch, accs, fit, l
               "lr": 0.1 if e < milestones[0] else 0.01} for e, acc in enumerate(accs)]
     config = {"seed": seed, "epochs": epochs, "batch_size": batch, "milestones": list(milestones), "loss": "ce",
               "ogc_interval": 32, "weight_decay": 5e-4, **config}
-    return {"config": config, "epochs": curve, "noise": {"labels_sha256": labels}, "num_train": num_train}
+    return run_record(curve, config, noise={"labels_sha256": labels}, num_train=num_train)
 
 
 def test_apart_sentence_explains_a_lower_score_by_the_schedule_only_where_the_numbers_show_it() -> None:
