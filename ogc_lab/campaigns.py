@@ -25,7 +25,7 @@ from .data import NPZ_ENV, find_cifar_npz
 from .evidence import accuracy_phrase, claim_verdict, listing, ordered, runs_frame
 from .recipes import PUBLISHED_SETTINGS, get_recipe, scaled_milestones
 from .registry import check_names, choose
-from .runs import slug
+from .runs import RunRecord, slug
 from .sweep import SweepRun, default_jobs, grid
 
 # ---- the paper's grid ----------------------------------------------------------------------------
@@ -114,13 +114,13 @@ def published_text(published: list[list[Any]]) -> str:
                      f"{v['l1_penalty']:g}" for loss, dataset, v in published) or "none"
 
 
-def gpu_status(gpu_runs: Sequence[dict[str, Any]], folder: str) -> str:
+def gpu_status(gpu_runs: Sequence[RunRecord], folder: str) -> str:
     """Whether the committed ``folder`` holds runs trained on a GPU, and on which devices: no paper-scale number is
     shown without one."""
     if not gpu_runs:
         return (f"No GPU result exists yet: {folder} holds no run trained on a CUDA device, so this chapter shows no "
                 "paper-scale number.")
-    devices = ", ".join(sorted({r["device"] for r in gpu_runs}))
+    devices = ", ".join(sorted({r.device for r in gpu_runs}))
     return f"{len(gpu_runs)} GPU runs are committed under {folder} (devices: {devices}); the table shows them."
 
 
@@ -201,7 +201,7 @@ def joined(values: Sequence[Any], fmt: str = "{}") -> str:
     return ", ".join(dict.fromkeys(fmt.format(v) for v in sorted(set(values)))) or "none"
 
 
-def code_path_record(results: Sequence[dict[str, Any]], ran: pd.DataFrame, settings: dict[str, Any], scale: str,
+def code_path_record(results: Sequence[RunRecord], ran: pd.DataFrame, settings: dict[str, Any], scale: str,
                      planned: int, failures: dict[str, str], apart: str = "",
                      download: bool | None = None) -> dict[str, Any]:
     """What the code-path check ran and what its numbers can say, by name for the chapter's text: the runs
@@ -210,8 +210,8 @@ def code_path_record(results: Sequence[dict[str, Any]], ran: pd.DataFrame, setti
     states the accuracies with their caveat (and ``apart``, why a twin run elsewhere scores differently)."""
     recipe = get_recipe(CODE_PATH_RECIPE).to_dict()
     varied = {"loss", "noise", "seed"}  # what a sweep varies on purpose
-    differences = sorted({k for r in results for k, v in r["config"].items() if k not in varied and v != recipe[k]})
-    sources = sorted({without_paths(r["data_source"]) for r in results})  # no folder of this machine
+    differences = sorted({k for r in results for k, v in r.config.items() if k not in varied and v != recipe[k]})
+    sources = sorted({without_paths(r.data_source) for r in results})  # no folder of this machine
     record = {
         "scale": scale, "jobs": settings["jobs"], "failures": failures, "ran": ran.to_dict("records"),
         "runs_done": len(ran), "runs_planned": planned, "chapter5_apart": apart,
@@ -219,7 +219,7 @@ def code_path_record(results: Sequence[dict[str, Any]], ran: pd.DataFrame, setti
         "data_description": data_description(settings["data"], settings["npz"]),
         "data_note": data_note(scale, settings["data"], settings["npz"], download),
         "data_sources": sources, "data_source": "; ".join(sources) or "none (no run finished)",
-        "dates": sorted({r["date"][:10] for r in results}),
+        "dates": sorted({r.date[:10] for r in results}),
         "config_differences_from_recipe": differences, "ran_differences": ", ".join(differences) or "none",
         "ran_epochs": int(ran["epochs"].iloc[0]) if len(ran) else 0,
     }
@@ -255,7 +255,7 @@ class Tier:
     words: str
     extra_seeds: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
 
-    def frame(self, runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    def frame(self, runs: Sequence[RunRecord]) -> pd.DataFrame:
         """``evidence.runs_frame`` of ``runs`` in the plan's order (an empty frame without runs)."""
         return ordered(runs_frame(runs), self.order) if runs else pd.DataFrame()
 

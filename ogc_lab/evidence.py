@@ -283,14 +283,14 @@ def shown_clipping_table(table: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns={"which": "epochs without a threshold"})
 
 
-def longest_unclipped(runs: Sequence[dict[str, Any]], noise: str, loss: str = "ce+ogc") -> dict[str, Any] | None:
+def longest_unclipped(runs: Sequence[RunRecord], noise: str, loss: str = "ce+ogc") -> RunRecord | None:
     """Of ``loss``'s runs under ``noise``, the one with the most epochs ended without a threshold (the lowest seed
     among equals); None without a run."""
-    ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
-    return max(ran, key=lambda r: (len(unclipped_epochs(r)), -r["config"]["seed"]), default=None)
+    ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
+    return max(ran, key=lambda r: (len(unclipped_epochs(r)), -r.seed), default=None)
 
 
-def gap_sentences(runs: Sequence[dict[str, Any]], noises: Sequence[str],
+def gap_sentences(runs: Sequence[RunRecord], noises: Sequence[str],
                   steps_of: Callable[[Path], pd.DataFrame] = load_steps) -> list[list[str]]:
     """[noise, loss, ``gap_sentence``, ``unclipped_ratio_sentence``] per OGC loss that ran under each noise; the
     ratio sentence only where a run ended an epoch unclipped ('' elsewhere).  ``steps_of`` reads a run folder's
@@ -298,9 +298,9 @@ def gap_sentences(runs: Sequence[dict[str, Any]], noises: Sequence[str],
     gaps, said = clipping_table(runs), []
     for noise in noises:
         for loss in OGC_LOSSES:
-            ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+            ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
             if ran:
-                ratio = unclipped_ratio_sentence([steps_of(r["dir"]) for r in ran], noise, loss) \
+                ratio = unclipped_ratio_sentence([steps_of(r.dir) for r in ran], noise, loss) \
                     if any(unclipped_epochs(r) for r in ran) else ""
                 said.append([noise, loss, gap_sentence(gaps, noise, loss), ratio])
     return said

@@ -17,7 +17,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from .campaigns import FULL_TIER
 from .evidence import difference_words, grid_summary, interval, points_cell, tables_by_noise
 from .regime import still_learning_sentence
 from .registry import choose
-from .runs import begun_runs, load_runs, progress, slug
+from .runs import RunRecord, begun_runs, load_runs, progress, slug
 from .tables import format_pm, percent
 
 LEADS = ("memorise", "grid")  # the section leads with the first of these that has a finished run
@@ -43,9 +42,9 @@ class FullTier:
     or not), and the clean runs."""
 
     root: Path
-    finished: dict[str, list[dict[str, Any]]]
+    finished: dict[str, list[RunRecord]]
     progress: dict[str, pd.DataFrame]
-    clean: list[dict[str, Any]]
+    clean: list[RunRecord]
 
     def frame(self, setting: str) -> pd.DataFrame:
         """``campaigns.Tier.frame`` of a setting's finished runs: in its plan's order, empty without any."""
@@ -117,14 +116,13 @@ def lead_sentence(tier: FullTier) -> str:
     return "No run of this tier has finished yet, so this section states no result."
 
 
-def clean_sentence(runs: Sequence[dict[str, Any]], target: float = CLEAN_TARGET) -> str:
+def clean_sentence(runs: Sequence[RunRecord], target: float = CLEAN_TARGET) -> str:
     """What CE reaches on clean labels, run by run, and whether that is the ``target`` the tier aims at."""
     said = []
     for run in runs:
-        c = run["config"]
-        reached = f"On clean labels CE reaches {run['final_test_acc']:.1%} test accuracy after {c['epochs']} epochs " \
-                  f"({c['model']})"
-        said.append(reached + (f", not yet the {target:.0%} this tier aims at." if run["final_test_acc"] < target
+        reached = f"On clean labels CE reaches {run.final_test_acc:.1%} test accuracy after {run.config['epochs']} " \
+                  f"epochs ({run.model})"
+        said.append(reached + (f", not yet the {target:.0%} this tier aims at." if run.final_test_acc < target
                                else "."))
     return " ".join(said) or "No run on clean labels is committed yet."
 
@@ -143,7 +141,7 @@ def setting_summary(tier: FullTier, setting: str) -> str:
     runs, frame = tier.finished[setting], tier.frame(setting)
     if not runs:
         return lines[0]
-    epochs = int(runs[0]["config"]["epochs"])
+    epochs = int(runs[0].config["epochs"])
     noises = list(dict.fromkeys(frame["noise"]))
     said = [text for noise in noises for text in (still_learning_sentence(frame, noise, epochs),
                                                    published_sentence(frame, noise)) if text]
@@ -154,17 +152,17 @@ def setting_summary(tier: FullTier, setting: str) -> str:
 # ---- CE stopped early on held-out noisy labels -----------------------------------------------------
 
 
-def early_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def early_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per early-stopping run: noise, seed, the share held out, the epoch its held-out noisy labels picked
     and its test accuracy there (``result['early_stopping']``, written by runs with a validation split)."""
     rows = []
     for run in runs:
-        kept, c = run.get("early_stopping"), run["config"]
+        kept = run.result.get("early_stopping")  # no field of the record: only runs with a validation split have it
         if kept is None:
-            raise ValueError(f"run {str(run.get('dir', c['loss']))!r} has no early_stopping record; allowed: runs "
-                             "trained with val_fraction > 0")
-        rows.append({"noise": c["noise"], "seed": c["seed"], "held_out": c["val_fraction"], "epoch": kept["epoch"],
-                     "val_acc_noisy": kept["val_acc_noisy"], "test_acc": kept["test_acc"]})
+            raise ValueError(f"run {str(run.dir)!r} has no early_stopping record; allowed: runs trained with "
+                             "val_fraction > 0")
+        rows.append({"noise": run.noise, "seed": run.seed, "held_out": run.config["val_fraction"],
+                     "epoch": kept["epoch"], "val_acc_noisy": kept["val_acc_noisy"], "test_acc": kept["test_acc"]})
     return pd.DataFrame(rows, columns=["noise", "seed", "held_out", "epoch", "val_acc_noisy", "test_acc"])
 
 

@@ -244,13 +244,13 @@ def per_noise_figure(noises: Sequence[str], draw: Callable[[Any, str], None], yl
     return fig
 
 
-def curves_figure(runs: Sequence[dict[str, Any]], title: str, empty: str) -> Any:
+def curves_figure(runs: Sequence[RunRecord], title: str, empty: str) -> Any:
     """Mean test accuracy per epoch of ``runs`` per loss, every noise on one panel titled ``title`` and the noises;
     ``empty`` written in the panel without runs."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=COLUMN)
-    noises = sorted({r["config"]["noise"] for r in runs})
+    noises = sorted({r.noise for r in runs})
     for noise in noises:
         plot_accuracy_curves(ax, runs, noise)
     if runs:

@@ -143,19 +143,19 @@ def shown_search_table(search: pd.DataFrame) -> pd.DataFrame:
 TWIN_FIELDS = ("dataset", "loss", "noise", "seed")  # what makes two runs the same experiment
 
 
-def twin_sentence(runs: Sequence[dict[str, Any]], others: Sequence[dict[str, Any]], others_name: str,
+def twin_sentence(runs: Sequence[RunRecord], others: Sequence[RunRecord], others_name: str,
                   loss: str = "ce") -> str:
     """``apart_sentence`` for ``loss``'s run among ``runs`` and its twin among ``others`` (the same ``TWIN_FIELDS``);
     '' where either is missing."""
-    here = next((r for r in runs if r["config"]["loss"] == loss), None)
+    here = next((r for r in runs if r.loss == loss), None)
     if here is None:
         return ""
-    key = [here["config"][k] for k in TWIN_FIELDS]
-    there = next((r for r in others if [r["config"][k] for k in TWIN_FIELDS] == key), None)
+    key = [getattr(here, k) for k in TWIN_FIELDS]
+    there = next((r for r in others if [getattr(r, k) for k in TWIN_FIELDS] == key), None)
     return apart_sentence(here, there, others_name, loss.upper()) if there is not None else ""
 
 
-def earlier_sentences(runs: Sequence[dict[str, Any]], loss: str = "ce+ogc", baseline: str = "ce") -> tuple[str, str]:
+def earlier_sentences(runs: Sequence[RunRecord], loss: str = "ce+ogc", baseline: str = "ce") -> tuple[str, str]:
     """For the first runs of a comparison (one noise): ``loss`` against ``baseline`` (``evidence.sentence``) and
     whether the baseline had begun to memorise there (``still_learning_sentence``); what to say without runs."""
     if not runs:
@@ -163,4 +163,4 @@ def earlier_sentences(runs: Sequence[dict[str, Any]], loss: str = "ce+ogc", base
     frame = runs_frame(runs)
     noise = frame["noise"].iloc[0]
     return (sentence(frame, noise, loss, baseline),
-            still_learning_sentence(frame, noise, int(runs[0]["config"]["epochs"]), baseline))
+            still_learning_sentence(frame, noise, int(runs[0].config["epochs"]), baseline))

@@ -141,16 +141,16 @@ RUN_RECORD = ["dataset", "model", "loss", "noise", "seed", "epochs", "train imag
               "final test acc", "best test acc", "last-10 test acc", "final tau", "wall s", "device", "date"]
 
 
-def run_records(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def run_records(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per finished run (columns ``RUN_RECORD``): what ran (data, model, loss, noise, seed, epochs, images),
     how it did (realised noise, final, best and last-10 test accuracy, its last threshold in words), where and when."""
     rows = []
     for run in runs:
-        c, tau = run["config"], run["final_tau"]
+        tau = run.result["final_tau"]  # no field of the record: only the trainer's result.json holds it
         threshold = "∞ (no clipping)" if tau is None or not math.isfinite(tau) else f"{tau:.3g}"
-        rows.append([c["dataset"], c["model"], c["loss"], c["noise"], c["seed"], c["epochs"], run["num_train"],
-                     run["num_test"], run["noise"]["realised_rate"], run["final_test_acc"], run["best_test_acc"],
-                     run["last10_test_acc"], threshold, run["wall_time_s"], run["device"], run["date"]])
+        rows.append([run.dataset, run.model, run.loss, run.noise, run.seed, run.config["epochs"], run.num_train,
+                     run.num_test, run.noise_report["realised_rate"], run.final_test_acc, run.best_test_acc,
+                     run.last10_test_acc, threshold, run.wall_time_s, run.device, run.date])
     return pd.DataFrame(rows, columns=RUN_RECORD)
 
 

@@ -51,7 +51,7 @@ def test_published_settings_are_read_from_the_built_configs(tmp_path: Path) -> N
 
 def test_gpu_status_shows_no_number_without_a_gpu_run() -> None:
     assert campaigns.gpu_status([], "06_cifar").startswith("No GPU result exists yet: 06_cifar holds no run")
-    runs = [{"device": "cuda:0 (NVIDIA H200)"}, {"device": "cuda:0 (NVIDIA H200)"}]
+    runs = [fake_run("ce", seed, [0.5], device="cuda:0 (NVIDIA H200)") for seed in (0, 1)]
     assert campaigns.gpu_status(runs, "06_cifar") == (
         "2 GPU runs are committed under 06_cifar (devices: cuda:0 (NVIDIA H200)); the table shows them.")
 
@@ -111,8 +111,8 @@ def test_code_path_record_states_what_ran_and_its_caveat(no_shared_npz: Path) ->
     results = []
     for loss in ("ce", "ce+ogc"):
         config = get_recipe("official-cifar10", **campaigns.DIGITS, loss=loss, subset=500, epochs=2).to_dict()
-        results.append({"config": config, "data_source": f"{no_shared_npz}/digits (sha256 1)", "device": "cpu",
-                        "date": "2026-12-04T10:00:00+00:00"})
+        results.append(fake_run(loss, 0, [0.5, 0.8], config=config, data_source=f"{no_shared_npz}/digits (sha256 1)",
+                                device="cpu", date="2026-12-04T10:00:00+00:00"))
     ran = pd.DataFrame({"loss": ["ce", "ce+ogc"], "final test acc": [0.81, 0.84], "final tau": ["∞", "2.5"],
                         "epochs": [2, 2], "train images": [500, 500], "test images": [100, 100],
                         "model": ["cnn-small"] * 2, "device": ["cpu"] * 2, "date": ["2026-12-04T10:00:00"] * 2})

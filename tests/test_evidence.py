@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -405,25 +407,25 @@ def test_clipping_table_shown_longest_unclipped_run_and_gap_sentences() -> None:
     inf = math.inf
     runs = [_ogc_run(0, [inf, 2.0, 2.0], 0.36), _ogc_run(1, [inf, inf, 2.0], 0.65), _ogc_run(2, [inf, inf, 3.0], 0.7),
             fake_run("ce", 0, [0.3] * 3)]
-    for run in runs:
-        run["dir"] = f"run{run['config']['seed']}"
+    runs = [replace(run, dir=Path(f"run{run.seed}")) for run in runs]
     shown = evidence.shown_clipping_table(clipping_table(runs))
     assert "epochs unclipped" not in shown and shown["epochs without a threshold"].tolist() == ["1", "1-2", "1-2"]
     assert shown["flipped fit"].tolist() == ["36.0%", "65.0%", "70.0%"]
-    assert evidence.longest_unclipped(runs, "symmetric:0.6")["config"]["seed"] == 1  # the lower of the tied seeds
+    assert evidence.longest_unclipped(runs, "symmetric:0.6").seed == 1  # the lower of the tied seeds
     assert evidence.longest_unclipped(runs, "human:worse") is None
     read = []
 
-    def steps_of(folder: str) -> pd.DataFrame:
+    def steps_of(folder: Path) -> pd.DataFrame:
         read.append(folder)
         return pd.DataFrame({"tau": [inf, 2.0], "ratio_before": [2.0, 4.0], "target": [3.0, 3.0],
                              "queue_fill": [4096, 4096]})
 
     said = evidence.gap_sentences(runs, ["symmetric:0.6", "human:worse"], steps_of)
-    assert [row[:2] for row in said] == [["symmetric:0.6", "ce+ogc"]] and read == ["run0", "run1", "run2"]
+    assert [row[:2] for row in said] == [["symmetric:0.6", "ce+ogc"]]
+    assert read == [Path("run0"), Path("run1"), Path("run2")]
     assert said[0][2] == gap_sentence(clipping_table(runs), "symmetric:0.6", "ce+ogc")
     assert said[0][3].startswith("Under symmetric:0.6, in the 3 logged windows where ce+ogc did not clip")
-    clipped = [_ogc_run(0, [2.0, 2.0], 0.3) | {"dir": "run0"}]
+    clipped = [_ogc_run(0, [2.0, 2.0], 0.3)]
     assert evidence.gap_sentences(clipped, ["symmetric:0.6"], steps_of)[0][3] == ""  # always clipped: no ratio said
 
 

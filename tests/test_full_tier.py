@@ -43,10 +43,9 @@ def memorise(root: Path, seeds: range, ogc_gain: float = 0.0, noise: str = "symm
 def early(root: Path, seeds: range, test_acc: float = 0.55, noise: str = "symmetric:0.6") -> None:
     """CE with a held-out tenth of its noisy labels in ``root``/early, one finished run per seed."""
     for seed in seeds:
-        run = readable_run("ce", seed, MEMORISING, noise, val_fraction=0.1,
-                           early_stopping={"epoch": 3, "val_acc_noisy": 0.3, "test_acc": test_acc + 0.01 * seed})
-        run["config"]["val_fraction"] = 0.1
-        write_run(root / "early", run)
+        write_run(root / "early", readable_run(
+            "ce", seed, MEMORISING, noise, config={"val_fraction": 0.1},
+            early_stopping={"epoch": 3, "val_acc_noisy": 0.3, "test_acc": test_acc + 0.01 * seed}))
 
 
 def test_an_absent_tier_states_no_result_anywhere(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from fixtures import fake_run, run_record
 from ogc_lab import regime
 from ogc_lab.evidence import runs_frame
 from ogc_lab.regime import search_table, still_learning_sentence
+from ogc_lab.runs import RunRecord
 
 
 def test_search_table_lays_out_each_runs_setting_minutes_and_memorisation() -> None:
@@ -74,19 +75,18 @@ def test_apart_sentence_explains_a_lower_score_by_the_schedule_only_where_the_nu
 
 
 def test_shown_search_table_writes_per_cents_and_short_headers() -> None:
-    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=float("nan"))  # a run from before the fit counts
-    run.update(num_train=5000, wall_time_s=600.0)
-    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    setting = dict(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
+    run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=float("nan"), num_train=5000, wall_time_s=600.0,
+                   config=setting)  # a run from before the fit counts
     shown = regime.shown_search_table(search_table([run]))
     assert shown.columns.tolist() == ["noise", "images", "epochs", "lr steps", "aug.", "peak", "final", "drop", "fit"]
     assert shown.iloc[0][["peak", "final", "fit"]].tolist() == ["40.0%", "30.0%", "–"]
 
 
-def _twin(loss: str, seed: int, accuracy: float, dataset: str = "digits") -> dict:
+def _twin(loss: str, seed: int, accuracy: float, dataset: str = "digits") -> RunRecord:
     """A run with what ``apart_sentence`` reads (schedule, data, curves), of one data set, loss, noise and seed."""
-    run = _schedule_run(seed, 20, 128, (7, 13), 12, [accuracy] * 20, 0.1)
-    run["config"].update(loss=loss, dataset=dataset, noise="symmetric:0.4")
-    return run
+    return _schedule_run(seed, 20, 128, (7, 13), 12, [accuracy] * 20, 0.1, loss=loss, dataset=dataset,
+                         noise="symmetric:0.4")
 
 
 def test_twin_sentence_finds_the_same_experiment_elsewhere_or_says_nothing() -> None:
@@ -99,9 +99,7 @@ def test_twin_sentence_finds_the_same_experiment_elsewhere_or_says_nothing() -> 
 
 def test_earlier_sentences_compare_and_say_whether_ce_had_begun_to_memorise() -> None:
     runs = [fake_run(loss, seed, [0.5, 0.55 + 0.01 * seed], noise="symmetric:0.4") for seed in (0, 1)
-            for loss in ("ce", "ce+ogc")]
-    for run in runs:
-        run["config"]["epochs"] = 2
+            for loss in ("ce", "ce+ogc")]  # two epochs, as their configs say
     comparison, regime_said = regime.earlier_sentences(runs)
     assert comparison.startswith("Under symmetric:0.4, ce+ogc's last-10 test accuracy is not distinguishable from "
                                  "ce's: +0.0 points")

@@ -201,12 +201,11 @@ def test_read_result_reads_the_source_revision_known_or_not(source: dict, tmp_pa
 
 
 def test_run_records_say_what_ran_and_the_last_threshold_in_words() -> None:
-    def run(loss: str, tau: float | None) -> dict:
-        config = {"dataset": "digits", "model": "cnn-small", "loss": loss, "noise": "symmetric:0.4", "seed": 0,
-                  "epochs": 2}
-        return {"config": config, "final_tau": tau, "num_train": 500, "num_test": 100,
-                "noise": {"realised_rate": 0.394}, "final_test_acc": 0.9, "best_test_acc": 0.95,
-                "last10_test_acc": 0.875, "wall_time_s": 6.0, "device": "cpu", "date": "2026-12-04T10:00:00+00:00"}
+    def run(loss: str, tau: float | None) -> RunRecord:
+        return run_record([{"test_acc": 0.95}, {"test_acc": 0.9}],
+                          {"loss": loss, "noise": "symmetric:0.4", "epochs": 2}, final_tau=tau, num_train=500,
+                          num_test=100, noise={"realised_rate": 0.394}, last10_test_acc=0.875, wall_time_s=6.0,
+                          date="2026-12-04T10:00:00+00:00")
 
     records = report.run_records([run("ce", None), run("ce+ogc", math.inf), run("ce+ogc", 2.34567)])
     assert records.columns.tolist() == report.RUN_RECORD
