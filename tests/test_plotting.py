@@ -128,18 +128,30 @@ def _loss_bars(ax, losses: list[str]) -> dict[str, str]:
     return _bar_colours(ax, losses)
 
 
+def _curves_figure(ax, losses: list[str]) -> dict[str, str]:
+    """Chapter 6's curves figure (a figure of its own: ``ax`` is not drawn on)."""
+    fig = plotting.curves_figure(_runs(losses), "digits", "no runs")
+    return _line_colours(fig.axes[0])
+
+
+def _single_runs_figure(ax, losses: list[str]) -> dict[str, str]:
+    """Chapter 6's figure of single runs, its accuracy panel (a figure of its own: ``ax`` is not drawn on)."""
+    fig = plotting.single_runs_figure({(loss, 0): pd.DataFrame(
+        {"epoch": [1, 2], "test_acc": [0.5, 0.6], "flipped_fit_noisy": [0.1, 0.2]}) for loss in losses})
+    return _line_colours(fig.axes[0])
+
+
 # each figure the package draws per loss, as the colour it gives each loss
-FIGURES = {"epoch curves": _epoch_curves, "single runs": _single_runs, "loss bars": _loss_bars}
+FIGURES = {"epoch curves": _epoch_curves, "single runs": _single_runs, "loss bars": _loss_bars,
+           "curves figure": _curves_figure, "single runs figure": _single_runs_figure}
 
 
 def _draw(kind: str, losses: list[str]) -> dict[str, str]:
     """The colour each loss gets in a figure of ``kind`` drawn with ``losses`` in that order."""
     fig, ax = plt.subplots()
     colours = FIGURES[kind](ax, losses)
-    plt.close(fig)
+    plt.close("all")
     return colours
-
-
 
 
 @pytest.mark.parametrize("kind", list(FIGURES))
