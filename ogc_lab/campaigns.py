@@ -21,7 +21,7 @@ import pandas as pd
 
 from .book import REPO_ROOT, pick, without_paths
 from .cost import steps_to_fill
-from .data import NPZ_ENV, find_cifar_npz
+from .data import CIFAR_LAYOUTS, NPZ_ENV, find_cifar_npz
 from .evidence import accuracy_phrase, claim_verdict, listing, ordered, runs_frame
 from .recipes import PUBLISHED_SETTINGS, get_recipe, scaled_milestones
 from .registry import check_names, choose
@@ -136,25 +136,32 @@ CODE_PATH = {
 }
 DIGITS = dict(dataset="digits", model="cnn-small", crop_padding=1, flip=False, rotation=0.0)  # 8x8 images
 DIGITS_EPOCHS = 20  # the digits in place of a missing CIFAR file: the whole set (1437 images), this many epochs
+DATA_ROOT = REPO_ROOT / "data"  # the JPEG copy, or the official archive that `make data` fetches
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"  # where the project's JPEG CIFAR-10 is looked for last
 
 
 def code_path_settings(scale: str, cifar_npz: str | None = None, **overrides: Any) -> dict[str, Any]:
     """``CODE_PATH`` at ``scale`` with the overrides that are not None, and ``npz``, the CIFAR file found: where it
-    is absent, the whole digits set stands in (the data then named 'digits')."""
+    is absent, CIFAR-10's official archive in ``DATA_ROOT`` (``make data``) stands in (the data then named
+    'cifar10'), and without that the whole digits set (named 'digits')."""
     settings = pick(scale, **CODE_PATH, **overrides)
     settings["jobs"] = settings["jobs"] or default_jobs()
-    settings["npz"] = find_cifar_npz(cifar_npz, folders=[SHARED_DATA]) if settings["data"] == "cifar10-npz" else None
-    if settings["data"] == "cifar10-npz" and settings["npz"] is None:
-        settings |= {"data": "digits", "subset": None, "epochs": overrides.get("epochs") or DIGITS_EPOCHS}
+    settings["npz"] = None
+    if settings["data"] == "cifar10-npz":
+        settings["npz"] = find_cifar_npz(cifar_npz, folders=[DATA_ROOT, SHARED_DATA])
+        if settings["npz"] is None and (DATA_ROOT / CIFAR_LAYOUTS["cifar10"].folder).is_dir():
+            settings["data"] = "cifar10"
+        elif settings["npz"] is None:
+            settings |= {"data": "digits", "subset": None, "epochs": overrides.get("epochs") or DIGITS_EPOCHS}
     return settings
 
 
 def code_path_runs(settings: dict[str, Any], seed: int, root: Path, amp: str | None = None) -> list[SweepRun]:
     """The runs of the code-path check: ``CODE_PATH_RECIPE`` on ``settings``' data, subset and epochs (its
     learning-rate steps scaled), the 8-layer CNN on CIFAR, one torch thread per run on the CPU."""
-    data = dict(dataset="cifar10-npz", data_root=str(settings["npz"]), model="cnn8") \
-        if settings["data"] == "cifar10-npz" else DIGITS
+    data = {"cifar10-npz": dict(dataset="cifar10-npz", data_root=str(settings["npz"]), model="cnn8"),
+            "cifar10": dict(dataset="cifar10", data_root=str(DATA_ROOT), model="cnn8"),
+            "digits": DIGITS}[settings["data"]]
     schedule = {"epochs": settings["epochs"],
                 "milestones": scaled_milestones(get_recipe(CODE_PATH_RECIPE), settings["epochs"])}
     precision = {} if amp is None else {"amp": amp}
@@ -171,15 +178,20 @@ def data_note(scale: str, data: str, npz: Path | None, download: bool | None = N
     if scale == "smoke":
         return "At smoke scale the chapter always uses the digits, so that the tests need no CIFAR file."
     if data == "digits":
-        return (f"The CIFAR-10 file was not found (looked for: the cifar_npz parameter, ${NPZ_ENV}, shared/data/ "
-                "beside the repository), so this run used the digits instead: the same recipe and code path, a "
+        return (f"Neither CIFAR-10 file was found (looked for: the cifar_npz parameter, ${NPZ_ENV}, data/ in the "
+                "repository and shared/data/ beside it for the JPEG copy; data/ for the official archive that "
+                "`make data` downloads), so this run used the digits instead: the same recipe and code path, a "
                 "different and much smaller data set.")
+    if data == "cifar10":
+        return ("The project's JPEG copy of CIFAR-10 was not found, so this run read CIFAR-10's official archive "
+                "(downloaded by `make data`, md5-checked): the same images, stored losslessly.")
     return f"The CIFAR-10 file ({npz.name if npz else ''}) was found."
 
 
 def data_description(data: str, npz: Path | None) -> str:
     """The code-path check's data in words."""
     return {"cifar10-npz": f"the project's JPEG copy of CIFAR-10 ({npz.name if npz else ''}), a stratified subset",
+            "cifar10": "CIFAR-10 from its official archive, a stratified subset",
             "digits": "scikit-learn's 8×8 digits", "paper": "the full data sets of the grid"}[data]
 
 

@@ -58,9 +58,10 @@ def test_gpu_status_shows_no_number_without_a_gpu_run() -> None:
 
 @pytest.fixture
 def no_shared_npz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No CIFAR file at hand: neither $OGC_CIFAR_NPZ nor the shared folder (an empty one here)."""
+    """No CIFAR file at hand: neither $OGC_CIFAR_NPZ nor the repository's or the shared data folder (empty ones)."""
     monkeypatch.delenv(NPZ_ENV, raising=False)
     monkeypatch.setattr(campaigns, "SHARED_DATA", tmp_path / "shared")
+    monkeypatch.setattr(campaigns, "DATA_ROOT", tmp_path / "data")
     return tmp_path
 
 
@@ -77,6 +78,18 @@ def test_code_path_settings_fall_back_to_the_digits_without_the_cifar_file(no_sh
     assert campaigns.code_path_settings("gpu")["jobs"] >= 1
     with pytest.raises(ValueError, match="unknown override"):
         campaigns.code_path_settings("cpu", batch=3)
+
+
+def test_code_path_settings_take_the_official_archive_where_make_data_put_it(no_shared_npz: Path) -> None:
+    (no_shared_npz / "data" / "cifar-10-batches-py").mkdir(parents=True)
+    cpu = campaigns.code_path_settings("cpu", jobs=1)
+    assert (cpu["data"], cpu["subset"], cpu["epochs"], cpu["npz"]) == ("cifar10", 2000, 4, None)
+    c = campaigns.code_path_runs(cpu, 0, no_shared_npz / "runs")[0].config
+    assert (c.dataset, c.model, c.data_root, c.subset) == ("cifar10", "cnn8", str(no_shared_npz / "data"), 2000)
+    assert campaigns.code_path_settings("smoke")["data"] == "digits"  # the tests never need CIFAR
+    npz = no_shared_npz / "data" / "cifar10_jpeg.npz"  # the JPEG copy, where present, comes first
+    write_cifar_npz(npz)
+    assert campaigns.code_path_settings("cpu")["npz"] == npz.resolve()
 
 
 def test_code_path_runs_are_the_recipe_cut_to_the_cpu(no_shared_npz: Path) -> None:
@@ -97,7 +110,9 @@ def test_the_data_words_follow_the_scale_and_the_file_found() -> None:
     assert campaigns.data_note("gpu", "paper", None, download=False).endswith("(download off).")
     assert campaigns.data_note("gpu", "paper", None).endswith("(download on).")
     assert campaigns.data_note("smoke", "digits", None).startswith("At smoke scale the chapter always uses the digits")
-    assert campaigns.data_note("cpu", "digits", None).startswith("The CIFAR-10 file was not found")
+    assert campaigns.data_note("cpu", "digits", None).startswith("Neither CIFAR-10 file was found")
+    assert "official archive (downloaded by `make data`" in campaigns.data_note("cpu", "cifar10", None)
+    assert campaigns.data_description("cifar10", None) == "CIFAR-10 from its official archive, a stratified subset"
     assert campaigns.data_note("cpu", "cifar10-npz", npz) == "The CIFAR-10 file (cifar10_jpeg.npz) was found."
     assert campaigns.data_description("cifar10-npz", npz).endswith("(cifar10_jpeg.npz), a stratified subset")
     assert campaigns.caveat("digits", "smoke", "symmetric:0.4").endswith("say nothing at all.")

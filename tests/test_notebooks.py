@@ -146,6 +146,8 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
         assert metrics["data_kind"] == "digits" and "load_digits" in metrics["data_source"]
     if metrics["data_kind"] == "cifar10-npz":
         assert metrics["npz_found"] and "sha256" in metrics["data_source"]
+    if metrics["data_kind"] == "cifar10":  # the official archive `make data` fetched, named without its folder
+        assert "md5" in metrics["data_source"] and "/" not in metrics["data_source"].split(" (from")[0]
     # The same code path: the runs are the official-cifar10 recipe with CPU-sized overrides only.
     cpu_overrides = {"dataset", "data_root", "subset", "epochs", "milestones", "model", "threads", "device",
                      "crop_padding", "flip", "rotation"}
