@@ -451,6 +451,18 @@ def glued_names(notebook: nbformat.NotebookNode, kind: str = "text") -> set[str]
     return {name for source in cells for name in GLUED[kind].findall(source)}
 
 
+def quoted_by_pages(notebook: Path, pages: Path = book.REPO_ROOT / "book") -> set[str]:
+    """Every name of ``notebook``'s glue that the book's pages quote: {glue:text}`/build/chapters/PAGE.ipynb::name`."""
+    quote = re.compile(rf"/build/chapters/{re.escape(book.page_name(notebook))}\.ipynb::([A-Za-z0-9_]+)")
+    return {name for page in sorted(pages.glob("*.md")) for name in quote.findall(page.read_text())}
+
+
+def test_quoted_by_pages_finds_a_chapters_names_on_the_pages(tmp_path: Path) -> None:
+    (tmp_path / "intro.md").write_text("{glue:text}`/build/chapters/05-robustness-cpu.ipynb::ogc_gain_symmetric:s` "
+                                       "{glue:text}`/build/chapters/04-ogc-in-motion.ipynb::ce_last10:s`")
+    assert quoted_by_pages(Path("notebooks/05_robustness_cpu.ipynb"), tmp_path) == {"ogc_gain_symmetric"}
+
+
 def test_glued_names_are_found_with_or_without_a_format() -> None:
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("a {glue:text}`x_1` b {glue:text}`y:.2f`\n\n```{glue:md} z\n:format: myst\n```"),
@@ -561,6 +573,8 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     inline, blocks = glued_names(source), glued_names(source, "md")
     unrecorded = (inline | blocks) - set(metrics)
     assert not unrecorded, f"the text quotes values the chapter never recorded: {sorted(unrecorded)}"
+    elsewhere = quoted_by_pages(notebook) - set(metrics)
+    assert not elsewhere, f"the book's pages (book/*.md) quote values the chapter never recorded: {sorted(elsewhere)}"
     # a published page names no folder of the machine that built it
     with_paths = sorted(n for n in inline | blocks if book.without_paths(str(metrics[n])) != str(metrics[n]))
     assert not with_paths, {name: metrics[name] for name in with_paths}
