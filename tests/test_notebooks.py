@@ -20,6 +20,7 @@ import yaml
 from ogc_lab import book, campaigns, cost, evidence, full_tier, premise, regime, theory, toy
 from ogc_lab.losses import is_ogc_loss
 from ogc_lab.ogc import OGC_DEFAULTS
+from ogc_lab.robustness import noise_key, rank_sentence
 from ogc_lab.runs import load_runs, load_steps
 
 NOTEBOOKS = book.chapters()
@@ -350,10 +351,13 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert sorted(acc) == sorted(noises) and all(sorted(row) == sorted(losses) for row in acc.values())
     assert all(0.0 <= a <= 1.0 for row in acc.values() for a in row.values())
     assert len(metrics["table"].splitlines()) == len(losses) + 2
+    # Each noise's figures are named by its kind (ogc_gain_symmetric, realised_asym_mnist, ...).
+    keys = [noise_key(noise) for noise in noises]
+    assert all(f"ogc_gain_{key}" in metrics and f"realised_{key}" in metrics for key in keys)
     # Symmetric noise with exact per-class counts: the realised rate is the nominal one (to rounding).
-    assert abs(metrics["realised_0"] - 0.4) <= 0.01
+    assert abs(metrics["realised_symmetric"] - 0.4) <= 0.01
     # asym-mnist flips 40% of five classes: a fifth of all labels.
-    assert abs(metrics["realised_1"] - 0.2) <= 0.01
+    assert abs(metrics["realised_asym_mnist"] - 0.2) <= 0.01
     # The opening sentences follow the numbers: ahead of CE or not, best or not.
     assert metrics["ogc_vs_ce_sentence"] == evidence.standing_sentence([metrics["ogc_gain"][n] for n in noises])
     # the claim 'CE+OGC scores higher than CE' by the paired intervals; one seed gives no verdict
@@ -361,7 +365,11 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert metrics["claim_acc_verdict"] == evidence.claim_verdict(verdicts, "above")
     if metrics["n_seeds"] == 1:
         assert metrics["claim_acc_verdict"].startswith("not established under")
-    ranks = [metrics[f"ogc_rank_{i}"] for i in range(len(noises))]
+    ranks = [metrics[f"ogc_rank_{key}"] for key in keys]
+    for rank, noise in zip(ranks, noises, strict=True):  # behind every loss above it, at most behind its ties too
+        ogc = acc[noise]["ce+ogc"]
+        assert sum(a > ogc for a in acc[noise].values()) < rank <= sum(a >= ogc for a in acc[noise].values())
+    assert metrics["ogc_rank_sentence"] == rank_sentence(ranks, len(losses))
     assert metrics["ogc_rank_sentence"].startswith("It is also the best" if set(ranks) == {1} else "It is not the best")
     # at the cpu scale the chapter reads the committed runs (results/05_robustness_cpu/runs) and trains none
     assert metrics["committed_runs"] == (scale == "cpu")
@@ -459,6 +467,18 @@ def glued_names(notebook: nbformat.NotebookNode, kind: str = "text") -> set[str]
     """Every name the markdown cells quote inline ({glue:text}) or as a block ({glue:md})."""
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
     return {name for source in cells for name in GLUED[kind].findall(source)}
+
+
+def quoted_by_pages(notebook: Path, pages: Path = book.REPO_ROOT / "book") -> set[str]:
+    """Every name of ``notebook``'s glue that the book's pages quote: {glue:text}`/build/chapters/PAGE.ipynb::name`."""
+    quote = re.compile(rf"/build/chapters/{re.escape(book.page_name(notebook))}\.ipynb::([A-Za-z0-9_]+)")
+    return {name for page in sorted(pages.glob("*.md")) for name in quote.findall(page.read_text())}
+
+
+def test_quoted_by_pages_finds_a_chapters_names_on_the_pages(tmp_path: Path) -> None:
+    (tmp_path / "intro.md").write_text("{glue:text}`/build/chapters/05-robustness-cpu.ipynb::ogc_gain_symmetric:s` "
+                                       "{glue:text}`/build/chapters/04-ogc-in-motion.ipynb::ce_last10:s`")
+    assert quoted_by_pages(Path("notebooks/05_robustness_cpu.ipynb"), tmp_path) == {"ogc_gain_symmetric"}
 
 
 def test_glued_names_are_found_with_or_without_a_format() -> None:
@@ -571,6 +591,8 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     inline, blocks = glued_names(source), glued_names(source, "md")
     unrecorded = (inline | blocks) - set(metrics)
     assert not unrecorded, f"the text quotes values the chapter never recorded: {sorted(unrecorded)}"
+    elsewhere = quoted_by_pages(notebook) - set(metrics)
+    assert not elsewhere, f"the book's pages (book/*.md) quote values the chapter never recorded: {sorted(elsewhere)}"
     # a published page names no folder of the machine that built it
     with_paths = sorted(n for n in inline | blocks if book.without_paths(str(metrics[n])) != str(metrics[n]))
     assert not with_paths, {name: metrics[name] for name in with_paths}
