@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ogc_lab.recipes import get_recipe
-from ogc_lab.runs import grid_key, run_dir, slug
+from ogc_lab.runs import grid_key, run_dir, setting_folder, slug
 from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, pending, run_sweep
 
 FAST = {"epochs": 1, "ogc_queue_size": 64, "ogc_interval": 2}
@@ -178,3 +178,13 @@ def test_run_dir_is_the_grid_layout_that_grid_key_reads_back(tmp_path: Path) -> 
     assert grid_key(tmp_path, folder) == ("ce+ogc", "asym-cifar10_0.4", 3)
     assert grid_key(tmp_path, tmp_path / "report" / "x" / "seed0") is None  # a report is not a run
     assert grid_key(tmp_path, folder.parent) is None
+
+
+def test_a_setting_folder_is_named_by_its_fields(tmp_path: Path) -> None:
+    assert setting_folder(tmp_path, {"epochs": 4}) == tmp_path / "epochs4"
+    fields = {"ogc_epsilon": 20.0, "ogc_interval": 8}
+    assert setting_folder(tmp_path, fields) == tmp_path / "ogc_epsilon20_ogc_interval8"
+    assert setting_folder(tmp_path, {"noise": "pairflip:0.45"}) == tmp_path / "noisepairflip_0.45"
+    with pytest.raises(ValueError, match="at least one field"):
+        setting_folder(tmp_path, {})
+
