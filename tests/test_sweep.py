@@ -14,7 +14,7 @@ import torch
 
 from ogc_lab.recipes import get_recipe
 from ogc_lab.runs import grid_key, run_dir, setting_folder, slug
-from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, pending, run_sweep
+from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, one_at_a_time, pending, run_sweep
 
 FAST = {"epochs": 1, "ogc_queue_size": 64, "ogc_interval": 2}
 
@@ -188,3 +188,19 @@ def test_a_setting_folder_is_named_by_its_fields(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one field"):
         setting_folder(tmp_path, {})
 
+
+def test_one_at_a_time_varies_each_field_around_the_recipe(tmp_path: Path) -> None:
+    recipe = get_recipe("toy", epochs=2)
+    axes = {"ogc_epsilon": [5.0, recipe.ogc_epsilon], "ogc_interval": [1, recipe.ogc_interval]}
+    settings = one_at_a_time(recipe, axes, ["ce+ogc"], ["symmetric:0.2"], [0, 1], tmp_path)
+    assert list(settings) == [("ogc_epsilon", 5.0), ("ogc_epsilon", recipe.ogc_epsilon), ("ogc_interval", 1),
+                              ("ogc_interval", recipe.ogc_interval)]
+    run = settings["ogc_interval", 1][0]
+    assert (run.config.ogc_interval, run.config.ogc_epsilon) == (1, recipe.ogc_epsilon)  # the other at the recipe's
+    assert run.out == run_dir(setting_folder(tmp_path, {"ogc_epsilon": recipe.ogc_epsilon, "ogc_interval": 1}),
+                              run.config)
+    # the recipe's own setting is one folder in both axes, so it trains once
+    own = [[run.out for run in settings[field, getattr(recipe, field)]] for field in axes]
+    assert own[0] == own[1] and len(pending([r for runs in settings.values() for r in runs])) == 3 * 2
+    with pytest.raises(ValueError, match="unknown config field 'ogc_eps'"):
+        one_at_a_time(recipe, {"ogc_eps": [1.0]}, ["ce+ogc"], ["none"], [0], tmp_path)
