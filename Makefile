@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 # The torch build used on the project's machines; set TORCH_PINS= to keep whatever torch you have.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup test lint book bench lab clean browser-deps regress
+.PHONY: setup test lint book data bench lab clean browser-deps regress
 
 setup: $(STAMP)
 
@@ -26,6 +26,13 @@ lint: $(STAMP)
 book: $(STAMP)
 	$(PY) -m ogc_lab.book execute --scale cpu
 	$(PY) -m ogc_lab.book build
+
+# CIFAR-10 and CIFAR-10N's human labels for chapter 6's cpu-scale code-path check, downloaded into data/ from their
+# official addresses and checked (`ogc-lab fetch`: CIFAR-10's md5, CIFAR-10N's labels aligned with CIFAR-10's).
+# Needs the network; the Pages workflow runs it before `make book`.
+DATA ?= cifar10 cifar10n
+data: $(STAMP)
+	$(PY) -m ogc_lab fetch $(DATA) --data-root data
 
 # JupyterLab on the chapter sources, in the project's venv (ogc_lab importable).
 lab: $(STAMP)

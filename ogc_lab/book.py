@@ -368,12 +368,13 @@ def portable_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
             if not (isinstance(value, (str, os.PathLike)) and Path(value).is_absolute())}
 
 
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\;,()'\"]+[/\\])*([^\s/\\;,()'\"]+)")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\;,()'\"]+[/\\])*([^\s/\\;,()'\"]+)")
 
 
 def without_paths(text: str) -> str:
     """``text`` with every absolute path cut to its last part (``/home/a/data/x.npz sha256 ..`` -> ``x.npz
-    sha256 ..``): what a published page may quote of a run's records, which name the machine's folders."""
+    sha256 ..``): what a published page may quote of a run's records, which name the machine's folders.  A URL is
+    kept whole: it names no machine."""
     return ABSOLUTE_PATH.sub(lambda match: match.group(1), text)
 
 

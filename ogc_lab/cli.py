@@ -1,4 +1,4 @@
-"""The ``ogc-lab`` command line (also ``python -m ogc_lab``): train, sweep, report, noise.
+"""The ``ogc-lab`` command line (also ``python -m ogc_lab``): train, sweep, report, collect, noise, fetch.
 
 Bad input of any kind ends with one line ``ogc-lab: error: ...`` on stderr and exit code 2, and
 nothing that already exists is overwritten.
@@ -182,6 +182,18 @@ def cmd_noise(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .download import REMOTE_FILES
+    from .registry import check_names
+
+    check_names("data set to fetch", args.datasets, REMOTE_FILES)
+    for name in args.datasets:
+        split = load_dataset(name, root=args.data_root, download=True)
+        print(f"{name}: {len(split.train_y)} training and {len(split.test_y)} test images, checked; {split.source}")
+    return 0
+
+
 # ---------------------------------------------------------------- parser and entry point
 
 
@@ -223,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--subset", type=int)
     noise.add_argument("--json", action="store_true", help="also print the report as JSON")
     noise.set_defaults(func=cmd_noise)
+
+    fetch = sub.add_parser("fetch", help="download data sets into --data-root and check them (md5, label alignment)")
+    fetch.add_argument("datasets", nargs="+", metavar="DATASET",
+                       help="e.g. cifar10 cifar10n (cifar10n also fetches cifar10)")
+    fetch.add_argument("--data-root", default="data")
+    fetch.set_defaults(func=cmd_fetch)
     return parser
 
 

@@ -7,14 +7,15 @@ baseline and its confidence interval; ``verdict`` turns the paired differences i
 that interval (the book and the regression checks use the same words, so a sentence cannot drift
 from its table); ``clipping_table`` and the ``*_sentence`` functions say where an OGC run stopped
 clipping and why.  ``grid_summary`` writes a whole grid up in markdown, and
-``python -m ogc_lab.evidence FOLDER`` refreshes that write-up in ``FOLDER/README.md``.
+``python -m ogc_lab.evidence FOLDER`` refreshes that write-up in ``FOLDER/README.md``.  Whether CE memorised
+at all in a setting, and a setting in words, are ``regime``'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from scipy import stats
 from .files import atomic_write_text
 from .losses import is_ogc_loss
 from .report import markdown_table
-from .runs import last_epochs_mean, load_runs
-from .tables import format_pm
+from .runs import RunRecord, last_epochs_mean, load_runs, load_steps
+from .tables import format_pm, percent
 
 # What a grid's write-up compares, wherever both sides ran: (method, baseline, measure).
 SUMMARY_COMPARISONS = (("ce+ogc", "ce", "last10_test_acc"), ("ce+ogc", "ce", "noisy_fit"),
@@ -39,15 +40,16 @@ TABLE_NOTE = ("Wrong labels: the realised share of training labels that differ f
               "above the peak of the mean curve. Flipped fit: the share of flipped training images predicted as their "
               "given, wrong label in the last epoch (chance: 10 %).")
 SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
+OGC_LOSSES = ("ce+ogc", "gce+ogc")  # the clipping losses whose unclipped epochs a write-up follows
 
 
-def memorisation(run: dict[str, Any]) -> dict[str, float]:
+def memorisation(run: RunRecord) -> dict[str, float]:
     """Peak and final test accuracy, the drop between them, and the flipped samples' fit at the end.
 
     ``noisy_fit`` is the share of flipped training samples predicted as their given (wrong) label in
     the last epoch; chance is about 1/K.  ``clean_fit`` is the share predicted as their true label.
     """
-    epochs = run["epochs"]
+    epochs = run.epochs
     test = np.array([e["test_acc"] for e in epochs], dtype=float)
     last = epochs[-1]
     peak = int(np.argmax(test))
@@ -63,11 +65,11 @@ def memorisation(run: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def runs_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def runs_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """One row per run: its noise, loss and seed, the realised share of wrong labels, and its ``memorisation``
     figures."""
-    rows = [{"noise": r["config"]["noise"], "loss": r["config"]["loss"], "seed": r["config"]["seed"],
-             "realised_rate": float(r.get("noise", {}).get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
+    rows = [{"noise": r.noise, "loss": r.loss, "seed": r.seed,
+             "realised_rate": float(r.noise_report.get("realised_rate", np.nan)), **memorisation(r)} for r in runs]
     return pd.DataFrame(rows)
 
 
@@ -110,7 +112,7 @@ def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     Columns: n, wrong (realised noise), last10 (mean, std), peak, final, drop, noisy_fit (means over seeds of
     each seed's figure), diff (mean of the per-seed
     difference in last-10 accuracy to the baseline), diff_low/diff_high (its ``interval``; NaN with
-    one seed) and wins (seeds where it is above).
+    one seed), pairs (seeds shared with the baseline) and wins (of those, the seeds where it is above).
     """
     diffs = paired(frame, baseline)
     grouped = frame.groupby(["noise", "loss"], sort=False)
@@ -126,7 +128,8 @@ def comparison(frame: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     table["diff_low"] = bounds.map(lambda b: b[0])
     table["diff_high"] = bounds.map(lambda b: b[1])
     table["wins"] = by.apply(lambda d: int((d > 0).sum()))
-    return table.reset_index()
+    table["pairs"] = by.size()
+    return table.reset_index().fillna({"wins": 0, "pairs": 0}).astype({"wins": int, "pairs": int})
 
 
 def verdict(diffs: Sequence[float]) -> str:
@@ -156,16 +159,21 @@ def stated(diffs: Sequence[float], against: str) -> str:
 
 def sentence(frame: pd.DataFrame, noise: str, loss: str, baseline: str, value: str = "last10_test_acc") -> str:
     """One sentence comparing ``loss`` with ``baseline`` under ``noise`` on ``value``, every number from the runs."""
-    what = MEASURES.get(value, value)
     diffs = paired(frame[frame["loss"].isin([loss, baseline])], baseline, value)
     d = diffs[(diffs["noise"] == noise) & (diffs["loss"] == loss)]["diff"].to_numpy()
     if not d.size:
         return f"Under {noise}, {loss} and {baseline} share no finished seed yet."
+    subject, against = f"{loss}'s {MEASURES.get(value, value)}", f"{baseline}'s"
+    return f"Under {noise}, {difference_words(d, subject, against)}."
+
+
+def difference_words(diffs: Sequence[float], subject: str, against: str) -> str:
+    """Per-seed paired differences (one or more) in words, '``subject`` is ... ``against``': with two seeds or more
+    the ``stated`` verdict, with one the difference alone, which is no verdict."""
+    d = np.asarray(diffs, dtype=float)
     if d.size == 1:
-        return (f"Under {noise}, with one seed so far, {loss}'s {what} is {100 * d[0]:+.1f} points from "
-                f"{baseline}'s; one seed is no verdict.")
-    against = f"{baseline}'s"
-    return f"Under {noise}, {loss}'s {what} is {stated(d, against)}."
+        return f"with one seed so far, {subject} is {100 * d[0]:+.1f} points from {against}; one seed is no verdict"
+    return f"{subject} is {stated(d, against)}"
 
 
 def early_stop_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str = "ce") -> str:
@@ -219,98 +227,6 @@ def significance_sentence(frame: pd.DataFrame, noises: Sequence[str], loss: str 
             f"exact sign test cannot go below p = {floors}, even with every seed on one side.")
 
 
-def augmentation_text(config: dict[str, Any]) -> str:
-    """The training augmentation of a config in words ('none' when every part is off)."""
-    parts = [f"crop (pad {config['crop_padding']})" if config["crop_padding"] else "",
-             "flip" if config["flip"] else "", f"rotation {config['rotation']:g}°" if config["rotation"] else ""]
-    return " + ".join(p for p in parts if p) or "none"
-
-
-
-def first_rate_steps(run: dict[str, Any]) -> int:
-    """Optimiser steps a run took at its first (largest) learning rate, from its per-epoch curves."""
-    epochs = run["epochs"]
-    return max(e["step"] for e in epochs if e["lr"] == epochs[0]["lr"])
-
-
-def schedule_text(run: dict[str, Any]) -> str:
-    """A run's schedule in words: '460 steps at lr 0.1 (40 epochs of batches of 64, lr steps after epochs 20 and
-    30)'."""
-    c = run["config"]
-    after = f"epoch{'s' if len(c['milestones']) > 1 else ''} {listing([str(m) for m in c['milestones']])}"
-    return (f"{first_rate_steps(run)} steps at lr {run['epochs'][0]['lr']:g} ({c['epochs']} epochs of batches of "
-            f"{c['batch_size']}, lr steps after {after})")
-
-
-SCHEDULE_FIELDS = ("epochs", "batch_size", "milestones")  # what ``schedule_text`` states
-BOOKKEEPING_FIELDS = ("device", "threads", "data_root", "eval_batch_size", "log_interval")  # no effect on training
-
-
-def apart_sentence(here: dict[str, Any], there: dict[str, Any], there_name: str, loss: str = "CE") -> str:
-    """Why one loss scores differently in two runs on the same data and noise (``here``: this chapter's run,
-    ``there``: another chapter's), from their records: the same noisy labels or not, each run's last-10 test
-    accuracy, its schedule, how many of the flipped labels it fits at the end, and what else their configs change.
-
-    The lower run's longer schedule is said to go with fitting more wrong labels only where the numbers show it
-    (more steps at the first rate and 5 points more of the flipped labels fitted), and its fall from its peak only
-    where it fell by 2 points or more.
-    """
-    a, b = memorisation(here), memorisation(there)
-    labels_here = here["noise"].get("labels_sha256")
-    if labels_here is not None and labels_here == there["noise"].get("labels_sha256"):
-        data = "on the same training images with the same noisy labels (the same label hash)"
-    elif here["num_train"] == there["num_train"]:
-        data = f"on the same {here['num_train']:,} training images with another draw of the noise"
-    else:
-        data = f"on {there['num_train']:,} training images (here {here['num_train']:,})"
-    seed_a, seed_b = here["config"]["seed"], there["config"]["seed"]
-    seeds = f"seed {seed_a} in both" if seed_a == seed_b else f"seeds {seed_a} and {seed_b}"
-    head = (f"{there_name}'s {loss} {data} scores {b['last10_test_acc']:.1%} over its last ten epochs against "
-            f"{a['last10_test_acc']:.1%} here ({seeds})")
-    gap = a["last10_test_acc"] - b["last10_test_acc"]
-    if abs(gap) < 0.01:
-        return head + ", within a point of each other."
-    low, high = (there, here) if gap > 0 else (here, there)
-    low_m, high_m = memorisation(low), memorisation(high)
-    name = {id(here): "this run", id(there): f"{there_name}'s"}
-    schedules = (f"{name[id(low)]} trains {schedule_text(low)}, {name[id(high)]} {schedule_text(high)}; at the end "
-                 f"{name[id(low)]} predicts the wrong label for {low_m['noisy_fit']:.0%} of the flipped training "
-                 f"images, {name[id(high)]} for {high_m['noisy_fit']:.0%}")
-    stated = (*SCHEDULE_FIELDS, *BOOKKEEPING_FIELDS, "loss", "noise", "seed")
-    other = sorted(k for k in here["config"] if k not in stated and here["config"][k] != there["config"].get(k))
-    if not other:
-        rest = "Nothing else in their configurations differs."
-    elif loss == "CE" and all(k.startswith("ogc_") for k in other):
-        rest = "Their configurations differ otherwise only in OGC's settings, which CE does not use."
-    else:
-        rest = f"Their configurations also differ in {listing(other)}."
-    if first_rate_steps(low) > first_rate_steps(high) and low_m["noisy_fit"] >= high_m["noisy_fit"] + 0.05:
-        fell = low_m["peak_test_acc"] - low_m["last10_test_acc"]
-        why = f"The longer schedule has {loss} fit more of the wrong labels"
-        if fell >= 0.02:
-            whose = "this run's" if low is here else f"{there_name}'s"
-            why += (f", and {whose} test accuracy, {low_m['peak_test_acc']:.1%} at its best (epoch "
-                    f"{low_m['peak_epoch']}), is lower by the end")
-        return f"{head}. The difference is the schedule: {schedules}. {why}. {rest}"
-    return (f"{head}. The two differ in schedule: {schedules}; the numbers do not show which difference lowers it. "
-            f"{rest}")
-
-
-def search_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The regime search: one row per run, its setting, its minutes, and how far it memorised."""
-    rows = []
-    for run in runs:
-        c, m = run["config"], memorisation(run)
-        rows.append({
-            "noise": c["noise"], "seed": c["seed"], "model": c["model"], "train images": run["num_train"],
-            "epochs": c["epochs"],
-            "lr steps at": ", ".join(map(str, c["milestones"])), "augmentation": augmentation_text(c),
-            "minutes": run["wall_time_s"] / 60, "peak test acc": m["peak_test_acc"], "peak epoch": m["peak_epoch"],
-            "final test acc": m["final_test_acc"], "drop (points)": 100 * m["drop"], "flipped fit": m["noisy_fit"],
-        })
-    return pd.DataFrame(rows)
-
-
 def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num_classes: int = 10) -> str:
     """How far ``loss`` memorised under ``noise``, as means over its seeds of each seed's figure (its own peak, not
     the mean curve's), every number from the runs."""
@@ -326,25 +242,6 @@ def memorisation_sentence(frame: pd.DataFrame, noise: str, loss: str = "ce", num
             f"{1 / num_classes:.0%}).")
 
 
-STILL_LEARNING = 1.0  # points: a drop from the peak below this, with the peak in the last epochs, is no memorising
-
-
-def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: str = "ce") -> str:
-    """Whether ``loss`` had begun to memorise under ``noise`` in runs of ``epochs`` epochs: where its test accuracy
-    still peaked in the last epochs (within ``STILL_LEARNING`` points of the end), a method against memorisation
-    had nothing to prevent, and a comparison there says little about it."""
-    rows = frame[(frame["noise"] == noise) & (frame["loss"] == loss)]
-    if not len(rows):
-        return f"Under {noise}, {loss} has no finished run yet."
-    peak_epoch, drop = float(rows["peak_epoch"].mean()), 100 * float(rows["drop"].mean())
-    said = (f"Under {noise}, {loss}'s test accuracy peaked in epoch {peak_epoch:.0f} of {epochs} on average and ended "
-            f"{drop:.1f} points below that peak")
-    if drop < STILL_LEARNING and peak_epoch >= epochs - 2:
-        return said + (f": {loss} had not begun to memorise, so there was nothing for a method against memorisation "
-                       "to prevent, and a comparison there says little about it.")
-    return said + "."
-
-
 def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """``comparison`` as the book shows it: percentages to 0.1 (what the runs hold at that precision), 'mean ± std',
     the paired difference in points with its interval; ``TABLE_NOTE`` says what the columns mean."""
@@ -355,12 +252,19 @@ def display_table(table: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
         "peak (%)": (100 * table["peak"]).round(1), "final (%)": (100 * table["final"]).round(1),
         "drop (points)": (100 * table["drop"]).round(1), "flipped fit (%)": (100 * table["noisy_fit"]).round(1),
         f"vs {baseline} (points, paired; {CONFIDENCE:.0%} interval)": [
-            "—" if loss == baseline else f"{100 * d:+.1f}" + (
-                f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if np.isfinite(lo) else "")
+            "—" if loss == baseline else points_cell(d, lo, hi)
             for loss, d, lo, hi in zip(table["loss"], table["diff"], table["diff_low"], table["diff_high"])],
         f"seeds above {baseline}": ["—" if loss == baseline else f"{w} of {n}"
-                                    for loss, w, n in zip(table["loss"], table["wins"], table["n"])],
+                                    for loss, w, n in zip(table["loss"], table["wins"], table["pairs"])],
     })
+
+
+def points_cell(diff: float, low: float = float("nan"), high: float = float("nan")) -> str:
+    """A paired difference (a fraction) in points, with its interval where there is one: '+5.0 [+0.7, +9.3]';
+    '–' where no seed is shared."""
+    if not np.isfinite(diff):
+        return "–"
+    return f"{100 * diff:+.1f}" + (f" [{100 * low:+.1f}, {100 * high:+.1f}]" if np.isfinite(low) else "")
 
 
 def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.DataFrame]:
@@ -371,9 +275,40 @@ def tables_by_noise(frame: pd.DataFrame, baseline: str = "ce") -> dict[str, pd.D
             for noise in dict.fromkeys(shown["noise"])}
 
 
-def unclipped_epochs(run: dict[str, Any]) -> list[int]:
+def shown_clipping_table(table: pd.DataFrame) -> pd.DataFrame:
+    """``clipping_table`` as a page shows it: fits in per cent, the unclipped epochs as spans only (their count is
+    the length of the spans, left out to keep the table within the page)."""
+    fits = {c: percent(table[c]) for c in ("flipped fit", "gained unclipped", "gained clipped")}
+    shown = table.assign(**fits).drop(columns=["epochs unclipped"])
+    return shown.rename(columns={"which": "epochs without a threshold"})
+
+
+def longest_unclipped(runs: Sequence[RunRecord], noise: str, loss: str = "ce+ogc") -> RunRecord | None:
+    """Of ``loss``'s runs under ``noise``, the one with the most epochs ended without a threshold (the lowest seed
+    among equals); None without a run."""
+    ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
+    return max(ran, key=lambda r: (len(unclipped_epochs(r)), -r.seed), default=None)
+
+
+def gap_sentences(runs: Sequence[RunRecord], noises: Sequence[str],
+                  steps_of: Callable[[Path], pd.DataFrame] = load_steps) -> list[list[str]]:
+    """[noise, loss, ``gap_sentence``, ``unclipped_ratio_sentence``] per OGC loss that ran under each noise; the
+    ratio sentence only where a run ended an epoch unclipped ('' elsewhere).  ``steps_of`` reads a run folder's
+    steps.csv (a cached reader spares reading it twice)."""
+    gaps, said = clipping_table(runs), []
+    for noise in noises:
+        for loss in OGC_LOSSES:
+            ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
+            if ran:
+                ratio = unclipped_ratio_sentence([steps_of(r.dir) for r in ran], noise, loss) \
+                    if any(unclipped_epochs(r) for r in ran) else ""
+                said.append([noise, loss, gap_sentence(gaps, noise, loss), ratio])
+    return said
+
+
+def unclipped_epochs(run: RunRecord) -> list[int]:
     """The epochs a clipping loss ended with no threshold (tau = inf, which result.json writes as null)."""
-    taus = [e.get("tau") for e in run["epochs"]]
+    taus = [e.get("tau") for e in run.epochs]
     return [i + 1 for i, tau in enumerate(taus) if tau is None or not np.isfinite(float(tau))]
 
 
@@ -388,27 +323,26 @@ def spans(numbers: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in parts) or "none"
 
 
-def fit_gains(run: dict[str, Any]) -> tuple[float, float]:
+def fit_gains(run: RunRecord) -> tuple[float, float]:
     """The flipped-label fit a clipping run gained (from its first epoch's level, epoch over epoch) in epochs that
     ended without a threshold, and in epochs that ended with one: which part of its fit each stretch carries."""
-    fit = np.array([e["flipped_fit_noisy"] for e in run["epochs"]], dtype=float)
+    fit = np.array([e["flipped_fit_noisy"] for e in run.epochs], dtype=float)
     gains = np.diff(fit)
     unclipped = np.isin(np.arange(2, fit.size + 1), unclipped_epochs(run))
     return float(gains[unclipped].sum()), float(gains[~unclipped].sum())
 
 
-def clipping_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def clipping_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """Per OGC run: the epochs it ended without clipping, how far it fitted the flipped labels by the end, and the
     fit gained in unclipped and in clipped epochs (``fit_gains``)."""
     columns = ["noise", "loss", "seed", "epochs unclipped", "which", "flipped fit", "gained unclipped",
                "gained clipped"]
     rows = []
     for run in runs:
-        c = run["config"]
-        if not is_ogc_loss(c["loss"]):
+        if not is_ogc_loss(run.loss):
             continue
         gaps = unclipped_epochs(run)
-        rows.append(dict(zip(columns, [c["noise"], c["loss"], c["seed"], len(gaps), spans(gaps),
+        rows.append(dict(zip(columns, [run.noise, run.loss, run.seed, len(gaps), spans(gaps),
                                        memorisation(run)["noisy_fit"], *fit_gains(run)])))
     return pd.DataFrame(rows, columns=columns)
 
@@ -502,6 +436,21 @@ def answer(frame: pd.DataFrame, noise: str, loss: str = "ce+ogc", baseline: str 
     return out
 
 
+def answer_sentence(result: dict[str, Any], noise_words: str, method: str = "CE+OGC", baseline: str = "CE") -> str:
+    """``answer``'s figures under one noise (``noise_words``) as a sentence: each side's fit of the flipped labels,
+    the paired differences in fit and in last-10 test accuracy, each settled or not as its ``verdict`` says."""
+    n = result["seeds"]
+
+    def settled(word: str) -> str:
+        return f"{word} {baseline}'s ({CONFIDENCE:.0%} interval)" if word in ("above", "below") else \
+            f"not established over {n} seed{'s' if n > 1 else ''}"
+
+    return (f"Under {noise_words}, {baseline} fitted {result['baseline_fit']:.1%} of the flipped labels and {method} "
+            f"{result['fit']:.1%} ({result['fit_min']:.1%} to {result['fit_max']:.1%} over its {n} paired seeds): "
+            f"{100 * result['fit_diff']:+.1f} points, {settled(result['fit_verdict'])}. {method}'s last-10 test "
+            f"accuracy was {100 * result['acc_diff']:+.1f} points from {baseline}'s, {settled(result['acc_verdict'])}.")
+
+
 def accuracy_phrase(result: dict[str, Any], baseline: str = "CE") -> str:
     """``answer``'s paired last-10 accuracy as a verb phrase: settled where the interval settles it (with the
     assumption it rests on), else not established, with what the seeds show."""
@@ -558,15 +507,15 @@ def ordered(frame: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
                              kind="stable").reset_index(drop=True)
 
 
-def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with_table: bool = True) -> str:
+def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_table: bool = True) -> str:
     """A grid of finished runs written up in markdown: how many and when, the comparison table with CE
     as the baseline (unless not ``with_table``: a page shows ``tables_by_noise`` instead), and per noise the
     sentences its runs allow (``SUMMARY_COMPARISONS``, ``gap_sentence``)."""
     if not runs:
         raise ValueError("no finished runs to summarise")
     frame = ordered(runs_frame(runs), order)
-    dates = sorted(run["date"][:10] for run in runs)
-    minutes = [run["wall_time_s"] / 60 for run in runs]
+    dates = sorted(run.date[:10] for run in runs)
+    minutes = [run.wall_time_s / 60 for run in runs]
     lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
              f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
              "minutes say little about a run's cost alone.", ""]
@@ -575,16 +524,39 @@ def grid_summary(runs: Sequence[dict[str, Any]], order: Sequence[str] = (), with
     gaps = clipping_table(runs)
     for noise in dict.fromkeys(frame["noise"]):
         losses = set(frame[frame["noise"] == noise]["loss"])
-        lines.append("- " + memorisation_sentence(frame, noise))
-        lines += ["- " + sentence(frame, noise, loss, base, value)
-                  for loss, base, value in SUMMARY_COMPARISONS if {loss, base} <= losses]
+        said = noise_sentences(frame, noise)
+        lines += ["- " + text for text in (said["memorisation"], *(text for *_, text in said["pairs"]))]
         if {"ce", "ce+ogc"} <= losses:
             lines.append("- " + early_stop_sentence(frame, noise))
-        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in ("ce+ogc", "gce+ogc") if loss in losses]
-    compared = [n for n in dict.fromkeys(frame["noise"]) if {"ce", "ce+ogc"} <= set(frame[frame["noise"] == n]["loss"])]
+        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in OGC_LOSSES if loss in losses]
+    compared = compared_noises(frame)
     if compared:
         lines += ["", significance_sentence(frame, compared)]
     return "\n".join(lines)
+
+
+def compared_noises(frame: pd.DataFrame, loss: str = "ce+ogc", baseline: str = "ce") -> list[str]:
+    """The noises of ``frame`` (in its order) under which both ``loss`` and ``baseline`` have finished runs."""
+    if not len(frame):
+        return []
+    return [n for n in dict.fromkeys(frame["noise"]) if {loss, baseline} <= set(frame[frame["noise"] == n]["loss"])]
+
+
+def noise_sentences(frame: pd.DataFrame, noise: str) -> dict[str, Any]:
+    """What the runs under ``noise`` say: how far CE memorised, and each of ``SUMMARY_COMPARISONS`` whose two
+    sides both ran there, as [loss, baseline, measure, sentence]."""
+    losses = set(frame[frame["noise"] == noise]["loss"])
+    return {"memorisation": memorisation_sentence(frame, noise),
+            "pairs": [[a, b, value, sentence(frame, noise, a, b, value)]
+                      for a, b, value in SUMMARY_COMPARISONS if {a, b} <= losses]}
+
+
+def reviewer_sentences(frame: pd.DataFrame, noises: Sequence[str]) -> dict[str, list[str]]:
+    """What a reviewer asks first, per noise where GCE and PHuber-CE ran: GCE against CE+OGC, CE+OGC against fixed
+    clipping, and CE+OGC against CE stopped at its best epoch."""
+    return {noise: [sentence(frame, noise, "gce", "ce+ogc"), sentence(frame, noise, "ce+ogc", "phuber-ce"),
+                    early_stop_sentence(frame, noise)]
+            for noise in noises if {"gce", "phuber-ce"} <= set(frame[frame["noise"] == noise]["loss"])}
 
 
 def replace_section(text: str, body: str, markers: tuple[str, str] = SECTION) -> str:

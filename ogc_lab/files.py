@@ -1,4 +1,4 @@
-"""Crash-safe file writes and the software versions recorded beside every result.
+"""Crash-safe file writes, and the software versions and source revision recorded beside every result.
 
 A run that is killed half way must never leave a truncated ``result.json`` or checkpoint, so
 every write goes to a temporary file in the same folder and is moved into place with
@@ -13,9 +13,11 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -121,6 +123,14 @@ def staged_folder(folder: Path) -> Iterator[Path]:
             os.replace(path, folder / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def empty_folder(folder: Path) -> Path:
+    """``folder``, emptied of whatever it held (or made), for runs that are measured anew at every execution."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -244,3 +254,25 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[key] = "not installed"
     return found
+
+
+PACKAGE_DIR = Path(__file__).resolve().parent  # the code a run executes: its revision is the one recorded
+GIT_HASH = r"[0-9a-f]{40}|[0-9a-f]{64}"  # a commit as git names it (SHA-1, or SHA-256 in repositories of that format)
+
+
+@cache
+def source_revision(folder: Path = PACKAGE_DIR) -> dict[str, str | bool | None]:
+    """The git commit holding the code in ``folder`` and whether its files there differ from it (``dirty``), so a
+    result names the code that made it; both None where git or a repository tracking ``folder`` is absent (a wheel
+    install).  Asked once per process and folder: a sweep's runs record the code they imported."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=folder, capture_output=True, text=True,
+                              check=True, timeout=30).stdout
+
+    try:
+        git("ls-files", "--error-unmatch", "--", ".")  # fails where no tracked file is here (a venv, a wheel)
+        commit = git("rev-parse", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--", ".").strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}

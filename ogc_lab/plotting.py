@@ -1,55 +1,80 @@
-"""The book's one source of plot style: palette, one colour per loss, figure sizes and mathtext labels.
+"""The book's one source of plot style: one colour per meaning, figure sizes and mathtext labels.
 
 Every chapter and the command line's report draw with these, so CE is the same blue and CE+OGC the same
-vermillion everywhere.  The palette is Okabe and Ito's, which stays distinguishable with the common
-colour-vision deficiencies; clean and noisy samples are sky blue and orange (never red and green).
+vermillion everywhere, and no other series takes a loss's colour.  The hues are Okabe and Ito's and Paul
+Tol's, which stay distinguishable with the common colour-vision deficiencies; clean and noisy samples are
+sky blue and orange (never red and green).
 
 Sizes are in inches at the book's 100 dpi: ``COLUMN`` fills the ~690 px text column, ``FULL`` is for a
 figure whose caption carries ``:figclass: full-width`` (the page's width including its margin, see
 _static/book.css).  ``use_book_style()`` sets matplotlib's defaults once per chapter.
 
 The shared per-axes plots of runs (``plot_epoch_curves``, ``plot_accuracy_curves``, ``plot_tau``,
-``plot_ratio``) live here and are re-exported by ``ogc_lab.report``.
+``plot_ratio``, ``plot_clipping_ratios``) live here, and the chapters' figures of several panels built from them
+(``per_noise_figure``, ``curves_figure``, ``single_runs_figure``, ``message_figure``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .registry import choose
+
+if TYPE_CHECKING:  # for the annotations only: drawing needs neither torch nor the run folder's code
+    from .runs import RunRecord
+
 # ---- colours -------------------------------------------------------------------------------------
+# One meaning per colour in every figure of the book and of `ogc-lab report`: a hue names a loss, a group of
+# samples (clean or noisy) or, in the toy task's maps, a class; black marks a reference (a target, a threshold,
+# a boundary); shades of grey tell apart settings that are none of these (values of tau or eta, noise kinds,
+# methods), dark to light in the order given, so no setting ever borrows a loss's colour.
 
 OKABE_ITO = {
     "black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
     "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7",
 }
-# The order a chapter cycles through when colours name nothing fixed (noise types, phases, settings).
-PALETTE = [OKABE_ITO[name] for name in ("blue", "vermillion", "bluish green", "reddish purple", "orange",
-                                        "sky blue", "black")]
-GREY = "#999999"
+# Paul Tol's 'muted' scheme, also safe with the common colour-vision deficiencies: the losses beyond Okabe-Ito's.
+TOL_MUTED = {
+    "rose": "#CC6677", "indigo": "#332288", "sand": "#DDCC77", "green": "#117733", "wine": "#882255",
+    "teal": "#44AA99", "olive": "#999933", "purple": "#AA4499",
+}
+REFERENCE = OKABE_ITO["black"]
+GREY = "#999999"  # a band or a background quantity (the learning rate, a bound's range)
+# The settings' shades, dark to light; `color(i)` wraps around them.
+SHADES = ("#1A1A1A", "#4D4D4D", "#808080", "#A6A6A6")
 
-# One colour per loss in every chapter and report; a loss not listed gets None (matplotlib's cycle).
+# Every loss of `ogc_lab.losses` (the tests check that the two agree) and its one colour.
 LOSS_COLORS = {
     "ce": OKABE_ITO["blue"], "ce+ogc": OKABE_ITO["vermillion"], "phuber-ce": OKABE_ITO["bluish green"],
-    "gce": OKABE_ITO["reddish purple"], "gce+ogc": OKABE_ITO["orange"], "fl": OKABE_ITO["sky blue"],
-    "fl+ogc": OKABE_ITO["yellow"], "mae": GREY, "sce": OKABE_ITO["black"],
+    "gce": OKABE_ITO["reddish purple"], "gce+ogc": TOL_MUTED["wine"], "fl": TOL_MUTED["indigo"],
+    "fl+ogc": TOL_MUTED["olive"], "mae": TOL_MUTED["sand"], "sce": TOL_MUTED["green"], "nce+rce": TOL_MUTED["rose"],
+    "taylor-ce": TOL_MUTED["purple"], "anl-ce": TOL_MUTED["teal"], "js": OKABE_ITO["yellow"],
+    "logitclip-ce": "#8C510A",  # brown: the two palettes have no hue left that is not taken
 }
-# Truly clean and truly noisy samples (and a mixture's clean and noisy components).
+# Truly clean and truly noisy samples (and a mixture's clean and noisy components): no loss has these hues.
 GROUP_COLORS = {"clean": OKABE_ITO["sky blue"], "noisy": OKABE_ITO["orange"]}
-# The two classes of a binary toy task.
+# The two classes of the binary toy task (chapter 1's maps, where no loss is drawn).
 CLASS_COLORS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
 
 
-def loss_color(loss: str) -> str | None:
-    """The fixed colour of ``loss`` (None: matplotlib's cycle picks one)."""
-    return LOSS_COLORS.get(loss)
+def loss_color(loss: str) -> str:
+    """The one colour of ``loss`` in every figure; an unknown name raises, so no figure falls back to a cycle."""
+    return choose("loss", loss, LOSS_COLORS)
 
 
 def color(i: int) -> str:
-    """The ``i``-th colour of the palette (wrapping), for series that have no fixed colour."""
-    return PALETTE[i % len(PALETTE)]
+    """The ``i``-th shade of grey (wrapping), for settings that are not a loss or a group of samples."""
+    return SHADES[i % len(SHADES)]
+
+
+def class_map() -> Any:
+    """A colormap from class 0's colour through white to class 1's, for a probability of class 1."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("classes", [CLASS_COLORS[0], "#FFFFFF", CLASS_COLORS[1]])
 
 
 # ---- sizes ---------------------------------------------------------------------------------------
@@ -100,12 +125,13 @@ BOOK_RC = {
 
 
 def use_book_style() -> None:
-    """Set matplotlib's defaults to the book's (sizes, fonts, grid, the palette as the colour cycle)."""
+    """Set matplotlib's defaults to the book's (sizes, fonts, grid; the settings' shades as the colour cycle, so a
+    line drawn without a colour never takes a loss's)."""
     import matplotlib as mpl
     from cycler import cycler
 
     mpl.rcParams.update(BOOK_RC)
-    mpl.rcParams["axes.prop_cycle"] = cycler(color=PALETTE)
+    mpl.rcParams["axes.prop_cycle"] = cycler(color=SHADES)
 
 
 def percent_axis(ax: Any, low: float, high: float = 100.0, pad: float = 2.0) -> None:
@@ -113,19 +139,19 @@ def percent_axis(ax: Any, low: float, high: float = 100.0, pad: float = 2.0) -> 
     ax.set_ylim(max(0.0, low - pad), min(100.0 + pad, high + pad))
 
 
-# ---- per-axes plots of runs (re-exported by ogc_lab.report) ---------------------------------------
+# ---- per-axes plots of runs ---------------------------------------------------------------------
 
 
-def _curves(runs: Sequence[dict[str, Any]], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
+def _curves(runs: Sequence[RunRecord], noise: str, key: str = "test_acc") -> dict[str, np.ndarray]:
     """Per-epoch curves of ``key`` (seeds x epochs) per loss for one noise spec (runs lacking ``key`` left out)."""
     by_loss: dict[str, list[list[float]]] = {}
     for run in runs:
-        if run["config"]["noise"] == noise and all(key in e for e in run["epochs"]):
-            by_loss.setdefault(run["config"]["loss"], []).append([e[key] for e in run["epochs"]])
+        if run.noise == noise and all(key in e for e in run.epochs):
+            by_loss.setdefault(run.loss, []).append([e[key] for e in run.epochs])
     return {loss: np.array(c) for loss, c in sorted(by_loss.items()) if len({len(x) for x in c}) == 1}
 
 
-def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, key: str = "test_acc",
+def plot_epoch_curves(ax: Any, results: Sequence[RunRecord], noise: str, key: str = "test_acc",
                       ylabel: str = "test accuracy", percent: bool = True) -> None:
     """On ``ax``: the mean over seeds of an epochs.csv column per loss under ``noise``, with a ±1 std band."""
     scale = 100.0 if percent else 1.0
@@ -138,7 +164,7 @@ def plot_epoch_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, ke
     ax.grid(alpha=0.3)
 
 
-def plot_accuracy_curves(ax: Any, results: Sequence[dict[str, Any]], noise: str, percent: bool = True) -> None:
+def plot_accuracy_curves(ax: Any, results: Sequence[RunRecord], noise: str, percent: bool = True) -> None:
     """On ``ax``: mean test accuracy per epoch over seeds for each loss under ``noise``, with a ±1 std band."""
     plot_epoch_curves(ax, results, noise, "test_acc", "test accuracy", percent)
 
@@ -170,6 +196,95 @@ def plot_ratio(ax: Any, steps: Any, column: str = "ratio_after", target: bool = 
         raise ValueError(f"steps has no column {column!r}; have: {', '.join(steps.columns)}")
     ax.plot(steps["step"], steps[column], **style)
     if target:
-        ax.plot(steps["step"], steps["target"], "k--", lw=1, label=f"target {TARGET}")
+        ax.plot(steps["step"], steps["target"], color=REFERENCE, ls="--", lw=1, label=f"target {TARGET}")
     ax.set(xlabel="step", ylabel=RATIO, yscale="log")
     ax.grid(alpha=0.3)
+
+
+def plot_clipping_ratios(ax: Any, steps: Any, seed: int) -> None:
+    """On ``ax``: an OGC run's noisy/clean gradient ratio before clipping (what plain CE would weigh) and after it,
+    OGC's target dashed, and the run's seed in the corner."""
+    plot_ratio(ax, steps, "ratio_before", target=False, color=loss_color("ce"), label="before clipping")
+    plot_ratio(ax, steps, "ratio_after", target=True, color=loss_color("ce+ogc"), label="after clipping (OGC)")
+    ax.text(0.99, 0.95, f"seed {seed}", ha="right", va="top", transform=ax.transAxes, fontsize=8)
+
+
+# ---- figures of several panels, for the chapters (pyplot) ----------------------------------------
+
+
+def message_figure(message: str) -> Any:
+    """A figure holding only ``message`` ('no committed run yet'), where a chapter's figure has nothing to draw."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size(1, row_height=1.5))
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.axis("off")
+    return fig
+
+
+def legend_if_labelled(ax: Any, **style: Any) -> None:
+    """A legend on ``ax`` where something drawn there has a label (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**style)
+
+
+def per_noise_figure(noises: Sequence[str], draw: Callable[[Any, str], None], ylabel: str,
+                     empty: str = "no committed run yet") -> Any:
+    """One full-width row per noise, each panel drawn by ``draw(ax, noise)`` and titled by its noise (so no panel is
+    squeezed); ``message_figure(empty)`` without noises."""
+    if not noises:
+        return message_figure(empty)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(noises), 1, figsize=size(len(noises), row_height=2.6), sharex=True, squeeze=False)
+    for ax, noise in zip(axes[:, 0], noises):
+        draw(ax, noise)
+        ax.set(title=noise, ylabel=ylabel)
+    legend_if_labelled(axes[0, 0], fontsize=8, ncol=3)
+    return fig
+
+
+def curves_figure(runs: Sequence[RunRecord], title: str, empty: str) -> Any:
+    """Mean test accuracy per epoch of ``runs`` per loss, every noise on one panel titled ``title`` and the noises;
+    ``empty`` written in the panel without runs."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=COLUMN)
+    noises = sorted({r.noise for r in runs})
+    for noise in noises:
+        plot_accuracy_curves(ax, runs, noise)
+    if runs:
+        ax.set_title(f"{title}, noise {', '.join(noises)}")
+        legend_if_labelled(ax, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes)
+    return fig
+
+
+def single_runs_figure(curves: dict[tuple[str, int], Any], empty: str = "no run has begun yet") -> Any:
+    """Test accuracy (top) and the share of flipped labels fitted (bottom) per epoch of single runs keyed by (loss,
+    seed), finished or not (``plot_single_runs``); ``message_figure(empty)`` without runs."""
+    if not curves:
+        return message_figure(empty)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=size(2, row_height=2.6), sharex=True)
+    plot_single_runs(axes[0], curves)
+    plot_single_runs(axes[1], curves, "flipped_fit_noisy", "flipped labels fitted")
+    legend_if_labelled(axes[0], fontsize=8, ncol=2)
+    return fig
+
+
+def plot_loss_bars(axes: Sequence[Any], stats: Any, losses: Sequence[str], noises: Sequence[str],
+                   xlabel: str = "test accuracy (%)") -> None:
+    """One axes per noise spec: a horizontal bar per loss (mean ± std over seeds, in %), each in its loss's
+    colour, so a loss is told by the same colour as in the book's curves; ``stats`` has columns noise, loss,
+    mean and std (``report.mean_std``)."""
+    rows = np.arange(len(losses))
+    for ax, noise in zip(axes, noises, strict=True):
+        part = stats[stats["noise"] == noise].set_index("loss").reindex(list(losses))
+        ax.barh(rows, 100 * part["mean"], xerr=100 * part["std"].fillna(0.0), capsize=2,
+                color=[loss_color(loss) for loss in losses], error_kw=dict(lw=0.8))
+        ax.set(title=noise, xlabel=xlabel, xlim=(0, 100), yticks=rows, yticklabels=list(losses))
+        ax.set_ylim(len(losses) - 0.5, -0.5)  # the first loss on top, as in the table
+        ax.grid(axis="y", visible=False)

@@ -62,6 +62,11 @@ def epoch_table(steps: pd.DataFrame) -> pd.DataFrame:
         true_ratio=("true_ratio", "median"), target=("target", "median")).reset_index()
 
 
+# ``epoch_table``'s columns as a page heads them
+EPOCH_HEADERS = {"auc_h": "AUC of H", "noisy_share": "noisy share", "mixture_noisy_weight": "mixture's noisy weight",
+                 "tau": "τ", "true_ratio": "true ratio"}
+
+
 def premise_summary(steps: pd.DataFrame) -> dict[str, Any]:
     """The premise in the high-lr phase: how well H separates the noisy samples, how the mixture's noisy
     weight compares with their true share, and how often OGC set no threshold; NaNs without a refit there."""

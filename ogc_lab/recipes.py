@@ -520,3 +520,14 @@ def get_recipe(name: str, **overrides: Any) -> Config:
     """The recipe ``name`` with ``overrides`` applied, and its loss's published settings where ``overrides`` leaves
     them (``as_published``); unknown recipe or field raises ValueError."""
     return as_published(choose("recipe", name, RECIPES).replace(**overrides), keep=overrides)
+
+
+def scaled_milestones(recipe: Config, epochs: int) -> tuple[int, ...]:
+    """``recipe``'s learning-rate steps at the same fractions of a run of ``epochs`` (distinct, at least 1, before
+    its end; the last epoch where none fits), so a shortened run keeps its schedule's shape."""
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs} must be at least 1")
+    if not recipe.milestones:
+        return ()
+    steps = sorted({max(1, round(m * epochs / recipe.epochs)) for m in recipe.milestones})
+    return tuple(s for s in steps if s < epochs) or (epochs,)

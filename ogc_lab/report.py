@@ -20,8 +20,8 @@ import pandas as pd
 from .files import staged_folder
 from .plotting import TAU, loss_color, plot_accuracy_curves, plot_ratio, plot_tau
 from .registry import choose
-from .runs import REPORT_DIR, load_runs, load_steps, slug
-from .tables import format_pm, markdown
+from .runs import LAST_EPOCHS, REPORT_DIR, RunRecord, load_runs, load_steps, slug
+from .tables import format_pm, markdown, percent
 
 GROUP = ["dataset", "noise", "loss"]
 
@@ -49,9 +49,10 @@ def lr_phases(steps: pd.DataFrame) -> pd.DataFrame:
 SUMMARY_METRICS = ("last10_test_acc", "best_test_acc", "final_test_acc", "wall_time_s")
 
 
-def results_frame(results: Sequence[dict[str, Any]], fields: Sequence[str] = ("loss", "noise", "seed")) -> pd.DataFrame:
-    """One row per result (as ``train`` returns it): the config ``fields`` and the summary accuracies."""
-    rows = [{f: _config_value(r["config"], f) for f in fields} | {m: r[m] for m in SUMMARY_METRICS} for r in results]
+def results_frame(results: Sequence[RunRecord], fields: Sequence[str] = ("loss", "noise", "seed")) -> pd.DataFrame:
+    """One row per run: the config ``fields`` and the summary accuracies."""
+    rows = [{f: _config_value(r.config, f) for f in fields} | {m: getattr(r, m) for m in SUMMARY_METRICS}
+            for r in results]
     return pd.DataFrame(rows, columns=[*fields, *SUMMARY_METRICS])
 
 
@@ -88,24 +89,23 @@ def markdown_table(frame: pd.DataFrame, index: bool = True) -> str:
     return markdown(data.columns, data.itertuples(index=False))
 
 
-def run_row(run: dict[str, Any]) -> dict[str, Any]:
+def run_row(run: RunRecord) -> dict[str, Any]:
     """One run's summary: accuracies and the gradient-ratio diagnostics of its last epoch."""
-    cfg = run["config"]
-    row = {k: cfg[k] for k in GROUP} | {"seed": cfg["seed"], "model": cfg["model"], "epochs": cfg["epochs"]}
+    row = {k: getattr(run, k) for k in GROUP} | {"seed": run.seed, "model": run.model, "epochs": run.config["epochs"]}
     row |= {
-        "last10_test_acc": run["last10_test_acc"],
-        "best_test_acc": run["best_test_acc"],
-        "final_test_acc": run["final_test_acc"],
-        "wall_time_s": run["wall_time_s"],
+        "last10_test_acc": run.last10_test_acc,
+        "best_test_acc": run.best_test_acc,
+        "final_test_acc": run.final_test_acc,
+        "wall_time_s": run.wall_time_s,
     }
-    steps = load_steps(run["dir"])
+    steps = load_steps(run.dir)
     last = steps[steps["epoch"] == steps["epoch"].max()] if len(steps) else steps
     for column in ("ratio_before", "ratio_after", "target", "auc_h"):
         row[f"{column}_last_epoch"] = float(last[column].median()) if column in last else math.nan
     return row
 
 
-def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
+def summarise(runs: list[RunRecord]) -> pd.DataFrame:
     """Mean and sample std over seeds of each (dataset, noise, loss) group."""
     rows = pd.DataFrame([run_row(r) for r in runs])
     metrics = ["last10_test_acc", "best_test_acc", "final_test_acc", "wall_time_s"]
@@ -118,14 +118,14 @@ def summarise(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def provenance_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
     """Committed runs per (dataset, noise, loss), in first-seen order: seeds, last-10 test accuracy as
     'mean ± std' (%), and the devices, dates and data files that produced them, so a table of results
     never loses where they came from."""
     columns = [*GROUP, "seeds", "last-10 test acc (%)", "device", "dates", "data"]
     frame = pd.DataFrame([{
-        **{k: r["config"][k] for k in GROUP}, "seed": r["config"]["seed"], "acc": r["last10_test_acc"],
-        "device": r["device"], "dates": r["date"][:10], "data": r["data_source"].split(" ")[0],
+        **{k: getattr(r, k) for k in GROUP}, "seed": r.seed, "acc": r.last10_test_acc,
+        "device": r.device, "dates": r.date[:10], "data": r.data_source.split(" ")[0],
     } for r in runs])
     if frame.empty:
         return pd.DataFrame(columns=columns)
@@ -135,6 +135,31 @@ def provenance_table(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
         **{name: ", ".join(sorted(set(group[name]))) for name in ("device", "dates", "data")},
     } for key, group in frame.groupby(GROUP, sort=False)]
     return pd.DataFrame(rows, columns=columns)
+
+
+RUN_RECORD = ["dataset", "model", "loss", "noise", "seed", "epochs", "train images", "test images", "realised noise",
+              "final test acc", "best test acc", "last-10 test acc", "final tau", "wall s", "device", "date"]
+
+
+def run_records(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per finished run (columns ``RUN_RECORD``): what ran (data, model, loss, noise, seed, epochs, images),
+    how it did (realised noise, final, best and last-10 test accuracy, its last threshold in words), where and when."""
+    rows = []
+    for run in runs:
+        tau = run.result["final_tau"]  # no field of the record: only the trainer's result.json holds it
+        threshold = "∞ (no clipping)" if tau is None or not math.isfinite(tau) else f"{tau:.3g}"
+        rows.append([run.dataset, run.model, run.loss, run.noise, run.seed, run.config["epochs"], run.num_train,
+                     run.num_test, run.noise_report["realised_rate"], run.final_test_acc, run.best_test_acc,
+                     run.last10_test_acc, threshold, run.wall_time_s, run.device, run.date])
+    return pd.DataFrame(rows, columns=RUN_RECORD)
+
+
+def outcome_table(records: pd.DataFrame) -> pd.DataFrame:
+    """``run_records``' rows as a page shows what the runs gave: loss, noise, realised noise, final and last-10 test
+    accuracy in per cent, and the last threshold (what every run shares is for the text)."""
+    shown = records[["loss", "noise", "realised noise", "final test acc", "last-10 test acc", "final tau"]]
+    percents = {c: percent(shown[c]) for c in ("realised noise", "final test acc", "last-10 test acc")}
+    return shown.assign(**percents).rename(columns={"last-10 test acc": f"last ≤ {LAST_EPOCHS} epochs"})
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
@@ -151,7 +176,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
     return markdown(head, rows)
 
 
-def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],
+def _figure_per_noise(runs: list[RunRecord], out_dir: Path, prefix: str, draw: Any, size: tuple[float, float],
                       panels: int = 1) -> list[Path]:
     """One PNG per noise spec, ``draw(axes, runs_of_that_noise, noise)`` filling its panels.
 
@@ -160,10 +185,10 @@ def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, dr
     from matplotlib.figure import Figure
 
     paths = []
-    for noise in sorted({r["config"]["noise"] for r in runs}):
+    for noise in sorted({r.noise for r in runs}):
         fig = Figure(figsize=size, layout="tight")  # whatever layout the caller's rcParams ask for
         axes = fig.subplots(1, panels, squeeze=False)
-        draw(axes[0], [r for r in runs if r["config"]["noise"] == noise], noise)
+        draw(axes[0], [r for r in runs if r.noise == noise], noise)
         for ax in axes[0]:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
@@ -172,29 +197,27 @@ def _figure_per_noise(runs: list[dict[str, Any]], out_dir: Path, prefix: str, dr
     return paths
 
 
-def plot_test_accuracy(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def plot_test_accuracy(runs: list[RunRecord], out_dir: Path) -> list[Path]:
     """One figure per noise spec: mean test accuracy over seeds per loss, with a ±1 std band."""
 
-    def draw(axes: Any, of_noise: list[dict[str, Any]], noise: str) -> None:
+    def draw(axes: Any, of_noise: list[RunRecord], noise: str) -> None:
         plot_accuracy_curves(axes[0], of_noise, noise)
         axes[0].set_title(f"test accuracy, noise {noise}")
 
     return _figure_per_noise(runs, out_dir, "test_acc", draw, (6, 4))
 
 
-def plot_clipping(runs: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+def plot_clipping(runs: list[RunRecord], out_dir: Path) -> list[Path]:
     """Per noise spec: tau over steps (OGC runs) and the noisy/clean gradient ratio after clipping vs target."""
-    cycle = {loss: f"C{i}" for i, loss in enumerate(sorted({r["config"]["loss"] for r in runs}))}
-    colours = {loss: loss_color(loss) or c for loss, c in cycle.items()}
 
-    def draw(axes: Any, of_noise: list[dict[str, Any]], noise: str) -> None:
+    def draw(axes: Any, of_noise: list[RunRecord], noise: str) -> None:
         ax_tau, ax_ratio = axes
         target_drawn = False
         for run in of_noise:
-            steps, loss = load_steps(run["dir"]), run["config"]["loss"]
+            steps, loss = load_steps(run.dir), run.loss
             if not len(steps) or "ratio_after" not in steps:
                 continue
-            style = dict(color=colours[loss], alpha=0.7, label=f"{loss} seed {run['config']['seed']}")
+            style = dict(color=loss_color(loss), alpha=0.7, label=f"{loss} seed {run.seed}")
             if np.isfinite(steps["tau"]).any():
                 plot_tau(ax_tau, steps, **style)
             plot_ratio(ax_ratio, steps, target=not target_drawn, **style)

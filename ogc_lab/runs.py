@@ -9,7 +9,9 @@ once finished, ``checkpoint.pt`` after every epoch, and ``epochs.csv``/``steps.c
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pandas as pd
 from torch import Tensor, nn
 
 from .files import (
+    GIT_HASH,
     LOCK_FILE,
     TEMP_SUFFIX,
     atomic_torch_save,
@@ -27,7 +30,7 @@ from .files import (
     torch_load,
 )
 from .recipes import Config
-from .schema import ACCURACY, COUNT, DICT, TEXT, ListOf, Maybe, Schema, check, like, number
+from .schema import ACCURACY, COUNT, DICT, FLAG, TEXT, Leaf, ListOf, Maybe, Schema, check, like, nullable, number
 
 RESULT = "result.json"  # the finished run's record: config, versions, device, noise report, curves
 CHECKPOINT = "checkpoint.pt"  # the state after the last finished epoch (atomic), to resume from
@@ -106,11 +109,13 @@ CHECKPOINT_SCHEMA: Schema = {
     "history": ListOf(EPOCH_RECORD), "model": DICT, "optimizer": {"state": DICT, "param_groups": ListOf(DICT, 1)},
     "scheduler": DICT, "loss": DICT, "rng": ListOf(DICT, 1),
 }
+COMMIT = Leaf("a git commit (40 or 64 hex digits)", lambda v: isinstance(v, str) and bool(re.fullmatch(GIT_HASH, v)))
 RESULT_SCHEMA: Schema = {
     "config": {"dataset": TEXT, "noise": TEXT, "loss": TEXT, "model": TEXT, "seed": COUNT, "epochs": COUNT},
     "epochs": ListOf({"test_acc": ACCURACY}, 1), "final_test_acc": ACCURACY, "best_test_acc": ACCURACY,
     "last10_test_acc": ACCURACY, "wall_time_s": number(0.0), "device": TEXT, "date": TEXT, "data_source": TEXT,
-    "amp_reason": Maybe(TEXT),
+    "num_train": COUNT, "num_test": COUNT, "noise": DICT, "amp_reason": Maybe(TEXT),
+    "source": Maybe({"commit": nullable(COMMIT), "dirty": nullable(FLAG)}),  # absent before 2026-12-03
 }
 # result.json keys renamed since: old name -> new (results written before 2026-12-03 hold "amp", the reason)
 RENAMED_RESULT_KEYS = {"amp": "amp_reason"}
@@ -262,8 +267,48 @@ def prepare_out_dir(out_dir: Path, config: Config, resume: bool) -> dict[str, An
 # ---------------------------------------------------------------- reading runs
 
 
-def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
-    """Every finished run under ``root`` (its result plus the path of its folder).
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run as read back from its folder: what it trained, its figures and per-epoch records, typed, so
+    readers write ``run.noise`` instead of digging in result.json; ``config`` and ``result`` keep the whole record
+    (provenance, and the fields these leave out)."""
+
+    dir: Path
+    dataset: str
+    loss: str
+    noise: str  # the noise spec trained with (``noise_report``: the labels it realised)
+    seed: int
+    model: str
+    final_test_acc: float
+    best_test_acc: float
+    last10_test_acc: float  # ``last_epochs_mean`` of the test accuracies
+    wall_time_s: float
+    device: str
+    date: str  # ISO 8601, UTC
+    data_source: str
+    num_train: int
+    num_test: int
+    noise_report: dict[str, Any]  # ``noise.NoiseReport.to_dict``: realised rate, transition counts, labels' hash
+    epochs: tuple[dict[str, Any], ...]  # one record per epoch, as epochs.csv holds them
+    config: dict[str, Any]  # ``Config.to_dict`` as the run wrote it
+    result: dict[str, Any]  # the whole result.json, as ``read_result`` returns it
+
+    @classmethod
+    def from_result(cls, folder: Path, result: dict[str, Any]) -> RunRecord:
+        """The record of a run in ``folder`` from its result (as ``read_result`` returns it: checked)."""
+        config = result["config"]
+        return cls(
+            dir=Path(folder), dataset=config["dataset"], loss=config["loss"], noise=config["noise"],
+            seed=config["seed"], model=config["model"], final_test_acc=result["final_test_acc"],
+            best_test_acc=result["best_test_acc"], last10_test_acc=result["last10_test_acc"],
+            wall_time_s=result["wall_time_s"], device=result["device"], date=result["date"],
+            data_source=result["data_source"], num_train=result["num_train"], num_test=result["num_test"],
+            noise_report=result["noise"], epochs=tuple(result["epochs"]), config=config, result=result,
+        )
+
+
+def load_runs(root: Path, allow_empty: bool = False) -> list[RunRecord]:
+    """Every finished run under ``root``, as a ``RunRecord``.
 
     No run is an error (a mistyped folder, most likely) unless ``allow_empty``: then an empty list,
     for readers of optional folders such as the book's committed results.
@@ -272,9 +317,7 @@ def load_runs(root: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     for path in sorted(Path(root).rglob(RESULT)):
         if REPORT_DIR in path.relative_to(root).parts[:-1]:
             continue
-        result = read_result(path)
-        result["dir"] = path.parent
-        runs.append(result)
+        runs.append(RunRecord.from_result(path.parent, read_result(path)))
     if not runs and not allow_empty:
         raise ValueError(f"no finished runs (result.json) under {str(root)!r}")
     return runs

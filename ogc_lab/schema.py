@@ -1,8 +1,8 @@
 """One check for every file the package reads: a schema states the type of each entry down to the leaves.
 
-A schema is a ``Leaf`` (a test and the words for what it allows), a dict ``{key: schema}`` (a dict
-holding at least those entries; ``Maybe(schema)`` for one that may be absent), ``ListOf(schema)``
-(a list or tuple of such items) or ``Items(schemas)`` (a fixed sequence).  ``check`` raises one
+A schema is a ``Leaf`` (a test and the words for what it allows; ``nullable(leaf)`` also allows null), a
+dict ``{key: schema}`` (a dict holding at least those entries; ``Maybe(schema)`` for one that may be absent),
+``ListOf(schema)`` (a list or tuple of such items) or ``Items(schemas)`` (a fixed sequence).  ``check`` raises one
 ValueError naming the file, the entry's path (``history[0].test_acc``), what it holds and what is
 allowed, so a damaged or hostile file is one line of error, never a traceback or a silent result.
 ``like(obj)`` is the schema of a live object (an optimizer's state dict), for state saved from one.
@@ -74,6 +74,11 @@ FLAG = Leaf("true or false", lambda v: isinstance(v, bool))
 ANY = Leaf("anything", lambda v: True)
 TENSOR = Leaf("a tensor", lambda v: isinstance(v, Tensor))
 DICT = Leaf("a dict", lambda v: isinstance(v, dict))
+
+
+def nullable(leaf: Leaf) -> Leaf:
+    """``leaf`` or null: for an entry a writer records as unknown (a run's commit where no git repository holds it)."""
+    return Leaf(f"{leaf.allowed} or null", lambda v: v is None or leaf.test(v))
 
 
 def tensor_like(example: Tensor) -> Leaf:

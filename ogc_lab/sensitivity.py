@@ -21,10 +21,9 @@ from . import plotting
 from .book import Quotes, threshold_quote
 from .recipes import Config
 from .report import lr_phases, mean_std
-from .runs import LAST_EPOCHS, load_steps
+from .runs import LAST_EPOCHS, RunRecord, load_steps
 from .sweep import SweepRun
 
-Result = dict[str, Any]
 Grid = dict[tuple[str, Any], list[SweepRun]]  # (config field, value) -> its runs, as sweep.one_at_a_time plans them
 
 
@@ -44,24 +43,25 @@ SETTINGS = {
 SAME_TIME = 0.03  # run times within 3 % of each other are 'about the same' (whole runs on a shared machine)
 
 
-def setup_quotes(config: Config, seeds: Sequence[int], results: dict[Path, Result], baseline: list[SweepRun]) -> Quotes:
+def setup_quotes(config: Config, seeds: Sequence[int], results: dict[Path, RunRecord],
+                 baseline: list[SweepRun]) -> Quotes:
     """The set-up as the text states it: seeds, how many runs (each folder once) and their training time, the
     schedule and the recipe's own settings."""
     return {
         "seeds": (list(seeds), None), "n_seeds": (len(seeds), None), "runs": (len(results), None),
-        "train_seconds": (sum(r["wall_time_s"] for r in results.values()), ".0f"), "epochs": (config.epochs, None),
+        "train_seconds": (sum(r.wall_time_s for r in results.values()), ".0f"), "epochs": (config.epochs, None),
         "default_epsilon": (config.ogc_epsilon, "g"), "default_q": (config.ogc_queue_size, None),
         "default_s": (config.ogc_interval, None), "batch_size": (config.batch_size, None),
-        "steps_per_epoch": (results[baseline[0].out]["epochs"][0]["step"], None),
+        "steps_per_epoch": (results[baseline[0].out].epochs[0]["step"], None),
     }
 
 
-def run_rows(grid: Grid, results: dict[Path, Result]) -> pd.DataFrame:
+def run_rows(grid: Grid, results: dict[Path, RunRecord]) -> pd.DataFrame:
     """One row per run of the grid: the varied field, its value, the seed, the accuracy over the last epochs and
     the run's wall time."""
     return pd.DataFrame([
-        dict(field=field, value=value, seed=run.config.seed, acc=results[run.out]["last10_test_acc"],
-             seconds=results[run.out]["wall_time_s"])
+        dict(field=field, value=value, seed=run.config.seed, acc=results[run.out].last10_test_acc,
+             seconds=results[run.out].wall_time_s)
         for (field, value), runs in grid.items()
         for run in runs
     ])
@@ -77,9 +77,9 @@ def curves(rows: pd.DataFrame, axes: dict[str, Sequence[Any]]) -> dict[str, dict
     return out
 
 
-def baseline_accuracy(baseline: list[SweepRun], results: dict[Path, Result]) -> tuple[float, float]:
+def baseline_accuracy(baseline: list[SweepRun], results: dict[Path, RunRecord]) -> tuple[float, float]:
     """Plain CE's accuracy over the last epochs: mean and std over its seeds (0 for one seed)."""
-    accs = [results[run.out]["last10_test_acc"] for run in baseline]
+    accs = [results[run.out].last10_test_acc for run in baseline]
     return float(np.mean(accs)), float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
 
 

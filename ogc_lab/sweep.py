@@ -21,7 +21,7 @@ from typing import Any
 
 from .recipes import FIELDS, Config, as_published, get_recipe
 from .registry import check_names
-from .runs import finished_result, run_dir, setting_folder
+from .runs import RunRecord, finished_result, run_dir, setting_folder
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,8 @@ def _run_pool(todo: Sequence[SweepRun], jobs: int, report: Report) -> None:
     pool.shutdown(wait=True)
 
 
-def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -> list[dict[str, Any]]:
-    """Train every unfinished run of ``runs`` and return all their results, in the order of ``runs``.
+def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -> list[RunRecord]:
+    """Train every unfinished run of ``runs`` and return the records of all of them, in the order of ``runs``.
 
     Finished runs are skipped, unfinished ones resumed from their checkpoint.  ``jobs`` > 1 trains
     that many at once in worker processes.  ``progress`` prints one line per run.  Runs that fail
@@ -236,9 +236,9 @@ def run_sweep(runs: Sequence[SweepRun], jobs: int = 1, progress: bool = False) -
     return [_finished(run) for run in runs]
 
 
-def _finished(run: SweepRun) -> dict[str, Any]:
-    """The result of a run that ``run_sweep`` has just trained or skipped."""
+def _finished(run: SweepRun) -> RunRecord:
+    """The record of a run that ``run_sweep`` has just trained or skipped."""
     result = finished_result(run.out, run.config)
     if result is None:
         raise RuntimeError(f"run {str(run.out)!r} ended without a result.json")
-    return result
+    return RunRecord.from_result(run.out, result)

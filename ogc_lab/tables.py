@@ -1,4 +1,5 @@
-"""The text of tables, written one way: markdown tables (``markdown``) and 'mean ± std' cells (``format_pm``).
+"""The text of tables, written one way: markdown tables (``markdown``), 'mean ± std' cells (``format_pm``) and
+per-cent cells (``percent``).
 
 ``report`` (the command line's summary and the chapters' tables), ``evidence`` (the committed READMEs) and
 ``book`` (tables shown in the chapters) format their cells their own way and write every table through these.
@@ -22,3 +23,8 @@ def format_pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) ->
     if math.isnan(std):
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def percent(values: Iterable[float], digits: int = 1, missing: str = "–") -> list[str]:
+    """Fractions as per-cent cells ('36.3%'), ``missing`` for NaN (a figure a run did not record)."""
+    return [missing if math.isnan(v) else f"{v:.{digits}%}" for v in values]

@@ -27,7 +27,7 @@ from ogc_lab.models import mlp
 from ogc_lab.noise import make_noise
 from ogc_lab.ogc import base_loss, label_prob
 from ogc_lab.optim import OPTIMIZERS
-from ogc_lab.plotting import CLASS_COLORS, FULL_WIDTH, GRAD, GROUP_COLORS, TAU, size
+from ogc_lab.plotting import CLASS_COLORS, FULL_WIDTH, GRAD, GROUP_COLORS, REFERENCE, TAU, class_map, size
 from ogc_lab.registry import choose
 
 GRID_SIZE = 150  # points per axis of the decision-function grid
@@ -333,7 +333,7 @@ def plot_gradient_kdes(
         ax.fill_between(x, density, color=colour, alpha=0.25)
     tau = snapshot.tau if tau is None else tau
     finite = math.isfinite(tau)
-    artists["tau"] = ax.axvline(tau, color="black", ls="--", lw=1, label=f"{TAU} = {tau:.3g}") if finite else None
+    artists["tau"] = ax.axvline(tau, color=REFERENCE, ls="--", lw=1, label=f"{TAU} = {tau:.3g}") if finite else None
     ax.set(xscale="log", xlim=(x[0], x[-1]), xlabel=f"{GRAD} before clipping",
            ylabel=f"density of $\\log_{{10}}${GRAD}")
     return artists
@@ -357,8 +357,8 @@ def plot_data(ax: Axes, data: ToyData, labels: str = "noisy") -> dict[str, Any]:
 def plot_decision_boundary(ax: Axes, snapshot: Snapshot, data: ToyData) -> dict[str, Any]:
     """P(class 1) as filled contours, the boundary P = 0.5 as a line, and the training points."""
     grid = (snapshot.grid_x, snapshot.grid_y, snapshot.decision)
-    filled = ax.contourf(*grid, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.3)
-    boundary = ax.contour(*grid, levels=[0.5], colors="black", linewidths=1)
+    filled = ax.contourf(*grid, levels=np.linspace(0, 1, 11), cmap=class_map(), alpha=0.3)
+    boundary = ax.contour(*grid, levels=[0.5], colors=REFERENCE, linewidths=1)
     return {"filled": filled, "boundary": boundary, **plot_data(ax, data)}
 
 

@@ -26,7 +26,7 @@ from .cost import steps_to_fill
 from .ogc import GMM1D, H_MAX, OGC_DEFAULTS, base_loss, ratio_exact
 from .recipes import Config
 from .report import lr_phases
-from .runs import LAST_EPOCHS, load_steps, setting_folder
+from .runs import LAST_EPOCHS, RunRecord, load_steps, setting_folder
 from .sweep import SweepRun, grid
 
 LOSSES = ("ce", "ce+ogc")  # the two runs set side by side
@@ -35,7 +35,7 @@ ORDINALS = ("first", "second", "third", "fourth", "fifth")  # learning-rate phas
 MIXTURE_FIELDS = ("means", "variances", "weights")
 H_BINS = np.linspace(0.0, H_MAX, 65)  # the histograms of H
 CE_RATE = base_loss("ce").exp_rate  # CE's |dl/dp| = e^H: r(tau) in closed form with k = 1
-Result = dict[str, Any]
+Runs = dict[tuple[str, int], RunRecord]  # records by (loss, seed)
 Snapshot = tuple[dict[str, Any], pd.DataFrame]  # premise.queue_snapshot and premise.training_h of one checkpoint
 
 
@@ -71,13 +71,13 @@ def clipping_steps(steps: pd.DataFrame) -> pd.DataFrame:
     return steps[np.isfinite(steps["tau"])]
 
 
-def setup_quotes(config: Config, ogc: Result, seeds: Sequence[int], snapshot_epochs: Sequence[int]) -> Quotes:
+def setup_quotes(config: Config, ogc: RunRecord, seeds: Sequence[int], snapshot_epochs: Sequence[int]) -> Quotes:
     """The set-up as the text states it: data, noise, schedule, OGC's settings against the paper's."""
     settings = config.ogc_settings
     return {
-        "num_train": (ogc["num_train"], None), "num_test": (ogc["num_test"], None),
-        "noise_rate": (ogc["noise"]["realised_rate"], ".0%"), "epochs": (config.epochs, None),
-        "batch_size": (config.batch_size, None), "steps_per_epoch": (ogc["epochs"][0]["step"], None),
+        "num_train": (ogc.num_train, None), "num_test": (ogc.num_test, None),
+        "noise_rate": (ogc.noise_report["realised_rate"], ".0%"), "epochs": (config.epochs, None),
+        "batch_size": (config.batch_size, None), "steps_per_epoch": (ogc.epochs[0]["step"], None),
         "milestones": (" and ".join(map(str, config.milestones)), None), "lr": (config.lr, "g"),
         "epsilon": (settings.epsilon, "g"), "queue_size": (settings.queue_size, None),
         "interval": (settings.interval, None), "paper_queue_size": (OGC_DEFAULTS.queue_size, None),
@@ -86,10 +86,10 @@ def setup_quotes(config: Config, ogc: Result, seeds: Sequence[int], snapshot_epo
     }
 
 
-def prefix_quotes(prefixes: Sequence[Result], full: Result) -> Quotes:
+def prefix_quotes(prefixes: Sequence[RunRecord], full: RunRecord) -> Quotes:
     """How closely the prefix runs repeat the full run: the largest test-accuracy difference at any epoch."""
     difference = max((abs(a["test_acc"] - b["test_acc"]) for prefix in prefixes
-                      for a, b in zip(prefix["epochs"], full["epochs"])), default=0.0)
+                      for a, b in zip(prefix.epochs, full.epochs)), default=0.0)
     return {"prefix_max_acc_diff": (difference, ".2g"),
             "prefix_text": ("exactly" if difference == 0 else f"to within {difference:.2g}", None)}
 
@@ -351,7 +351,7 @@ def seeds_text(n_seeds: int) -> str:
     return "one seed" if n_seeds == 1 else f"{n_seeds} seeds (mean)"
 
 
-def comparison_quotes(results: dict[tuple[str, int], Result], ends: dict[str, pd.DataFrame], seeds: Sequence[int],
+def comparison_quotes(results: Runs, ends: dict[str, pd.DataFrame], seeds: Sequence[int],
                       warmup_epochs: int, first_milestone: int) -> Quotes:
     """CE against CE+OGC: the flipped labels each predicts at the end (p > 1/2 on the flipped label), H of the
     noisy samples, the accuracy over the last epochs and the best (mean over ``seeds``), CE's test accuracy
@@ -363,24 +363,24 @@ def comparison_quotes(results: dict[tuple[str, int], Result], ends: dict[str, pd
         quotes[f"{key}_memorised"] = (float((noisy_h < np.log(2)).mean()), ".0%")
         quotes[f"{key}_noisy_h_median"] = (float(noisy_h.median()), ".3g")
         quotes[f"{key}_noisy_p_median"] = (float(np.exp(-noisy_h.median())), ".2g")
-        accs = [results[loss, s]["last10_test_acc"] for s in seeds]
+        accs = [results[loss, s].last10_test_acc for s in seeds]
         quotes[f"{key}_last10"] = (float(np.mean(accs)), ".1%")
         quotes[f"{key}_last10_runs"] = (accs, None)
-        quotes[f"{key}_best"] = (float(np.mean([results[loss, s]["best_test_acc"] for s in seeds])), ".1%")
-        quotes[f"{key}_agree_noisy_last"] = (results[loss, seeds[0]]["epochs"][-1]["train_acc_noisy"], ".0%")
-    ce = results["ce", seeds[0]]["epochs"]
+        quotes[f"{key}_best"] = (float(np.mean([results[loss, s].best_test_acc for s in seeds])), ".1%")
+        quotes[f"{key}_agree_noisy_last"] = (results[loss, seeds[0]].epochs[-1]["train_acc_noisy"], ".0%")
+    ce = results["ce", seeds[0]].epochs
     first_lr = [e["test_acc"] for e in ce[warmup_epochs:first_milestone]] or [ce[-1]["test_acc"]]
     quotes["ce_first_lr_min"] = (min(first_lr), ".0%")
     quotes["ce_first_lr_max"] = (max(first_lr), ".0%")
     return quotes
 
 
-def _mean_curve(results: dict[tuple[str, int], Result], loss: str, seeds: Sequence[int], key: str) -> np.ndarray:
+def _mean_curve(results: Runs, loss: str, seeds: Sequence[int], key: str) -> np.ndarray:
     """An epochs.csv column of ``loss``'s runs, averaged over ``seeds``."""
-    return np.array([[e[key] for e in results[loss, s]["epochs"]] for s in seeds]).mean(0)
+    return np.array([[e[key] for e in results[loss, s].epochs] for s in seeds]).mean(0)
 
 
-def plot_comparison(results: dict[tuple[str, int], Result], ends: dict[str, pd.DataFrame],
+def plot_comparison(results: Runs, ends: dict[str, pd.DataFrame],
                     seeds: Sequence[int]) -> Figure:
     """CE and CE+OGC side by side: test accuracy per epoch, training accuracy on the noisy and on the true
     labels, and H of every training sample at the end (noisy outlined, clean filled)."""

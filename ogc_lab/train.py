@@ -29,7 +29,7 @@ from tqdm import tqdm  # plain bars: shown on a TTY only, and no widget warning 
 from .batches import Augment, DeviceBatches, channel_tensors, dataloader_batches, normalise
 from .data import load_dataset
 from .datasplit import DataSplit
-from .files import folder_lock, versions
+from .files import folder_lock, source_revision, versions
 from .hardware import autocast, device_name, resolve_amp, select_device, torch_threads, wants_channels_last
 from .models import make_model
 from .ogc import BaseLoss, base_loss, label_prob
@@ -476,11 +476,12 @@ def _restore(run: Run, state: dict[str, Any], path: Path) -> None:
 
 
 def _result(run: Run, history: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
-    """The run's record: config, versions, device, noise report, curves and summary accuracies."""
+    """The run's record: config, versions, source revision, device, noise report, curves and summary accuracies."""
     test = [h["test_acc"] for h in history]
     return {
         "config": run.config.to_dict(),
         "versions": versions(),
+        "source": source_revision(),  # the git commit of the package that ran, and whether its files differed
         "device": device_name(run.device),
         "amp_reason": run.amp_reason,  # why bf16 autocast is on or off (config["amp"] is the mode asked for)
         "channels_last": run.channels_last,

@@ -1,20 +1,31 @@
-"""Writers of tiny data files in the real on-disk formats, for the loader tests.
+"""Writers of tiny data files in the real on-disk formats, for the loader tests, and of finished runs, for the
+readers' tests.
 
-Each function writes into a directory it is given and returns what a correct loader must read back.
+The data writers write into a directory they are given and return what a correct loader must read back.  A run is
+made one way: ``run_record`` builds the record ``runs.load_runs`` returns from the few result.json entries a test
+sets; ``fake_run`` fills it from a loss, a seed and a test-accuracy curve, ``readable_run`` gives it a recipe's whole
+config (as ``runs.read_result`` reads it back), and ``write_run`` lays one out as a grid's run folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import pickle
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
+
+from ogc_lab.recipes import Config, get_recipe
+from ogc_lab.runs import EPOCHS_CSV, RESULT, RESULT_SCHEMA, RunRecord, last_epochs_mean, run_dir
+from ogc_lab.schema import check
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -216,3 +227,62 @@ def write_webvision(root: Path, labels: tuple[int, ...] = (0, 1, 49, 50, 51, 0),
             imagenet_y.append(label)
     kept = [label for label in labels if label < num_classes]
     return WebVisionFixture(root, kept, kept, imagenet_y)
+
+
+# ---- runs: result.json records as train writes them, reduced to what the readers use ----
+
+
+def run_record(epochs: list[dict[str, Any]], config: dict[str, Any] | None = None, **entries: Any) -> RunRecord:
+    """The record of a finished run whose result.json holds ``epochs``, ``config`` over a placeholder one and
+    ``entries`` over the rest (accuracies from ``epochs``, placeholders elsewhere), checked as ``runs`` checks it."""
+    test = [e["test_acc"] for e in epochs]
+    result = {
+        "config": {"dataset": "digits", "loss": "ce", "noise": "symmetric:0.6", "seed": 0, "model": "cnn-small",
+                   "epochs": len(epochs), **(config or {})},
+        "epochs": epochs, "final_test_acc": test[-1], "best_test_acc": max(test),
+        "last10_test_acc": last_epochs_mean(test),
+        "wall_time_s": 0.0, "device": "cpu", "date": "2026-12-03T10:00:00+00:00", "data_source": "fixture",
+        "num_train": 0, "num_test": 0, "noise": {}, **entries,
+    }
+    check(result, RESULT_SCHEMA, "fixture")
+    return RunRecord.from_result(Path("run"), result)
+
+
+def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6", noisy_fit: float = 0.5,
+             realised: float = 0.6, columns: dict[str, list] | None = None, config: dict | None = None,
+             **entries: Any) -> RunRecord:
+    """A finished run, its result.json reduced to what evidence reads; ``columns`` sets further per-epoch values,
+    ``config`` further config fields, ``entries`` further result.json entries."""
+    epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
+              for t in test]
+    for name, values in (columns or {}).items():
+        for epoch, value in zip(epochs, values, strict=True):
+            epoch[name] = value
+    return run_record(epochs, {"loss": loss, "seed": seed, "noise": noise, **(config or {})},
+                      noise={"realised_rate": realised}, **entries)
+
+
+def dated(day: str, minutes: float) -> dict[str, Any]:
+    """The date and wall time a run's result.json records."""
+    return {"date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
+
+
+def readable_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6", noisy_fit: float = 0.5,
+                 recipe: str = "digits-cpu", config: dict[str, Any] | None = None, **entries: Any) -> RunRecord:
+    """``fake_run`` as ``runs.read_result`` reads it back: ``recipe``'s whole config for this loss, noise, seed and
+    epoch count (``config`` over it), numbered epochs, a date and wall time; ``entries`` added or replaced."""
+    fields = {"loss": loss, "seed": seed, "noise": noise, "epochs": len(test), "milestones": ()} | (config or {})
+    whole = get_recipe(recipe, **fields).to_dict()
+    return fake_run(loss, seed, test, noise, noisy_fit, columns={"epoch": list(range(1, len(test) + 1))},
+                    config=whole, **(dated("2026-12-04", 60.0) | entries))
+
+
+def write_run(root: Path, run: RunRecord, finished: bool = True) -> Path:
+    """``run`` as a grid's run folder under ``root`` (ROOT/<loss>/<noise>/seed<k>): its epochs.csv, and its
+    result.json once ``finished`` (a run still under way has only its logs)."""
+    folder = run_dir(root, Config.from_dict(run.config))
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(list(run.epochs)).to_csv(folder / EPOCHS_CSV, index=False)
+    if finished:
+        (folder / RESULT).write_text(json.dumps(run.result))
+    return folder

@@ -295,6 +295,8 @@ def test_finite_records_turn_non_finite_numbers_into_none_and_pass_metrics_check
     ("a; /x/y.npz; ~/d/e.pt and C:\\u\\f.npz", "a; y.npz; e.pt and f.npz"),
     ("sklearn.datasets.load_digits (1797 images)", "sklearn.datasets.load_digits (1797 images)"),
     ("CIFAR-10/100, |dl/dp|, 1 / p and runs/05/cpu", "CIFAR-10/100, |dl/dp|, 1 / p and runs/05/cpu"),  # not absolute
+    ("/w/data/cifar-10-batches-py (from https://www.cs.toronto.edu/~kriz/c.tar.gz, md5 c5)",
+     "cifar-10-batches-py (from https://www.cs.toronto.edu/~kriz/c.tar.gz, md5 c5)"),  # a URL names no machine
 ])
 def test_without_paths_cuts_absolute_paths_to_their_last_part(text: str, shown: str) -> None:
     assert book.without_paths(text) == shown

@@ -3,7 +3,7 @@ MathJax renders, figures have captions, no table, figure or formula runs past th
 scrolls inside its box; on a phone a wide table or multi-panel figure scrolls inside its box, its caption
 in view), tables are not cut at 1280 px, every page links to the repository and every chapter offers its
 notebook, glued numbers are not bold; a screenshot of every page (and of its first figure) at each width
-goes to _build/screenshots/.
+goes to _build/screenshots/; the search page shows formulas as text, not LaTeX.
 
 Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`) and the `selenium` package.
 Without them the test skips locally and fails in CI (CI=true).
@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -272,3 +273,36 @@ def test_page_renders_in_chromium(page: str, width: int, base_url: str, browser)
         if entry["level"] == "SEVERE" and not any(known in entry["message"] for known in KNOWN_CONSOLE_ERRORS)
     ]
     assert not severe, "the page logged errors (a resource that did not load?)"
+
+
+SEARCH_QUERY = "gradient"
+# Resolves, once the search page has finished and shown each result's snippet (or after 30 s), with each
+# result's title and snippet (null where none came).
+SEARCH_RESULTS = """
+const done = arguments[arguments.length - 1];
+const started = Date.now();
+const results = () => [...document.querySelectorAll('#search-results li')]
+  .map((li) => [li.querySelector('a').textContent, (li.querySelector('p.context') || {}).textContent || null]);
+(function poll() {
+  const shown = results();
+  const finished = /Search finished/.test(document.body.textContent);
+  if ((finished && shown.length && shown.every(([, snippet]) => snippet)) || Date.now() - started > 30000) {
+    done(shown);
+  } else {
+    setTimeout(poll, 200);
+  }
+})();
+"""
+
+
+def test_search_shows_formulas_as_text_not_latex(base_url: str, browser) -> None:
+    """The search page's titles and snippets read a formula as text (ogc_lab.search_text), never as TeX."""
+    _set_width(browser, WINDOW_WIDTH)
+    browser.get(f"{base_url}/search.html?q={SEARCH_QUERY}")
+    results = browser.execute_async_script(SEARCH_RESULTS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.get_screenshot_as_file(str(SCREENSHOTS / f"search-{SEARCH_QUERY}-{WINDOW_WIDTH}.png"))
+    assert len(results) >= 5 and all(snippet for _, snippet in results), results
+    text = " ".join(f"{title} {snippet}" for title, snippet in results)
+    assert not re.search(r"\\[A-Za-z()\[\]]|\$", text), "raw LaTeX in the search results"
+    assert re.search(r"[τεηℓ∂]", text), "no formula in the snippets: is the query still one that finds some?"

@@ -26,8 +26,9 @@ import torch
 from PIL import Image
 
 import ogc_lab.train as train_module
-from fixtures import write_cifar10_archive, write_imagefolder
+from fixtures import write_cifar10_archive, write_cifar_n_labels, write_corrupted_copy, write_imagefolder
 from ogc_lab.cli import main
+from ogc_lab.download import REMOTE_FILES, RemoteFile
 
 TOY = ["--recipe", "toy", "--epochs", "1", "--no-progress"]
 
@@ -402,6 +403,10 @@ RESULT_DAMAGE: dict[str, tuple[Callable[[dict[str, Any]], Any], list[str]]] = {
                         ["entry 'wall_time_s' is nan, expected a finite number in [0, inf]"]),
     "an infinite accuracy": (lambda r: {**r, "last10_test_acc": math.inf},
                              ["entry 'last10_test_acc' is inf, expected a finite number in [0, 1]"]),
+    "a short commit": (lambda r: {**r, "source": {"commit": "038bb3c", "dirty": False}},
+                       ["entry 'source.commit' is '038bb3c', expected a git commit (40 or 64 hex digits) or null"]),
+    "a dirty flag as text": (lambda r: {**r, "source": {"commit": None, "dirty": "yes"}},
+                             ["entry 'source.dirty' is 'yes', expected true or false or null"]),
 }
 
 
@@ -567,6 +572,43 @@ def test_noise_prints_the_realised_matrix(capsys: pytest.CaptureFixture[str]) ->
     for source, target in {7: 1, 2: 7, 5: 6, 6: 5, 3: 8}.items():
         assert matrix[source][target] == pytest.approx(0.4, abs=0.01)  # exact counts up to rounding
     assert matrix[0][0] == 1.0
+
+
+# ------------------------------------------------------------------ fetch
+
+
+def _serve_cifar10n(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corrupt: bool = False) -> np.ndarray:
+    """CIFAR-10's archive and CIFAR-10N's label file behind file:// URLs (the archive with one byte changed
+    if ``corrupt``); returns the clean training labels."""
+    fix = write_cifar10_archive(tmp_path / "server")
+    archive = write_corrupted_copy(fix.archive, tmp_path / "server" / "bad") if corrupt else fix.archive
+    labels = tmp_path / "server" / REMOTE_FILES["cifar10n"].filename
+    write_cifar_n_labels(labels, fix.train_y, 10)
+    monkeypatch.setitem(REMOTE_FILES, "cifar10", RemoteFile(archive.as_uri(), fix.md5, archive.name))
+    monkeypatch.setitem(REMOTE_FILES, "cifar10n", RemoteFile(labels.as_uri(), None, labels.name))
+    return fix.train_y
+
+
+def test_fetch_downloads_checks_and_extracts_cifar10_and_its_human_labels(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    train_y = _serve_cifar10n(tmp_path, monkeypatch)
+    root = tmp_path / "data"
+    assert main(["fetch", "cifar10", "cifar10n", "--data-root", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["cifar10", "cifar10n"]
+    assert f"{len(train_y)} training" in out[0] and "checked" in out[1]
+    assert (root / "cifar-10-batches-py" / "data_batch_1").exists() and (root / "CIFAR-10_human.pt").exists()
+
+
+def test_fetch_refuses_a_corrupted_archive_and_an_unknown_data_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _serve_cifar10n(tmp_path, monkeypatch, corrupt=True)
+    root = tmp_path / "data"
+    assert main(["fetch", "cifar10", "--data-root", str(root)]) == 2
+    assert "is corrupted: md5" in _error_line(capsys)
+    assert not (root / "cifar-10-batches-py").exists()
+    assert main(["fetch", "digits", "--data-root", str(root)]) == 2
+    assert "unknown data set to fetch 'digits'; allowed: cifar10, cifar100, cifar10n, cifar100n" in _error_line(capsys)
 
 
 def test_train_help_says_what_every_config_field_does(capsys) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from fixtures import dated, fake_run, readable_run, run_record, write_run
 from ogc_lab import evidence
 from ogc_lab.evidence import (
     accuracy_phrase,
@@ -32,28 +34,17 @@ from ogc_lab.evidence import (
     paired_p,
     replace_section,
     runs_frame,
-    search_table,
     sentence,
     sign_test_floor,
     significance_sentence,
     spans,
     standing_sentence,
-    still_learning_sentence,
     tables_by_noise,
     unclipped_epochs,
     unclipped_ratio_sentence,
     verdict,
 )
-from ogc_lab.recipes import get_recipe
-
-
-def fake_run(loss: str, seed: int, test: list[float], noise: str = "symmetric:0.6",
-             noisy_fit: float = 0.5, realised: float = 0.6) -> dict:
-    """A result.json as the trainer writes it, reduced to what evidence reads."""
-    epochs = [{"test_acc": t, "flipped_fit_noisy": noisy_fit, "flipped_fit_clean": 0.2, "unflipped_acc": 0.9}
-              for t in test]
-    return {"config": {"loss": loss, "seed": seed, "noise": noise}, "epochs": epochs,
-            "noise": {"realised_rate": realised}}
+from ogc_lab.runs import RunRecord
 
 
 def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
@@ -62,7 +53,7 @@ def test_memorisation_reads_peak_drop_and_fit_exactly() -> None:
     assert (m["peak_epoch"], m["peak_test_acc"], m["final_test_acc"]) == (3, 0.5, 0.2)
     assert m["drop"] == pytest.approx(0.3) and m["last10_test_acc"] == pytest.approx(0.2)
     assert (m["noisy_fit"], m["clean_fit"], m["unflipped_acc"]) == (0.7, 0.2, 0.9)
-    old = {"config": {}, "epochs": [{"test_acc": 0.5}]}  # runs from before the fit columns existed
+    old = run_record([{"test_acc": 0.5}])  # runs from before the fit columns existed
     assert math.isnan(memorisation(old)["noisy_fit"])
 
 
@@ -130,13 +121,8 @@ def test_sentence_is_built_from_the_runs() -> None:
         sentence(_grid(), "symmetric:0.6", "ce+ogc", "ce", value="acc")
 
 
-def test_search_table_and_memorisation_sentence() -> None:
+def test_memorisation_sentence_averages_each_seeds_own_figures() -> None:
     run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=0.55)
-    run.update(num_train=5000, wall_time_s=600.0)
-    run["config"].update(model="cnn8", epochs=3, milestones=[1, 2], crop_padding=0, flip=False, rotation=0.0)
-    row = search_table([run]).iloc[0]
-    assert (row["augmentation"], row["minutes"], row["peak epoch"], row["lr steps at"]) == ("none", 10.0, 2, "1, 2")
-    assert row["drop (points)"] == pytest.approx(10.0)
     text = memorisation_sentence(runs_frame([run]), "symmetric:0.6")
     assert text == ("Under symmetric:0.6, ce's test accuracy peaks at 40.0% and ends at 30.0%, 10.0 points lower "
                     "(each seed's own peak, in epoch 2 on average, and its drop, averaged over 1 seed); in its last "
@@ -157,11 +143,8 @@ def test_display_table_prints_fit_and_realised_noise_to_a_tenth() -> None:
     assert row["flipped fit (%)"] == 95.4 and row["wrong labels (%)"] == 20.0
 
 
-def _ogc_run(seed: int, taus: list[float], fit: float) -> dict:
-    run = fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit)
-    for epoch, tau in zip(run["epochs"], taus):
-        epoch["tau"] = tau
-    return run
+def _ogc_run(seed: int, taus: list[float], fit: float, **columns: list) -> RunRecord:
+    return fake_run("ce+ogc", seed, [0.3] * len(taus), noisy_fit=fit, columns={"tau": taus, **columns})
 
 
 def test_unclipped_epochs_and_spans() -> None:
@@ -173,9 +156,8 @@ def test_unclipped_epochs_and_spans() -> None:
 
 def test_fit_gains_split_the_fit_after_epoch_one_by_whether_the_epoch_clipped() -> None:
     inf = math.inf
-    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0)
-    for epoch, fit in zip(run["epochs"], [0.10, 0.30, 0.35, 0.75]):  # +0.20 unclipped, +0.05 and +0.40 clipped
-        epoch["flipped_fit_noisy"] = fit
+    # the fit gains +0.20 in unclipped epochs, +0.05 and +0.40 in clipped ones
+    run = _ogc_run(0, [inf, inf, 2.0, 2.0], 0.0, flipped_fit_noisy=[0.10, 0.30, 0.35, 0.75])
     unclipped, clipped = fit_gains(run)
     assert (unclipped, clipped) == (pytest.approx(0.20), pytest.approx(0.45))
 
@@ -255,11 +237,6 @@ def test_answer_gathers_the_fits_and_both_paired_verdicts() -> None:
         answer(runs_frame(runs), "human:worse")
 
 
-def dated(run: dict, day: str, minutes: float) -> dict:
-    """``run`` with the date and wall time its result.json records."""
-    return {**run, "date": f"{day}T10:00:00+00:00", "wall_time_s": 60 * minutes}
-
-
 def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
     frame = runs_frame([fake_run("gce", 1, [0.3] * 12), fake_run("ce", 1, [0.3] * 12), fake_run("ce", 0, [0.3] * 12),
                         fake_run("ce", 0, [0.3] * 12, noise="asym-cifar10:0.4")])
@@ -270,7 +247,7 @@ def test_ordered_follows_the_given_order_then_first_seen_then_seed() -> None:
 
 
 def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -> None:
-    runs = [dated(fake_run(loss, seed, [acc] * 12, noisy_fit=fit), day, minutes)
+    runs = [fake_run(loss, seed, [acc] * 12, noisy_fit=fit, **dated(day, minutes))
             for seed, day, minutes in ((0, "2026-11-28", 9.2), (1, "2026-11-29", 30.0))
             for loss, acc, fit in (("ce", 0.30, 0.9), ("ce+ogc", 0.36 + 0.01 * seed, 0.4))]
     text = grid_summary(runs)
@@ -307,13 +284,7 @@ def test_replace_section_keeps_what_surrounds_the_markers() -> None:
 
 def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys) -> None:
     for loss, acc in (("ce", 0.30), ("ce+ogc", 0.36)):
-        folder = tmp_path / "grid" / loss / "seed0"
-        folder.mkdir(parents=True)
-        run = dated(fake_run(loss, 0, [acc] * 12), "2026-11-29", 12)
-        run |= {"config": get_recipe("digits-cpu", loss=loss, seed=0, noise="symmetric:0.6").to_dict(),
-                "final_test_acc": acc, "best_test_acc": acc, "last10_test_acc": acc, "device": "cpu",
-                "data_source": "fixture"}  # every entry runs.read_result checks
-        (folder / "result.json").write_text(json.dumps(run))
+        write_run(tmp_path / "grid", readable_run(loss, 0, [acc] * 12))
     (tmp_path / "README.md").write_text("# runs\n<!-- grid -->\n<!-- /grid -->\n")
     assert main([str(tmp_path), "--order", "ce+ogc,ce"]) == 0
     text = (tmp_path / "README.md").read_text()
@@ -388,54 +359,78 @@ def test_significance_and_early_stop_sentences_read_the_paired_seeds() -> None:
         "to -0.5; paired over 3 seeds, higher in 0), the most stopping ce at its best epoch could have kept.")
 
 
-def test_still_learning_sentence_tells_a_rising_run_from_a_memorising_one() -> None:
-    rising = runs_frame([fake_run("ce", s, [0.50 + 0.01 * e for e in range(12)], noise="symmetric:0.4")
-                         for s in range(2)])
-    assert still_learning_sentence(rising, "symmetric:0.4", 12) == (
-        "Under symmetric:0.4, ce's test accuracy peaked in epoch 12 of 12 on average and ended 0.0 points below that "
-        "peak: ce had not begun to memorise, so there was nothing for a method against memorisation to prevent, and a "
-        "comparison there says little about it.")
-    falling = runs_frame([fake_run("ce", 0, [0.3, 0.4, 0.2])])
-    assert still_learning_sentence(falling, "symmetric:0.6", 3) == (
-        "Under symmetric:0.6, ce's test accuracy peaked in epoch 2 of 3 on average and ended 20.0 points below that "
-        "peak.")
-    assert "no finished run" in still_learning_sentence(falling, "human:worse", 3)
+def test_points_cell_and_seeds_above_count_only_shared_seeds() -> None:
+    assert evidence.points_cell(0.05, 0.007, 0.093) == "+5.0 [+0.7, +9.3]" and evidence.points_cell(-0.016) == "-1.6"
+    assert evidence.points_cell(math.nan) == "–"
+    runs = [fake_run("ce", 0, [0.30] * 12), fake_run("ce+ogc", 0, [0.36] * 12), fake_run("ce+ogc", 1, [0.40] * 12),
+            fake_run("ce+ogc", 0, [0.36] * 12, noise="human:worse"), fake_run("ce", 1, [0.3] * 12, noise="human:worse")]
+    table = comparison(runs_frame(runs)).set_index(["noise", "loss"])
+    assert table.loc[("symmetric:0.6", "ce+ogc"), ["n", "pairs", "wins"]].tolist() == [2, 1, 1]
+    shown = display_table(comparison(runs_frame(runs))).set_index(["noise", "loss"])
+    assert shown.loc[("symmetric:0.6", "ce+ogc"), "seeds above ce"] == "1 of 1"  # seed 1 has no CE beside it
+    assert shown.loc[("human:worse", "ce+ogc")].iloc[-2:].tolist() == ["–", "0 of 0"]  # no seed shared: no +nan
 
 
-def _schedule_run(seed, epochs, batch, milestones, steps_per_epoch, accs, fit, labels="abc", num_train=1437, **config):
-    curve = [{"epoch": e + 1, "step": (e + 1) * steps_per_epoch, "test_acc": acc, "flipped_fit_noisy": fit,
-              "lr": 0.1 if e < milestones[0] else 0.01} for e, acc in enumerate(accs)]
-    config = {"seed": seed, "epochs": epochs, "batch_size": batch, "milestones": list(milestones), "loss": "ce",
-              "ogc_interval": 32, "weight_decay": 5e-4, **config}
-    return {"config": config, "epochs": curve, "noise": {"labels_sha256": labels}, "num_train": num_train}
+def test_compared_noises_and_noise_sentences_keep_to_what_ran_under_each_noise() -> None:
+    frame = runs_frame([fake_run("ce", 0, [0.3] * 12), fake_run("ce+ogc", 0, [0.36] * 12),
+                        fake_run("gce", 0, [0.3] * 12, noise="human:worse"),
+                        fake_run("ce", 0, [0.3] * 12, noise="human:worse")])
+    assert evidence.compared_noises(frame) == ["symmetric:0.6"] and evidence.compared_noises(frame.iloc[0:0]) == []
+    said = evidence.noise_sentences(frame, "symmetric:0.6")
+    assert said["memorisation"] == memorisation_sentence(frame, "symmetric:0.6")
+    assert [pair[:3] for pair in said["pairs"]] == [["ce+ogc", "ce", "last10_test_acc"], ["ce+ogc", "ce", "noisy_fit"]]
+    assert said["pairs"][0][3] == sentence(frame, "symmetric:0.6", "ce+ogc", "ce")
+    assert evidence.noise_sentences(frame, "human:worse")["pairs"] == []  # gce ran, but not beside ce+ogc there
 
 
-def test_apart_sentence_explains_a_lower_score_by_the_schedule_only_where_the_numbers_show_it() -> None:
-    here = _schedule_run(0, 20, 128, (7, 13), 12, [0.95] * 20, 0.01)  # short high-rate phase, few wrong labels fitted
-    there = _schedule_run(0, 40, 64, (20, 30), 23, [0.87] + [0.86] * 39, 0.15, ogc_interval=8)  # long, more fitted
-    said = evidence.apart_sentence(here, there, "Chapter 5")
-    assert said == (
-        "Chapter 5's CE on the same training images with the same noisy labels (the same label hash) scores 86.0% "
-        "over its last ten epochs against 95.0% here (seed 0 in both). The difference is the schedule: Chapter 5's "
-        "trains 460 steps at lr 0.1 (40 epochs of batches of 64, lr steps after epochs 20 and 30), this run 84 steps "
-        "at lr 0.1 (20 epochs of batches of 128, lr steps after epochs 7 and 13); at the end Chapter 5's predicts the "
-        "wrong label for 15% of the flipped training images, this run for 1%. The longer schedule has CE fit more of "
-        "the wrong labels. Their configurations differ otherwise only in OGC's settings, which CE does not use.")
-    # a fall from the peak is said where it is 2 points or more; another setting is named
-    there = _schedule_run(0, 40, 64, (20,), 23, [0.94] * 10 + [0.86] * 30, 0.15, weight_decay=0.0)
-    said = evidence.apart_sentence(here, there, "Chapter 5")
-    assert "lr steps after epoch 20)" in said
-    assert said.endswith("The longer schedule has CE fit more of the wrong labels, and Chapter 5's test accuracy, "
-                         "94.0% at its best (epoch 1), is lower by the end. Their configurations also differ in "
-                         "weight_decay.")
-    # the same fit on both sides: no cause is named
-    said = evidence.apart_sentence(here, _schedule_run(0, 40, 64, (20, 30), 23, [0.86] * 40, 0.03, labels="x"),
-                                   "Chapter 5")
-    assert "with another draw of the noise" in said
-    assert said.endswith("the numbers do not show which difference lowers it. Nothing else in their configurations "
-                         "differs.")
-    # within a point: nothing to explain
-    close = _schedule_run(1, 40, 64, (20, 30), 23, [0.945] * 40, 0.6, labels="y", num_train=500)
-    assert evidence.apart_sentence(here, close, "Chapter 5") == (
-        "Chapter 5's CE on 500 training images (here 1,437) scores 94.5% over its last ten epochs against 95.0% "
-        "here (seeds 0 and 1), within a point of each other.")
+def test_reviewer_sentences_need_gce_and_fixed_clipping_beside_ogc() -> None:
+    runs = [fake_run(loss, seed, [acc] * 12) for seed in range(2)
+            for loss, acc in (("ce", 0.3), ("ce+ogc", 0.36), ("gce", 0.35), ("phuber-ce", 0.33))]
+    frame = runs_frame(runs)
+    said = evidence.reviewer_sentences(frame, ["symmetric:0.6"])
+    assert said == {"symmetric:0.6": [sentence(frame, "symmetric:0.6", "gce", "ce+ogc"),
+                                      sentence(frame, "symmetric:0.6", "ce+ogc", "phuber-ce"),
+                                      early_stop_sentence(frame, "symmetric:0.6")]}
+    assert evidence.reviewer_sentences(runs_frame(runs[:2]), ["symmetric:0.6"]) == {}
+
+
+def test_answer_sentence_settles_only_what_the_interval_settles() -> None:
+    result = {"baseline_fit": 0.954, "fit": 0.459, "fit_min": 0.116, "fit_max": 0.912, "seeds": 5,
+              "fit_diff": -0.495, "fit_verdict": "below", "acc_diff": 0.004, "acc_verdict": "not distinguishable from"}
+    assert evidence.answer_sentence(result, "60 % symmetric noise") == (
+        "Under 60 % symmetric noise, CE fitted 95.4% of the flipped labels and CE+OGC 45.9% (11.6% to 91.2% over its "
+        "5 paired seeds): -49.5 points, below CE's (95% interval). CE+OGC's last-10 test accuracy was +0.4 points "
+        "from CE's, not established over 5 seeds.")
+
+
+def test_clipping_table_shown_longest_unclipped_run_and_gap_sentences() -> None:
+    inf = math.inf
+    runs = [_ogc_run(0, [inf, 2.0, 2.0], 0.36), _ogc_run(1, [inf, inf, 2.0], 0.65), _ogc_run(2, [inf, inf, 3.0], 0.7),
+            fake_run("ce", 0, [0.3] * 3)]
+    runs = [replace(run, dir=Path(f"run{run.seed}")) for run in runs]
+    shown = evidence.shown_clipping_table(clipping_table(runs))
+    assert "epochs unclipped" not in shown and shown["epochs without a threshold"].tolist() == ["1", "1-2", "1-2"]
+    assert shown["flipped fit"].tolist() == ["36.0%", "65.0%", "70.0%"]
+    assert evidence.longest_unclipped(runs, "symmetric:0.6").seed == 1  # the lower of the tied seeds
+    assert evidence.longest_unclipped(runs, "human:worse") is None
+    read = []
+
+    def steps_of(folder: Path) -> pd.DataFrame:
+        read.append(folder)
+        return pd.DataFrame({"tau": [inf, 2.0], "ratio_before": [2.0, 4.0], "target": [3.0, 3.0],
+                             "queue_fill": [4096, 4096]})
+
+    said = evidence.gap_sentences(runs, ["symmetric:0.6", "human:worse"], steps_of)
+    assert [row[:2] for row in said] == [["symmetric:0.6", "ce+ogc"]]
+    assert read == [Path("run0"), Path("run1"), Path("run2")]
+    assert said[0][2] == gap_sentence(clipping_table(runs), "symmetric:0.6", "ce+ogc")
+    assert said[0][3].startswith("Under symmetric:0.6, in the 3 logged windows where ce+ogc did not clip")
+    clipped = [_ogc_run(0, [2.0, 2.0], 0.3)]
+    assert evidence.gap_sentences(clipped, ["symmetric:0.6"], steps_of)[0][3] == ""  # always clipped: no ratio said
+
+
+def test_difference_words_give_a_verdict_from_two_seeds_on() -> None:
+    assert evidence.difference_words([0.016], "x's accuracy", "it") == (
+        "with one seed so far, x's accuracy is +1.6 points from it; one seed is no verdict")
+    assert evidence.difference_words([0.06, 0.03, 0.06], "x's accuracy", "ce's") == (
+        "x's accuracy is above ce's: +5.0 points (95% interval +0.7 to +9.3; paired over 3 seeds, higher in 3)")

@@ -132,3 +132,56 @@ def test_atomic_files_get_the_same_mode_as_the_csv_files(tmp_path) -> None:
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"result.json": 0o644, "checkpoint.pt": 0o644, "steps.csv": 0o644}
+
+
+def test_empty_folder_removes_what_was_there_and_makes_what_was_not(tmp_path: Path) -> None:
+    old = tmp_path / "runs" / "smoke"
+    (old / "ce").mkdir(parents=True)
+    (old / "ce" / "result.json").write_text("{}")
+    assert files.empty_folder(old) == old and list(old.iterdir()) == []
+    new = tmp_path / "fresh" / "cpu"
+    assert files.empty_folder(new).is_dir() and list(new.iterdir()) == []
+
+
+def _git(folder: Path, *args: str) -> str:
+    """Run git in ``folder`` as a user with a name (commits need one), returning its output."""
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=folder, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_source_revision_names_the_commit_and_whether_the_folder_differs_from_it(tmp_path: Path) -> None:
+    repo, package = tmp_path / "repo", tmp_path / "repo" / "pkg"
+    package.mkdir(parents=True)
+    (package / "code.py").write_text("x = 1\n")
+    (repo / "notes.txt").write_text("notes\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "first")
+    head = _git(repo, "rev-parse", "HEAD")
+    revision = files.source_revision.__wrapped__  # uncached: the folder changes between the calls
+    assert revision(package) == {"commit": head, "dirty": False}
+    (repo / "notes.txt").write_text("edited\n")  # outside the code's folder: not the code that ran
+    assert revision(package) == {"commit": head, "dirty": False}
+    (package / "code.py").write_text("x = 2\n")
+    assert revision(package) == {"commit": head, "dirty": True}
+    _git(repo, "checkout", "-q", "--", "pkg")
+    (package / "new.py").write_text("y = 1\n")  # an untracked module is code too
+    assert revision(package) == {"commit": head, "dirty": True}
+    assert files.source_revision(package) == files.source_revision(package)  # asked once: the cached answer
+
+
+def test_source_revision_is_unknown_without_a_repository_or_git(tmp_path: Path, monkeypatch) -> None:
+    unknown = {"commit": None, "dirty": None}
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no repository above tmp_path is searched
+    folder = tmp_path / "site-packages" / "pkg"
+    folder.mkdir(parents=True)
+    assert files.source_revision.__wrapped__(folder) == unknown
+    _git(tmp_path, "init", "-q")  # a repository that does not track the folder (an ignored virtual environment)
+    (tmp_path / ".gitignore").write_text("site-packages/\n")
+    (tmp_path / "README").write_text("readme\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    assert files.source_revision.__wrapped__(folder) == unknown
+    assert files.source_revision.__wrapped__(tmp_path / "absent") == unknown
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no git at all
+    assert files.source_revision.__wrapped__(tmp_path) == unknown

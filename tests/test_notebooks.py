@@ -17,9 +17,10 @@ import nbformat
 import pytest
 import yaml
 
-from ogc_lab import book, cost, evidence, premise, runs, theory, toy
+from ogc_lab import book, campaigns, cost, evidence, full_tier, premise, regime, theory, toy
 from ogc_lab.losses import is_ogc_loss
 from ogc_lab.ogc import OGC_DEFAULTS
+from ogc_lab.robustness import noise_key, rank_sentence
 from ogc_lab.runs import load_runs, load_steps
 
 NOTEBOOKS = book.chapters()
@@ -117,6 +118,8 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
     # every baseline of the grid trains with its published settings (ANL-CE: no weight decay, an L1 penalty)
     assert ["anl-ce", "cifar10", {"weight_decay": 0.0, "l1_penalty": 5e-5}] in metrics["published"]
     assert ["anl-ce", "cifar100", {"weight_decay": 0.0, "l1_penalty": 5e-7}] in metrics["published"]
+    planned = {name: campaigns.experiment_runs(name, "paper") for name in campaigns.PAPER_GRID}
+    assert metrics["paper_grid"] == campaigns.paper_grid_table(planned).to_dict("records")
     check_06_evidence(metrics)
     check_06_full(metrics)
     if scale == "gpu":
@@ -144,6 +147,8 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
         assert metrics["data_kind"] == "digits" and "load_digits" in metrics["data_source"]
     if metrics["data_kind"] == "cifar10-npz":
         assert metrics["npz_found"] and "sha256" in metrics["data_source"]
+    if metrics["data_kind"] == "cifar10":  # the official archive `make data` fetched, named without its folder
+        assert "md5" in metrics["data_source"] and "/" not in metrics["data_source"].split(" (from")[0]
     # The same code path: the runs are the official-cifar10 recipe with CPU-sized overrides only.
     cpu_overrides = {"dataset", "data_root", "subset", "epochs", "milestones", "model", "threads", "device",
                      "crop_padding", "flip", "rotation"}
@@ -154,31 +159,37 @@ def check_06(metrics: dict[str, Any], scale: str) -> None:
 
 
 def check_06_full(metrics: dict[str, Any]) -> None:
-    """The full tier: its progress table, premise tables and sentences are the committed files', recomputed."""
-    root = book.REPO_ROOT / "results" / "19_cifar10_full"
-    progress = runs.progress(root / "grid")
-    assert metrics["full_progress"] == book.finite_records(progress)
-    finished = load_runs(root / "grid", allow_empty=True)
-    assert metrics["full_finished"] == int(progress["finished"].sum()) == len(finished)
-    for run_dir in sorted((root / "grid" / "ce+ogc").glob("*/seed0")):
+    """The full tier: progress, premise tables, each setting's tables and sentences, CE stopped early and which
+    setting leads, recomputed from the committed files."""
+    tier = full_tier.read_tier(book.REPO_ROOT / "results" / "19_cifar10_full")
+    assert metrics["full_progress"] == book.finite_records(full_tier.progress_table(tier))
+    assert metrics["full_finished"] == {setting: len(runs) for setting, runs in tier.finished.items()}
+    for setting, table in tier.progress.items():
+        assert metrics["full_finished"][setting] == int(table["finished"].sum())
+    for run_dir in tier.premise_dirs():
         steps = load_steps(run_dir)
         assert metrics[f"full_premise_{run_dir.parent.name}"] == book.finite_records(premise.epoch_table(steps))
         assert premise.premise_sentence(premise.premise_summary(steps)) in metrics["full_premise_text"]
-    symmetric = root / "grid" / "ce+ogc" / "symmetric_0.6" / "seed0"
-    if symmetric.is_dir():
-        summary = premise.premise_summary(load_steps(symmetric))
+    symmetric = [d for d in tier.premise_dirs() if d.parent.name == "symmetric_0.6"]
+    if symmetric:
+        summary = premise.premise_summary(load_steps(symmetric[0]))
         assert metrics["full_premise_verdict"] == premise.premise_verdict(summary)
-    clean = load_runs(root / "clean", allow_empty=True)
-    assert [acc for *_, acc in metrics["full_clean"]] == [r["final_test_acc"] for r in clean]
-    assert all(f"{r['final_test_acc']:.1%}" in metrics["full_clean_text"] for r in clean)
-    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r["final_test_acc"] < 0.9 for r in clean)
-    if finished:
-        order = ["symmetric:0.6", "human:worse", "ce", "ce+ogc"]
-        assert metrics["full_summary"] == evidence.grid_summary(finished, order, with_table=False)
-        frame = evidence.runs_frame(finished)
-        for noise in set(frame["noise"]):
-            said = evidence.still_learning_sentence(frame, noise, finished[0]["config"]["epochs"])
-            assert said in metrics["full_regime"]
+    assert [acc for *_, acc in metrics["full_clean"]] == [r.final_test_acc for r in tier.clean]
+    assert metrics["full_clean_text"] == full_tier.clean_sentence(tier.clean)
+    assert ("not yet the 90%" in metrics["full_clean_text"]) == any(r.final_test_acc < 0.9 for r in tier.clean)
+    assert metrics["full_lead"] == full_tier.lead_sentence(tier)
+    assert metrics["full_lead"].startswith("The comparison leads with") == bool(tier.finished["memorise"])
+    for setting in full_tier.LEADS:  # each setting written up from its own runs; none claims a result it lacks
+        said = full_tier.setting_summary(tier, setting)
+        assert said in metrics["full_summary"]
+        assert ("no result" in said) == (not tier.finished[setting])
+    grid = tier.frame("grid")
+    for noise in dict.fromkeys(grid["noise"]) if len(grid) else ():  # 'with crop + flip, CE did not memorise'
+        epochs = tier.finished["grid"][0].config["epochs"]
+        assert "had not begun to memorise" in regime.still_learning_sentence(grid, noise, epochs)
+    early, beside = full_tier.early_frame(tier.finished["early"]), tier.frame(full_tier.EARLY_BESIDE)
+    assert metrics["full_early_text"] == "\n".join(
+        f"- {full_tier.early_sentence(early, beside, noise)}" for noise in campaigns.FULL_NOISES)
 
 
 CE_MEMORISES_FIT = 0.30  # CE fits at least this share of the flipped images to their wrong label (chance 0.10)
@@ -200,19 +211,26 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         earlier = evidence.runs_frame(earlier_runs)
         noise = earlier["noise"].iloc[0]
         assert metrics["earlier_comparison"] == evidence.sentence(earlier, noise, "ce+ogc", "ce")
-        assert metrics["earlier_regime"] == evidence.still_learning_sentence(
-            earlier, noise, earlier_runs[0]["config"]["epochs"])
+        assert metrics["earlier_regime"] == regime.still_learning_sentence(
+            earlier, noise, earlier_runs[0].config["epochs"])
     for noise, rows in frame[frame["loss"] == "ce"].groupby("noise"):
         assert rows["noisy_fit"].mean() >= CE_MEMORISES_FIT, (noise, rows["noisy_fit"].tolist())
         if noise.startswith("symmetric"):
             assert 100 * rows["drop"].mean() >= CE_MEMORISES_DROP_POINTS, (noise, rows["drop"].tolist())
     # every sentence of the chapter is the one its numbers give (recomputed here from the committed files)
+    quick = campaigns.QUICK_TIER
+    assert metrics["evidence_status"] == quick.status(quick.frame(runs), "06_evidence/grid")
     for noise, said in metrics["evidence_sentences"].items():
+        assert said == evidence.noise_sentences(frame, noise)
         assert said["memorisation"] == evidence.memorisation_sentence(frame, noise)
         for loss, baseline, value, text in said["pairs"]:
             assert text == evidence.sentence(frame, noise, loss, baseline, value)
     for noise, answer in metrics["answers"].items():  # the chapter's answer and the intro's verdicts rest on these
         assert answer == evidence.answer(frame, noise)
+    in_order = quick.frame(runs)  # the chapter's noise order, which the claim verdicts list
+    answers = {noise: evidence.answer(in_order, noise) for noise in evidence.compared_noises(in_order)}
+    for name, value in quick.answer_values(answers).items():  # the intro's verdicts and figures
+        assert metrics[name] == value, name
     stated = [n for n in ("symmetric:0.6", "asym-cifar10:0.4", "human:worse") if n in metrics["answers"]]
     assert metrics["significance"] == evidence.significance_sentence(frame, stated)  # in the chapter's noise order
     for noise, said in metrics["reviewer_sentences"].items():  # GCE, fixed clipping and early stopping, stated
@@ -230,11 +248,12 @@ def check_06_evidence(metrics: dict[str, Any]) -> None:
         if noise in answers:  # the accuracy half of 'Read together' is worded by the numbers
             assert metrics[f"answer_{key}_acc_phrase"] == evidence.accuracy_phrase(answers[noise])
     gaps = evidence.clipping_table(runs)
+    assert metrics["gap_sentences"] == evidence.gap_sentences(runs, list(dict.fromkeys(quick.frame(runs)["noise"])))
     for noise, loss, gap, ratio in metrics["gap_sentences"]:
         assert gap == evidence.gap_sentence(gaps, noise, loss)
-        ran = [r for r in runs if (r["config"]["noise"], r["config"]["loss"]) == (noise, loss)]
+        ran = [r for r in runs if (r.noise, r.loss) == (noise, loss)]
         if any(evidence.unclipped_epochs(r) for r in ran):
-            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r["dir"]) for r in ran], noise, loss)
+            assert ratio == evidence.unclipped_ratio_sentence([load_steps(r.dir) for r in ran], noise, loss)
         else:
             assert ratio == ""
 
@@ -332,10 +351,13 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert sorted(acc) == sorted(noises) and all(sorted(row) == sorted(losses) for row in acc.values())
     assert all(0.0 <= a <= 1.0 for row in acc.values() for a in row.values())
     assert len(metrics["table"].splitlines()) == len(losses) + 2
+    # Each noise's figures are named by its kind (ogc_gain_symmetric, realised_asym_mnist, ...).
+    keys = [noise_key(noise) for noise in noises]
+    assert all(f"ogc_gain_{key}" in metrics and f"realised_{key}" in metrics for key in keys)
     # Symmetric noise with exact per-class counts: the realised rate is the nominal one (to rounding).
-    assert abs(metrics["realised_0"] - 0.4) <= 0.01
+    assert abs(metrics["realised_symmetric"] - 0.4) <= 0.01
     # asym-mnist flips 40% of five classes: a fifth of all labels.
-    assert abs(metrics["realised_1"] - 0.2) <= 0.01
+    assert abs(metrics["realised_asym_mnist"] - 0.2) <= 0.01
     # The opening sentences follow the numbers: ahead of CE or not, best or not.
     assert metrics["ogc_vs_ce_sentence"] == evidence.standing_sentence([metrics["ogc_gain"][n] for n in noises])
     # the claim 'CE+OGC scores higher than CE' by the paired intervals; one seed gives no verdict
@@ -343,7 +365,11 @@ def check_05(metrics: dict[str, Any], scale: str) -> None:
     assert metrics["claim_acc_verdict"] == evidence.claim_verdict(verdicts, "above")
     if metrics["n_seeds"] == 1:
         assert metrics["claim_acc_verdict"].startswith("not established under")
-    ranks = [metrics[f"ogc_rank_{i}"] for i in range(len(noises))]
+    ranks = [metrics[f"ogc_rank_{key}"] for key in keys]
+    for rank, noise in zip(ranks, noises, strict=True):  # behind every loss above it, at most behind its ties too
+        ogc = acc[noise]["ce+ogc"]
+        assert sum(a > ogc for a in acc[noise].values()) < rank <= sum(a >= ogc for a in acc[noise].values())
+    assert metrics["ogc_rank_sentence"] == rank_sentence(ranks, len(losses))
     assert metrics["ogc_rank_sentence"].startswith("It is also the best" if set(ranks) == {1} else "It is not the best")
     # at the cpu scale the chapter reads the committed runs (results/05_robustness_cpu/runs) and trains none
     assert metrics["committed_runs"] == (scale == "cpu")
@@ -441,6 +467,18 @@ def glued_names(notebook: nbformat.NotebookNode, kind: str = "text") -> set[str]
     """Every name the markdown cells quote inline ({glue:text}) or as a block ({glue:md})."""
     cells = [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
     return {name for source in cells for name in GLUED[kind].findall(source)}
+
+
+def quoted_by_pages(notebook: Path, pages: Path = book.REPO_ROOT / "book") -> set[str]:
+    """Every name of ``notebook``'s glue that the book's pages quote: {glue:text}`/build/chapters/PAGE.ipynb::name`."""
+    quote = re.compile(rf"/build/chapters/{re.escape(book.page_name(notebook))}\.ipynb::([A-Za-z0-9_]+)")
+    return {name for page in sorted(pages.glob("*.md")) for name in quote.findall(page.read_text())}
+
+
+def test_quoted_by_pages_finds_a_chapters_names_on_the_pages(tmp_path: Path) -> None:
+    (tmp_path / "intro.md").write_text("{glue:text}`/build/chapters/05-robustness-cpu.ipynb::ogc_gain_symmetric:s` "
+                                       "{glue:text}`/build/chapters/04-ogc-in-motion.ipynb::ce_last10:s`")
+    assert quoted_by_pages(Path("notebooks/05_robustness_cpu.ipynb"), tmp_path) == {"ogc_gain_symmetric"}
 
 
 def test_glued_names_are_found_with_or_without_a_format() -> None:
@@ -553,6 +591,8 @@ def test_notebook_runs_and_shows_its_claims(notebook: Path, executed_book) -> No
     inline, blocks = glued_names(source), glued_names(source, "md")
     unrecorded = (inline | blocks) - set(metrics)
     assert not unrecorded, f"the text quotes values the chapter never recorded: {sorted(unrecorded)}"
+    elsewhere = quoted_by_pages(notebook) - set(metrics)
+    assert not elsewhere, f"the book's pages (book/*.md) quote values the chapter never recorded: {sorted(elsewhere)}"
     # a published page names no folder of the machine that built it
     with_paths = sorted(n for n in inline | blocks if book.without_paths(str(metrics[n])) != str(metrics[n]))
     assert not with_paths, {name: metrics[name] for name in with_paths}

@@ -151,3 +151,10 @@ def test_training_h_is_minus_log_p_of_the_noisy_label_under_the_saved_model(toy_
         ce = torch.nn.functional.cross_entropy(net(normalise(split.train_x, split.mean, split.std)), noisy_y,
                                                reduction="none").double().numpy()
     assert np.allclose(frame["h"], np.clip(ce, H_MIN, H_MAX), atol=1e-5)
+
+
+def test_epoch_headers_name_columns_of_the_epoch_table() -> None:
+    table = premise.epoch_table(_steps())
+    assert set(premise.EPOCH_HEADERS) < set(table.columns)
+    assert table.rename(columns=premise.EPOCH_HEADERS).columns.tolist() == [
+        "epoch", "lr", "AUC of H", "noisy share", "mixture's noisy weight", "τ", "true ratio", "target"]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ogc_lab.ogc import OGC_DEFAULTS
-from ogc_lab.recipes import FIELDS, OGC_LOSS_FIELDS, RECIPES, Config, as_published, get_recipe
+from ogc_lab.recipes import FIELDS, OGC_LOSS_FIELDS, RECIPES, Config, as_published, get_recipe, scaled_milestones
 
 
 def test_official_cifar10_is_the_papers_recipe() -> None:
@@ -214,3 +214,17 @@ def test_the_registries_do_not_import_recipes() -> None:
     code = ("import sys; import ogc_lab.optim, ogc_lab.data, ogc_lab.models, ogc_lab.losses, ogc_lab.hardware, "
             "ogc_lab.noise; assert 'ogc_lab.recipes' not in sys.modules, 'a registry imports recipes'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(("epochs", "steps"), [
+    (150, (50, 100)), (30, (10, 20)), (4, (1, 3)), (2, (1,)),  # at 2 epochs both steps round to epoch 1
+    (1, (1,)),  # no step fits before the end: the last epoch
+])
+def test_scaled_milestones_keep_the_steps_at_their_share_of_the_run(epochs: int, steps: tuple[int, ...]) -> None:
+    assert scaled_milestones(get_recipe("official-cifar10"), epochs) == steps
+
+
+def test_scaled_milestones_of_a_schedule_without_steps_and_of_no_epochs() -> None:
+    assert scaled_milestones(get_recipe("official-cifar10", milestones=()), 10) == ()
+    with pytest.raises(ValueError, match="epochs=0 must be at least 1"):
+        scaled_milestones(get_recipe("official-cifar10"), 0)

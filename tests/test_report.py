@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fixtures import run_record
 from ogc_lab import plotting, report, runs
-from ogc_lab.runs import LAST_EPOCHS, last_epochs_mean
+from ogc_lab.runs import LAST_EPOCHS, RunRecord, last_epochs_mean
 from ogc_lab.tables import format_pm
 
 
@@ -55,8 +56,8 @@ def test_pm_table_and_markdown_table() -> None:
 
 def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
     results = [
-        {"config": {"loss": "ce", "seed": s, "ogc_epsilon": 20.0}, "last10_test_acc": 0.1 * s,
-         "best_test_acc": 0.5, "final_test_acc": 0.4, "wall_time_s": 2.0}
+        run_record([{"test_acc": 0.4}], {"loss": "ce", "seed": s, "ogc_epsilon": 20.0}, last10_test_acc=0.1 * s,
+                   best_test_acc=0.5, wall_time_s=2.0)
         for s in (1, 2)
     ]
     frame = report.results_frame(results, ["loss", "seed", "ogc_epsilon"])
@@ -66,10 +67,10 @@ def test_results_frame_takes_config_fields_and_summary_metrics() -> None:
         report.results_frame(results, ["q"])
 
 
-def _committed(loss: str, seed: int, acc: float, device: str, date: str) -> dict:
+def _committed(loss: str, seed: int, acc: float, device: str, date: str) -> RunRecord:
     config = {"dataset": "cifar10", "noise": "symmetric:0.4", "loss": loss, "seed": seed}
-    return {"config": config, "last10_test_acc": acc, "device": device, "date": f"{date}T10:00:00+00:00",
-            "data_source": "data/c.npz sha256 abc"}
+    return run_record([{"test_acc": acc}], config, device=device, date=f"{date}T10:00:00+00:00",
+                      data_source="data/c.npz sha256 abc")
 
 
 def test_provenance_table_groups_seeds_and_keeps_every_device_date_and_file() -> None:
@@ -125,6 +126,26 @@ def test_load_runs_refuses_an_empty_folder_unless_told_it_may_be_empty(tmp_path:
     assert runs.load_runs(tmp_path / "absent", allow_empty=True) == []
 
 
+def test_load_runs_reads_every_committed_run_as_a_typed_record(tmp_path: Path) -> None:
+    committed = Path(__file__).resolve().parents[1] / "results"
+    paths = sorted(p for p in committed.rglob("result.json") if runs.REPORT_DIR not in p.parts)
+    records = runs.load_runs(committed)
+    assert [r.dir for r in records] == [p.parent for p in paths]
+    for record, path in zip(records, paths):
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        assert (record.dataset, record.loss, record.noise, record.seed, record.model) == tuple(
+            raw["config"][k] for k in ("dataset", "loss", "noise", "seed", "model"))
+        assert (record.last10_test_acc, record.num_train, record.device) == (
+            raw["last10_test_acc"], raw["num_train"], raw["device"])
+        assert record.noise_report == raw["noise"] and record.epochs == tuple(raw["epochs"])
+        assert record.config == raw["config"] and record.result == runs.read_result(path)
+    damaged = tmp_path / "ce" / "seed0" / "result.json"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_text(json.dumps({k: v for k, v in json.loads(paths[0].read_text()).items() if k != "num_train"}))
+    with pytest.raises(ValueError, match=f"result file {str(damaged)!r} has no 'num_train' entry"):
+        runs.load_runs(tmp_path)
+
+
 def test_progress_lists_begun_runs_with_their_epochs_and_skips_what_is_not_a_run(tmp_path: Path) -> None:
     def epochs(folder: Path, accuracies: list[float], finished: bool = False) -> None:
         folder.mkdir(parents=True)
@@ -168,3 +189,30 @@ def test_read_result_gives_old_results_the_key_train_writes_now() -> None:
     if "amp" in raw:
         assert result["amp_reason"] == raw["amp"] and "amp" not in result
     assert list(result) == [runs.RENAMED_RESULT_KEYS.get(key, key) for key in raw]  # the order kept
+    assert "source" not in raw  # written before results recorded their source revision
+
+
+@pytest.mark.parametrize("source", [{"commit": "0" * 40, "dirty": True}, {"commit": None, "dirty": None}])
+def test_read_result_reads_the_source_revision_known_or_not(source: dict, tmp_path: Path) -> None:
+    committed = next(Path(__file__).resolve().parents[1].glob("results/**/result.json"))
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({**json.loads(committed.read_text(encoding="utf-8")), "source": source}))
+    assert runs.read_result(path)["source"] == source
+
+
+def test_run_records_say_what_ran_and_the_last_threshold_in_words() -> None:
+    def run(loss: str, tau: float | None) -> RunRecord:
+        return run_record([{"test_acc": 0.95}, {"test_acc": 0.9}],
+                          {"loss": loss, "noise": "symmetric:0.4", "epochs": 2}, final_tau=tau, num_train=500,
+                          num_test=100, noise={"realised_rate": 0.394}, last10_test_acc=0.875, wall_time_s=6.0,
+                          date="2026-12-04T10:00:00+00:00")
+
+    records = report.run_records([run("ce", None), run("ce+ogc", math.inf), run("ce+ogc", 2.34567)])
+    assert records.columns.tolist() == report.RUN_RECORD
+    assert records["final tau"].tolist() == ["∞ (no clipping)", "∞ (no clipping)", "2.35"]
+    shown = report.outcome_table(records)
+    assert shown.columns.tolist() == ["loss", "noise", "realised noise", "final test acc", "last ≤ 10 epochs",
+                                      "final tau"]
+    assert shown.iloc[0][["realised noise", "final test acc", "last ≤ 10 epochs"]].tolist() == [
+        "39.4%", "90.0%", "87.5%"]
+    assert report.run_records([]).columns.tolist() == report.RUN_RECORD

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from fixtures import run_record  # noqa: E402
 from ogc_lab import sensitivity  # noqa: E402
 from ogc_lab.recipes import get_recipe  # noqa: E402
 from ogc_lab.runs import STEPS_CSV  # noqa: E402
@@ -34,10 +35,9 @@ def planned(root: Path, seeds: tuple[int, ...] = (0, 1)):
         for run in runs:
             acc = ACC.get((field, value), ACC["ogc_epsilon", 20]) + 0.02 * run.config.seed
             seconds = {1: 100.0, 32: 90.0}.get(run.config.ogc_interval, 95.0)
-            results[run.out] = {"last10_test_acc": acc, "wall_time_s": seconds, "epochs": [{"step": 12}]}
+            results[run.out] = run_record([{"step": 12, "test_acc": acc}], wall_time_s=seconds)
     for run in baseline:
-        results[run.out] = {"last10_test_acc": 0.8 + 0.02 * run.config.seed, "wall_time_s": 80.0,
-                            "epochs": [{"step": 12}]}
+        results[run.out] = run_record([{"step": 12, "test_acc": 0.8 + 0.02 * run.config.seed}], wall_time_s=80.0)
     return settings, baseline, results
 
 

@@ -83,10 +83,11 @@ def test_run_sweep_returns_results_in_order_and_skips_finished_runs(
     assert capsys.readouterr().out == ""  # progress=False is silent
     results = run_sweep(runs, progress=True)
     assert "4 runs, 2 already finished, 2 to run" in capsys.readouterr().out
-    assert [(r["config"]["loss"], r["config"]["seed"]) for r in results] == [
+    assert [(r.loss, r.seed) for r in results] == [
         ("ce+ogc", 1), ("ce", 1), ("ce+ogc", 0), ("ce", 0)  # the grid's order: seed-major
     ]
-    assert all(len(r["epochs"]) == 1 for r in results)
+    assert all(len(r.epochs) == 1 for r in results)
+    assert [r.dir for r in results] == [r.out for r in runs]
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
     assert len(stamps) == 4
     assert run_sweep(runs) == results  # nothing retrained, the same results read back
@@ -116,9 +117,9 @@ def test_a_worker_pool_gives_the_same_numbers_as_this_process(tmp_path: Path) ->
     pooled = run_sweep(grid("toy", ["ce", "ce+ogc"], ["symmetric:0.3"], [0], tmp_path / "pool", FAST), jobs=2)
     here = run_sweep(grid("toy", ["ce", "ce+ogc"], ["symmetric:0.3"], [0], tmp_path / "here", FAST), jobs=1)
     for a, b in zip(pooled, here):
-        assert a["config"] == b["config"]
-        assert [e["test_acc"] for e in a["epochs"]] == [e["test_acc"] for e in b["epochs"]]
-        assert [e["train_loss"] for e in a["epochs"]] == [e["train_loss"] for e in b["epochs"]]
+        assert a.config == b.config
+        assert [e["test_acc"] for e in a.epochs] == [e["test_acc"] for e in b.epochs]
+        assert [e["train_loss"] for e in a.epochs] == [e["train_loss"] for e in b.epochs]
 
 
 def test_default_jobs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,11 +15,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from fixtures import run_record  # noqa: E402
 from ogc_lab import tracking  # noqa: E402
 from ogc_lab.cost import steps_to_fill  # noqa: E402
 from ogc_lab.ogc import GMM1D, base_loss, solve_tau  # noqa: E402
 from ogc_lab.recipes import get_recipe  # noqa: E402
-from ogc_lab.runs import STEPS_CSV, setting_folder  # noqa: E402
+from ogc_lab.runs import STEPS_CSV, RunRecord, setting_folder  # noqa: E402
 
 STEPS_PER_EPOCH = 4
 MIXTURE = {"means": (0.2, 4.0), "variances": (0.05, 1.0), "weights": (0.6, 0.4)}
@@ -150,9 +151,10 @@ def test_separation_is_read_over_the_last_epochs() -> None:
     assert later["auc_last_ce"][0] == pytest.approx(0.7 + 0.01 * 16)  # the median of steps 9 to 23
 
 
-def result(test_acc: list[float], noisy_fit: float) -> dict:
+def result(test_acc: list[float], noisy_fit: float) -> RunRecord:
+    """A finished run's record with these test accuracies (the last one standing for the last epochs')."""
     epochs = [dict(test_acc=a, train_acc_noisy=noisy_fit, train_acc_clean=0.9) for a in test_acc]
-    return {"epochs": epochs, "last10_test_acc": test_acc[-1], "best_test_acc": max(test_acc)}
+    return run_record(epochs, last10_test_acc=test_acc[-1])
 
 
 def test_comparison_quotes_memorisation_accuracy_and_the_swing_at_the_first_lr() -> None:

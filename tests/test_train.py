@@ -59,6 +59,7 @@ def test_result_records_config_versions_noise_and_curves(toy_run) -> None:
     saved = json.loads((out / "result.json").read_text())
     assert saved["config"] == TOY.to_dict() and Config.from_dict(saved["config"]) == TOY
     assert set(saved["versions"]) == {"python", "ogc_lab", "torch", "torchvision", "numpy", "sklearn"}
+    assert saved["source"] == files.source_revision() and set(saved["source"]) == {"commit", "dirty"}
     assert saved["device"] == f"cpu ({cpu_name()})" and saved["world_size"] == 1
     assert saved["threads"] == TOY.threads == 1  # the thread count the run trained with, not the config's 0 default
     assert saved["amp_reason"].startswith("off (auto)")  # toy2d is not an image set: float32 whatever the CPU
