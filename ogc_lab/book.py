@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,17 @@ def text(value: Any, fmt: str | None = None) -> str:
     return str(value)
 
 
+# What a package function hands a chapter to quote: a value and its format (None: ``text``'s default), by glue name.
+Quote = tuple[Any, str | None]
+Quotes = dict[str, Quote]
+
+
+def threshold_quote(tau: float | None, unclipped: str = "∞ (no clipping)") -> Quote:
+    """A clipping threshold as the prose quotes it: the number to three figures, or ``unclipped`` for none
+    (None or inf, which metrics.json cannot hold)."""
+    return (unclipped, None) if tau is None or not math.isfinite(tau) else (tau, ".3g")
+
+
 class _Text:
     """A glued value shown as exactly this text.
 
@@ -168,6 +179,11 @@ class Metrics:
         self.values[name] = plain
         _glue(name, plain if isinstance(plain, (list, dict)) else _Text(text(plain, fmt)))
         return plain
+
+    def record_all(self, quotes: Mapping[str, Quote]) -> None:
+        """``record`` each name's (value, format): the values a package function words for the text at once."""
+        for name, (value, fmt) in quotes.items():
+            self.record(name, value, fmt)
 
     def markdown(self, name: str, text: str) -> str:
         """Store ``text`` and glue it as markdown, for what {glue:text} would run into one line (a list,

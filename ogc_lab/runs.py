@@ -343,6 +343,15 @@ def run_dir(root: Path, config: Config) -> Path:
     return grid_folder(root, slug(config.loss), slug(config.noise), config.seed)
 
 
+def setting_folder(root: Path, fields: dict[str, Any]) -> Path:
+    """The root of a grid whose runs set ``fields`` of the recipe: ROOT/<field><value>_... (``epochs4``,
+    ``ogc_epsilon20_ogc_interval8``), so that the settings a chapter trains side by side keep apart."""
+    if not fields:
+        raise ValueError("a setting folder names at least one field; allowed: config fields with their values")
+    return Path(root) / "_".join(slug(f"{name}{value:g}" if isinstance(value, (int, float)) else f"{name}{value}")
+                                 for name, value in fields.items())
+
+
 def grid_key(root: Path, folder: Path) -> tuple[str, str, int] | None:
     """(loss folder, noise folder, seed) of a run ``folder`` laid out as ``grid_folder`` under ``root``; None for a
     folder of another layout, or in a report."""

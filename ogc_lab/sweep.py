@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .recipes import Config, as_published, get_recipe
-from .runs import RunRecord, finished_result, run_dir
+from .recipes import FIELDS, Config, as_published, get_recipe
+from .registry import check_names
+from .runs import RunRecord, finished_result, run_dir, setting_folder
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,27 @@ def grid(
         config = as_published(base.replace(loss=loss, noise=noise, seed=seed), keep={*keep, *(overrides or {})})
         runs.append(SweepRun(config, run_dir(out, config)))
     return runs
+
+
+def one_at_a_time(
+    recipe: Config,
+    axes: dict[str, Sequence[Any]],
+    losses: Sequence[str],
+    noises: Sequence[str],
+    seeds: Sequence[int],
+    root: Path,
+) -> dict[tuple[str, Any], list[SweepRun]]:
+    """Per (field, value) of ``axes``: the ``grid`` with that field of ``recipe`` set to the value and the other
+    fields of ``axes`` at the recipe's, under ``runs.setting_folder``, for varying one setting at a time.
+
+    Where a value is the recipe's own, the settings of different axes coincide and share a folder, so that run
+    trains once (``run_sweep`` trains a folder once).
+    """
+    check_names("config field", axes, FIELDS)
+    own = {field: getattr(recipe, field) for field in axes}
+    settings = {(field, value): {**own, field: value} for field, values in axes.items() for value in values}
+    return {key: grid(recipe, losses, noises, seeds, setting_folder(root, setting), setting)
+            for key, setting in settings.items()}
 
 
 def pending(runs: Sequence[SweepRun]) -> list[SweepRun]:

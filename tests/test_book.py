@@ -83,6 +83,23 @@ def test_record_glues_the_formatted_text_and_stores_the_value(tmp_path: Path, mo
     assert metrics.values == dict(rate=0.123456, plain=7, rows=[1, 2])
 
 
+def test_record_all_records_each_value_with_its_format(tmp_path: Path, monkeypatch) -> None:
+    glued: dict = {}
+    monkeypatch.setattr(book, "_glue", lambda name, value: glued.__setitem__(name, value))
+    metrics = book.Metrics(tmp_path / "m.json")
+    metrics.record_all({"rate": (0.123456, ".1%"), "plain": (7, None), "tau": book.threshold_quote(float("inf"))})
+    assert glued["rate"].text == "12.3%" and glued["plain"].text == "7" and glued["tau"].text == "∞ (no clipping)"
+    assert metrics.values == dict(rate=0.123456, plain=7, tau="∞ (no clipping)")
+    with pytest.raises(ValueError, match="'bad'.*non-finite"):
+        metrics.record_all({"bad": (float("nan"), None)})
+
+
+@pytest.mark.parametrize(("tau", "quote"), [
+    (2.3456, (2.3456, ".3g")), (None, ("∞ (no clipping yet)", None)), (float("inf"), ("∞ (no clipping yet)", None))])
+def test_a_threshold_is_quoted_as_a_number_or_as_no_clipping(tau, quote) -> None:
+    assert book.threshold_quote(tau, "∞ (no clipping yet)") == quote
+
+
 def test_markdown_glues_a_markdown_block_and_stores_the_text(tmp_path: Path, monkeypatch) -> None:
     glued: dict = {}
     monkeypatch.setattr(book, "_glue", lambda name, value: glued.__setitem__(name, value))

@@ -216,6 +216,18 @@ def test_gmm_posterior_is_the_noisy_components_responsibility():
     assert mixture.posterior(torch.tensor([1e3], dtype=F64)).item() == 1.0  # both densities underflow there
 
 
+
+def test_gmm_densities_are_the_weighted_normal_densities_clean_first():
+    from scipy.stats import norm
+
+    mixture = gmm(TRUE["means"], TRUE["variances"], TRUE["weights"])
+    h = torch.linspace(0.0, 8.0, 41, dtype=F64)
+    expected = [torch.from_numpy(w * norm.pdf(h.numpy(), m, math.sqrt(v))) for m, v, w in zip(*TRUE.values())]
+    torch.testing.assert_close(mixture.densities(h), torch.stack(expected, dim=-1), rtol=1e-12, atol=1e-300)
+    swapped = GMM1D(*(getattr(mixture, name).flip(0) for name in ("means", "variances", "weights")))
+    torch.testing.assert_close(swapped.densities(h), mixture.densities(h))  # clean first, whatever the order
+    assert mixture.densities(torch.tensor([1e3], dtype=F64)).tolist() == [[0.0, 0.0]]  # underflow, not NaN
+
 # ------------------------------------------------------------------------------------------------
 # r(tau) and the tau solve
 # ------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from ogc_lab.recipes import get_recipe
-from ogc_lab.runs import grid_key, run_dir, slug
-from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, pending, run_sweep
+from ogc_lab.runs import grid_key, run_dir, setting_folder, slug
+from ogc_lab.sweep import SweepError, SweepRun, default_jobs, grid, one_at_a_time, pending, run_sweep
 
 FAST = {"epochs": 1, "ogc_queue_size": 64, "ogc_interval": 2}
 
@@ -179,3 +179,29 @@ def test_run_dir_is_the_grid_layout_that_grid_key_reads_back(tmp_path: Path) -> 
     assert grid_key(tmp_path, folder) == ("ce+ogc", "asym-cifar10_0.4", 3)
     assert grid_key(tmp_path, tmp_path / "report" / "x" / "seed0") is None  # a report is not a run
     assert grid_key(tmp_path, folder.parent) is None
+
+
+def test_a_setting_folder_is_named_by_its_fields(tmp_path: Path) -> None:
+    assert setting_folder(tmp_path, {"epochs": 4}) == tmp_path / "epochs4"
+    fields = {"ogc_epsilon": 20.0, "ogc_interval": 8}
+    assert setting_folder(tmp_path, fields) == tmp_path / "ogc_epsilon20_ogc_interval8"
+    assert setting_folder(tmp_path, {"noise": "pairflip:0.45"}) == tmp_path / "noisepairflip_0.45"
+    with pytest.raises(ValueError, match="at least one field"):
+        setting_folder(tmp_path, {})
+
+
+def test_one_at_a_time_varies_each_field_around_the_recipe(tmp_path: Path) -> None:
+    recipe = get_recipe("toy", epochs=2)
+    axes = {"ogc_epsilon": [5.0, recipe.ogc_epsilon], "ogc_interval": [1, recipe.ogc_interval]}
+    settings = one_at_a_time(recipe, axes, ["ce+ogc"], ["symmetric:0.2"], [0, 1], tmp_path)
+    assert list(settings) == [("ogc_epsilon", 5.0), ("ogc_epsilon", recipe.ogc_epsilon), ("ogc_interval", 1),
+                              ("ogc_interval", recipe.ogc_interval)]
+    run = settings["ogc_interval", 1][0]
+    assert (run.config.ogc_interval, run.config.ogc_epsilon) == (1, recipe.ogc_epsilon)  # the other at the recipe's
+    assert run.out == run_dir(setting_folder(tmp_path, {"ogc_epsilon": recipe.ogc_epsilon, "ogc_interval": 1}),
+                              run.config)
+    # the recipe's own setting is one folder in both axes, so it trains once
+    own = [[run.out for run in settings[field, getattr(recipe, field)]] for field in axes]
+    assert own[0] == own[1] and len(pending([r for runs in settings.values() for r in runs])) == 3 * 2
+    with pytest.raises(ValueError, match="unknown config field 'ogc_eps'"):
+        one_at_a_time(recipe, {"ogc_eps": [1.0]}, ["ce+ogc"], ["none"], [0], tmp_path)

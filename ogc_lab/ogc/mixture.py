@@ -41,11 +41,19 @@ class GMM1D:
 
         Computed from the log joint densities, so it stays defined where both densities underflow.
         """
+        return torch.softmax(self._log_joint(h), dim=-1)[..., 1]
+
+    def densities(self, h: Tensor) -> Tensor:
+        """weight x normal density of each component at each value of ``h``, shape (..., 2), clean first: the two
+        curves that add up to the mixture's density (for drawing it over a histogram of H)."""
+        return torch.exp(self._log_joint(h))
+
+    def _log_joint(self, h: Tensor) -> Tensor:
+        """log(weight_k N(h; mean_k, variance_k)) of the sorted components at each value of ``h``, shape (..., 2)."""
         mixture = self.sorted()
         h = torch.as_tensor(h, dtype=mixture.means.dtype, device=mixture.means.device).unsqueeze(-1)
-        log_joint = (torch.log(mixture.weights) - 0.5 * (LOG_2PI + torch.log(mixture.variances))
-                     - (h - mixture.means) ** 2 / (2.0 * mixture.variances))
-        return torch.softmax(log_joint, dim=-1)[..., 1]
+        return (torch.log(mixture.weights) - 0.5 * (LOG_2PI + torch.log(mixture.variances))
+                - (h - mixture.means) ** 2 / (2.0 * mixture.variances))
 
 
 def _work_dtype(x: Tensor) -> torch.dtype:
