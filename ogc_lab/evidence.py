@@ -493,6 +493,11 @@ def standing_sentence(gains: Sequence[float], method: str = "CE+OGC", baseline: 
     return f"Against {baseline}, {method}'s mean is {listing(parts)} of the {len(signs)} noise types here"
 
 
+def span(low: str, high: str, joint: str) -> str:
+    """'low to high' (with ``joint``), or one value where both ends are the same."""
+    return low if low == high else f"{low}{joint}{high}"
+
+
 def listing(items: Sequence[str]) -> str:
     """'a', 'a and b', 'a, b and c': items as prose lists them."""
     items = list(items)
@@ -516,9 +521,9 @@ def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_tabl
     frame = ordered(runs_frame(runs), order)
     dates = sorted(run.date[:10] for run in runs)
     minutes = [run.wall_time_s / 60 for run in runs]
-    lines = [f"Finished: {len(runs)} runs ({dates[0]} to {dates[-1]}); wall time per run {min(minutes):.0f}-"
-             f"{max(minutes):.0f} min, with several runs (and other work) sharing the machine's cores, so the "
-             "minutes say little about a run's cost alone.", ""]
+    lines = [f"Finished: {len(runs)} runs ({span(dates[0], dates[-1], ' to ')}); wall time per run "
+             f"{span(f'{min(minutes):.0f}', f'{max(minutes):.0f}', '-')} min, with several runs (and other work) "
+             "sharing the machine's cores, so the minutes say little about a run's cost alone.", ""]
     if with_table:
         lines += [markdown_table(display_table(comparison(frame)), index=False), "", TABLE_NOTE, ""]
     gaps = clipping_table(runs)
@@ -526,9 +531,10 @@ def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_tabl
         losses = set(frame[frame["noise"] == noise]["loss"])
         said = noise_sentences(frame, noise)
         lines += ["- " + text for text in (said["memorisation"], *(text for *_, text in said["pairs"]))]
-        if {"ce", "ce+ogc"} <= losses:
+        seeds = frame[frame["noise"] == noise].groupby("loss")["seed"].nunique()
+        if {"ce", "ce+ogc"} <= losses and seeds["ce+ogc"] > 1:  # with one seed there is nothing to set against
             lines.append("- " + early_stop_sentence(frame, noise))
-        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in OGC_LOSSES if loss in losses]
+        lines += ["- " + gap_sentence(gaps, noise, loss) for loss in OGC_LOSSES if loss in losses and seeds[loss] > 1]
     compared = compared_noises(frame)
     if compared:
         lines += ["", significance_sentence(frame, compared)]

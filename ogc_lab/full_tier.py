@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .campaigns import FULL_TIER
-from .evidence import difference_words, grid_summary, interval, points_cell, tables_by_noise
+from .evidence import difference_words, grid_summary, interval, listing, points_cell, tables_by_noise
 from .regime import still_learning_sentence
 from .registry import choose
 from .runs import RunRecord, begun_runs, load_runs, progress, slug
@@ -117,14 +117,15 @@ def lead_sentence(tier: FullTier) -> str:
 
 
 def clean_sentence(runs: Sequence[RunRecord], target: float = CLEAN_TARGET) -> str:
-    """What CE reaches on clean labels, run by run, and whether that is the ``target`` the tier aims at."""
-    said = []
-    for run in runs:
-        reached = f"On clean labels CE reaches {run.final_test_acc:.1%} test accuracy after {run.config['epochs']} " \
-                  f"epochs ({run.model})"
-        said.append(reached + (f", not yet the {target:.0%} this tier aims at." if run.final_test_acc < target
-                               else "."))
-    return " ".join(said) or "No run on clean labels is committed yet."
+    """What CE reaches on clean labels, run by run, in one sentence, and whether any run reached the ``target``
+    the tier aims at."""
+    if not runs:
+        return "No run on clean labels is committed yet."
+    reached = listing([f"{run.final_test_acc:.1%} after {run.config['epochs']} epochs ({run.model})" for run in runs])
+    hits = sum(run.final_test_acc >= target for run in runs)
+    verdict = f"not yet the {target:.0%} this tier aims at" if not hits else \
+        f"{hits} of {len(runs)} at or above the {target:.0%} this tier aims at"
+    return f"On clean labels CE's test accuracy reaches {reached}: {verdict}."
 
 
 def setting_tables(tier: FullTier, setting: str) -> dict[str, pd.DataFrame]:

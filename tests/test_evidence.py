@@ -252,6 +252,9 @@ def test_grid_summary_counts_runs_and_states_only_comparisons_both_sides_ran() -
             for loss, acc, fit in (("ce", 0.30, 0.9), ("ce+ogc", 0.36 + 0.01 * seed, 0.4))]
     text = grid_summary(runs)
     assert text.startswith("Finished: 4 runs (2026-11-28 to 2026-11-29); wall time per run 9-30 min")
+    one_day = grid_summary(runs[:2])  # seed 0 alone: one date, one wall time, and no sentence that needs two seeds
+    assert one_day.startswith("Finished: 2 runs (2026-11-28); wall time per run 9 min")
+    assert "early stopping" not in one_day and "fewer than two" not in one_day
     assert text.count("\n| symmetric:0.6 |") == 2  # one table row per loss
     assert "ce+ogc's last-10 test accuracy is" in text and "ce+ogc's fit of the flipped labels is" in text
     assert "phuber-ce" not in text and "gce" not in text  # never run, so never compared
