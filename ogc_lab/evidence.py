@@ -39,7 +39,9 @@ TABLE_NOTE = ("Wrong labels: the realised share of training labels that differ f
               "highest test accuracy and its fall from there to the last epoch, averaged over seeds, so the peak is "
               "above the peak of the mean curve. Flipped fit: the share of flipped training images predicted as their "
               "given, wrong label in the last epoch (chance: 10 %).")
-SECTION = ("<!-- grid -->", "<!-- /grid -->")  # the generated part of a results README
+def section(grid: str = "grid") -> tuple[str, str]:
+    """The markers of the generated part of a results README that writes up the grid folder ``grid``."""
+    return f"<!-- {grid} -->", f"<!-- /{grid} -->"
 OGC_LOSSES = ("ce+ogc", "gce+ogc")  # the clipping losses whose unclipped epochs a write-up follows
 
 
@@ -521,7 +523,8 @@ def grid_summary(runs: Sequence[RunRecord], order: Sequence[str] = (), with_tabl
     frame = ordered(runs_frame(runs), order)
     dates = sorted(run.date[:10] for run in runs)
     minutes = [run.wall_time_s / 60 for run in runs]
-    lines = [f"Finished: {len(runs)} runs ({span(dates[0], dates[-1], ' to ')}); wall time per run "
+    plural = "s" if len(runs) != 1 else ""
+    lines = [f"Finished: {len(runs)} run{plural} ({span(dates[0], dates[-1], ' to ')}); wall time per run "
              f"{span(f'{min(minutes):.0f}', f'{max(minutes):.0f}', '-')} min, with several runs (and other work) "
              "sharing the machine's cores, so the minutes say little about a run's cost alone.", ""]
     if with_table:
@@ -565,7 +568,7 @@ def reviewer_sentences(frame: pd.DataFrame, noises: Sequence[str]) -> dict[str, 
             for noise in noises if {"gce", "phuber-ce"} <= set(frame[frame["noise"] == noise]["loss"])}
 
 
-def replace_section(text: str, body: str, markers: tuple[str, str] = SECTION) -> str:
+def replace_section(text: str, body: str, markers: tuple[str, str] = section()) -> str:
     """``text`` with what lies between its one pair of ``markers`` replaced by ``body``."""
     start, end = markers
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
@@ -574,14 +577,16 @@ def replace_section(text: str, body: str, markers: tuple[str, str] = SECTION) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Refresh the generated section of FOLDER/README.md from the finished runs under FOLDER/grid."""
+    """Refresh the generated section of FOLDER/README.md from the finished runs under FOLDER/GRID."""
     parser = argparse.ArgumentParser(prog="python -m ogc_lab.evidence", description=main.__doc__)
-    parser.add_argument("folder", type=Path, help="holds README.md (with the section markers) and grid/")
+    parser.add_argument("folder", type=Path, help="holds README.md (with the section markers) and the grid folder")
+    parser.add_argument("--grid", default="grid", help="the grid's folder under FOLDER, also the section's name "
+                                                        "(<!-- GRID --> ... <!-- /GRID -->); default: grid")
     parser.add_argument("--order", default="", help="comma-separated noises and losses in the table's order")
     args = parser.parse_args(argv)
     readme = args.folder / "README.md"
-    body = grid_summary(load_runs(args.folder / "grid"), [n for n in args.order.split(",") if n])
-    atomic_write_text(readme, replace_section(readme.read_text(), body))
+    body = grid_summary(load_runs(args.folder / args.grid), [n for n in args.order.split(",") if n])
+    atomic_write_text(readme, replace_section(readme.read_text(), body, section(args.grid)))
     print(f"updated {readme}")
     return 0
 

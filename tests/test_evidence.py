@@ -293,6 +293,11 @@ def test_main_rewrites_the_readme_section_from_the_runs_on_disk(tmp_path, capsys
     text = (tmp_path / "README.md").read_text()
     assert text.startswith("# runs\n<!-- grid -->\nFinished: 2 runs") and text.endswith("<!-- /grid -->\n")
     assert text.index("| ce+ogc |") < text.index("| ce |")
+    write_run(tmp_path / "memorise", readable_run("ce", 0, [0.5] * 12))  # another grid, in its own section
+    (tmp_path / "README.md").write_text(text + "<!-- memorise -->\n<!-- /memorise -->\n")
+    assert main([str(tmp_path), "--grid", "memorise"]) == 0
+    both = (tmp_path / "README.md").read_text()
+    assert both.startswith(text) and both.count("Finished: ") == 2 and "Finished: 1 run (" in both
 
 
 NOT_SETTLED = "not distinguishable from"
