@@ -89,6 +89,16 @@ def premise_summary(steps: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def beside(value: float, threshold: float, digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals, or as many more (up to 6) as it takes for the text to stay on the
+    side of ``threshold`` that the value is on: 0.8996 is '0.8996', not '0.90', when 0.9 is the line."""
+    for places in range(digits, 7):
+        text = f"{value:.{places}f}"
+        if (float(text) >= threshold) == (value >= threshold):
+            break
+    return text
+
+
 def premise_sentence(summary: dict[str, Any]) -> str:
     """``premise_summary`` in words its numbers choose: separated or not (``SEPARATED_AUC``), whether the
     mixture's noisy weight tracks the true share (``TRACKS``), and how often OGC left the gradients unclipped."""
@@ -103,7 +113,7 @@ def premise_sentence(summary: dict[str, Any]) -> str:
                 f"OGC set no threshold in {unclipped:.0%} of these refits: there its estimate of the noisy/clean "
                 "gradient ratio was already below its target.")
     return (f"Over the {n} refits at the high learning rate (at least half its peak), the median AUC of H between "
-            f"truly noisy and clean samples is {auc:.2f} (lowest {summary['auc_min']:.2f}; "
+            f"truly noisy and clean samples is {beside(auc, SEPARATED_AUC)} (lowest {summary['auc_min']:.2f}; "
             f"{summary['separated_share']:.0%} of the refits at {SEPARATED_AUC} or more), {side} the "
             f"{SEPARATED_AUC} at which this book counts them separated. The mixture's noisy weight averages "
             f"{summary['mixture_noisy_weight_mean']:.2f} against a true noisy share of "
@@ -118,7 +128,7 @@ def premise_verdict(summary: dict[str, Any]) -> str:
         return "not measured yet"
     short = []
     if summary["auc_median"] < SEPARATED_AUC:
-        short.append(f"the median AUC of H is {summary['auc_median']:.2f}, below {SEPARATED_AUC}")
+        short.append(f"the median AUC of H is {beside(summary['auc_median'], SEPARATED_AUC)}, below {SEPARATED_AUC}")
     if summary["weight_gap_mean_abs"] >= TRACKS:
         short.append(f"the mixture's noisy weight averages {summary['mixture_noisy_weight_mean']:.2f} against a "
                      f"true {summary['noisy_share_mean']:.2f}")

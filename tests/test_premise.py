@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ogc_lab import premise
 from ogc_lab.batches import normalise
@@ -158,3 +160,19 @@ def test_epoch_headers_name_columns_of_the_epoch_table() -> None:
     assert set(premise.EPOCH_HEADERS) < set(table.columns)
     assert table.rename(columns=premise.EPOCH_HEADERS).columns.tolist() == [
         "epoch", "lr", "AUC of H", "noisy share", "mixture's noisy weight", "τ", "true ratio", "target"]
+
+
+@given(st.floats(0.0, 1.0), st.sampled_from([0.5, 0.9, 0.95]))
+def test_a_value_beside_its_threshold_is_written_on_its_own_side(value: float, threshold: float) -> None:
+    text = premise.beside(value, threshold)
+    if abs(value - threshold) >= 1e-6:  # six decimals tell every value this far from the line
+        assert (float(text) >= threshold) == (value >= threshold), (value, text)
+    assert len(text.split(".")[1]) >= 2
+
+
+def test_the_premise_never_reads_its_auc_as_the_threshold_it_falls_below() -> None:
+    assert premise.beside(0.8996, 0.9) == "0.8996" and premise.beside(0.91, 0.9) == "0.91"
+    summary = {"windows": 10, "auc_median": 0.8996, "auc_min": 0.7, "separated_share": 0.5, "weight_gap_mean_abs": 0.2,
+               "mixture_noisy_weight_mean": 0.4, "noisy_share_mean": 0.6, "unclipped_share": 0.0}
+    assert "is 0.8996 (lowest 0.70" in premise.premise_sentence(summary)
+    assert premise.premise_verdict(summary).startswith("not at the high learning rate: the median AUC of H is 0.8996")
