@@ -131,13 +131,14 @@ def still_learning_sentence(frame: pd.DataFrame, noise: str, epochs: int, loss: 
 
 def shown_search_table(search: pd.DataFrame) -> pd.DataFrame:
     """``search_table`` as a page shows it: the setting and how far CE memorised, accuracies and fit in per cent
-    ('–' for a run from before the fit counts existed), short headers (model, minutes and seed left to the text)."""
+    ('–' for a run from before the fit counts existed), short headers; model, minutes, seed and the drop (peak
+    less final) are left to the text, so that the table fits a page's width."""
     columns = ["noise", "train images", "epochs", "lr steps at", "augmentation", "peak test acc", "final test acc",
-               "drop (points)", "flipped fit"]
+               "flipped fit"]
     percents = {c: percent(search[c]) for c in ("peak test acc", "final test acc", "flipped fit")}
     return search[columns].assign(**percents).rename(columns={
         "train images": "images", "lr steps at": "lr steps", "augmentation": "aug.", "peak test acc": "peak",
-        "final test acc": "final", "drop (points)": "drop", "flipped fit": "fit"})
+        "final test acc": "final", "flipped fit": "fit"})
 
 
 TWIN_FIELDS = ("dataset", "loss", "noise", "seed")  # what makes two runs the same experiment

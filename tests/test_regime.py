@@ -79,7 +79,7 @@ def test_shown_search_table_writes_per_cents_and_short_headers() -> None:
     run = fake_run("ce", 0, [0.2, 0.4, 0.3], noisy_fit=float("nan"), num_train=5000, wall_time_s=600.0,
                    config=setting)  # a run from before the fit counts
     shown = regime.shown_search_table(search_table([run]))
-    assert shown.columns.tolist() == ["noise", "images", "epochs", "lr steps", "aug.", "peak", "final", "drop", "fit"]
+    assert shown.columns.tolist() == ["noise", "images", "epochs", "lr steps", "aug.", "peak", "final", "fit"]
     assert shown.iloc[0][["peak", "final", "fit"]].tolist() == ["40.0%", "30.0%", "–"]
 
 
