@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .campaigns import FULL_TIER
-from .evidence import difference_words, grid_summary, interval, listing, points_cell, tables_by_noise
+from .evidence import difference_words, grid_summary, interval, listing, points_cell, sentence, tables_by_noise
 from .regime import still_learning_sentence
 from .registry import choose
 from .runs import RunRecord, begun_runs, load_runs, progress, slug
@@ -148,6 +148,20 @@ def setting_summary(tier: FullTier, setting: str) -> str:
                                                    published_sentence(frame, noise)) if text]
     return "\n".join([*lines, "", *(f"- {text}" for text in said), "",
                       grid_summary(runs, FULL_TIER[setting].order, with_table=False)])
+
+
+def finding(tier: FullTier, noise: str = "symmetric:0.6", loss: str = "ce+ogc", setting: str = LEADS[0]) -> str:
+    """The tier's answer for the book's findings table: ``loss`` against CE under ``noise`` where CE memorises
+    (``setting``), at the last epoch and, paired over the seeds, on the last-10 mean; 'not measured yet' without
+    a finished run of both."""
+    frame = tier.frame(setting)
+    here = frame[(frame["noise"] == noise) & frame["loss"].isin([loss, BASELINE])] if len(frame) else frame
+    if not len(here) or set(here["loss"]) != {loss, BASELINE}:
+        return f"not measured yet: no run of both {BASELINE} and {loss} under {noise} has finished in {setting}/"
+    final = here.groupby("loss")["final_test_acc"].mean()
+    seeds = here[here["loss"] == loss]["seed"].nunique()
+    return (f"{loss} ends at {final[loss]:.1%} against {BASELINE}'s {final[BASELINE]:.1%} (mean over {seeds} "
+            f"seed{'s' if seeds != 1 else ''}). {sentence(frame, noise, loss, BASELINE)}")
 
 
 # ---- CE stopped early on held-out noisy labels -----------------------------------------------------

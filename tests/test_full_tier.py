@@ -17,6 +17,7 @@ from ogc_lab.full_tier import (
     early_frame,
     early_sentence,
     early_table,
+    finding,
     lead_sentence,
     progress_table,
     published_sentence,
@@ -180,3 +181,17 @@ def test_the_premise_runs_are_the_crop_and_flip_ogc_runs_of_seed_zero(tmp_path: 
     assert read_tier(tmp_path).premise_dirs() == [tmp_path / "grid" / "ce+ogc" / "symmetric_0.6" / "seed0"]
     with pytest.raises(ValueError, match="unknown setting 'clean'; allowed: memorise, grid, early"):
         read_tier(tmp_path).frame("clean")
+
+
+def test_the_finding_states_the_pair_where_ce_memorises_and_no_verdict_from_one_seed(tmp_path: Path) -> None:
+    assert finding(read_tier(tmp_path)) == (
+        "not measured yet: no run of both ce and ce+ogc under symmetric:0.6 has finished in memorise/")
+    memorise(tmp_path, range(1))
+    one = finding(read_tier(tmp_path))
+    assert one.startswith("ce+ogc ends at 59.0% against ce's 45.0% (mean over 1 seed). Under symmetric:0.6, with one "
+                          "seed so far, ce+ogc's last-10 test accuracy is")
+    assert one.endswith("one seed is no verdict.")
+    memorise(tmp_path, range(1, 3), ogc_gain=0.01)
+    three = finding(read_tier(tmp_path))
+    assert "(mean over 3 seeds)" in three and "paired over 3 seeds, higher in 3" in three
+    assert finding(read_tier(tmp_path), noise="human:worse").startswith("not measured yet")
