@@ -4,21 +4,21 @@ What the grid runs at each book scale (``SCALES``, for ``book.pick``), the name 
 (``noise_key``: its kind, as in ``ogc_gain_symmetric``), and what the text quotes from the table of accuracies,
 chosen by the numbers: each quoted loss's accuracy and OGC's gains per noise, the best loss and CE+OGC's rank with
 the sentence that words it, each loss at its worst noise (what a user who does not know the noise can count on),
-and the paired verdict on "CE+OGC scores higher than CE".  Each comes as ``Quotes`` for ``book.Metrics.record``.
+and the paired verdict on "CE+OGC scores higher than CE".  Each comes as ``book.Quotes``
+for ``book.Metrics.record_all``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import pandas as pd
 
+from .book import Quotes
 from .evidence import answer, claim_verdict, listing, runs_frame, standing_sentence
 from .losses import is_ogc_loss
 from .runs import RunRecord
 
-Quotes = dict[str, tuple[Any, str | None]]  # glue name -> (value, format spec for book.text; None: its default)
 Table = dict[str, dict[str, float]]  # noise -> loss -> figure, the columns of the chapter's table
 
 NOISES = ("symmetric:0.4", "asym-mnist:0.4", "instance:0.4")
